@@ -1,0 +1,30 @@
+# The two commands of the README:
+#   make demo   set up a virtualenv and run the default study on a synthetic cohort
+#   make test   set up a virtualenv and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo_out
+
+.PHONY: setup demo test bench clean-demo
+
+$(BIN)/.radiograph-installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask]'
+	touch $@
+
+setup: $(BIN)/.radiograph-installed
+
+demo: setup
+	$(BIN)/python experiments/radiopathomics.py --config experiments/configs/synthetic.yaml --out $(DEMO)
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@echo "see benchmarks/README.md for each benchmark's command"
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,58 @@
+"""The ``radiograph`` command. Thin: each room registers its own sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from radiograph import __version__
+from radiograph.manifest import validate_manifest
+
+#: Modules that define ``register(subparsers)``, in the order their commands are listed.
+COMMAND_MODULES = (
+    "radiograph.synth.commands",
+    "radiograph.pathology.commands",
+    "radiograph.radiology.commands",
+    "radiograph.graph.commands",
+    "radiograph.train.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radiograph",
+        description="Radiopathomics: CT and H&E slides to spatial graphs, survival with SPARRA.",
+    )
+    parser.add_argument("--version", action="version", version=f"radiograph {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    validate = sub.add_parser("validate", help="check a cohort manifest and print one report")
+    validate.add_argument("manifest", help="manifest CSV")
+    validate.add_argument("--no-file-check", action="store_true",
+                          help="do not check that referenced files exist")
+    validate.set_defaults(func=_validate)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> int:
+    manifest, problems = validate_manifest(args.manifest, check_files=not args.no_file_check)
+    if problems:
+        print(f"{args.manifest}: {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
+    assert manifest is not None
+    print(manifest.summary())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
