@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from tqdm.auto import tqdm
 
 from radiograph import __version__
-from radiograph.io.atomic import TMP_MARK, write_json
+from radiograph.io.atomic import stale_temporaries, write_json
 
 StageFn = Callable[["Task"], Any]
 
@@ -259,10 +259,8 @@ def finish(record: RunRecord) -> int:
 def _remove_stale_temporaries(task: Task) -> None:
     """Delete temporary files a killed earlier attempt of ``task`` left beside its outputs."""
     for output in task.outputs:
-        output = Path(output)
-        if output.parent.is_dir():
-            for stale in output.parent.glob(f"{TMP_MARK}{output.stem}-*{output.suffix}"):
-                stale.unlink(missing_ok=True)
+        for stale in stale_temporaries(output):
+            stale.unlink(missing_ok=True)
 
 
 def _now() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -28,16 +28,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path: final destination. Its parent folder is created if needed.
 
     Yields:
-        A path in the same folder whose name starts with ``.tmp-`` and keeps the suffix of
-        ``path`` (so libraries that dispatch on the extension still work).
+        A path in the same folder named ``.tmp-<stem>-<random><extension>``, where the
+        extension is everything from the first dot of ``path``'s name (``.nii.gz`` stays whole,
+        so libraries that pick a writer from it still work). The file is created empty with
+        the usual permissions (umask applies).
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f"{TMP_MARK}{dest.stem}-", suffix=dest.suffix, dir=dest.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
+    stem, extension = _split_name(dest)
+    while True:
+        tmp = dest.with_name(f"{TMP_MARK}{stem}-{secrets.token_hex(6)}{extension}")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
         _fsync_file(tmp)
@@ -46,6 +51,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files that writers of ``path`` left behind (e.g. when killed mid-write)."""
+    dest = Path(path)
+    if not dest.parent.is_dir():
+        return []
+    stem, extension = _split_name(dest)
+    return sorted(dest.parent.glob(f"{TMP_MARK}{stem}-*{extension}"))
+
+
+def _split_name(path: Path) -> tuple[str, str]:
+    """("S1", ".nii.gz") for "S1.nii.gz": the name up to its first dot, and the rest."""
+    stem, dot, rest = path.name.partition(".")
+    return stem, dot + rest
 
 
 @contextlib.contextmanager
@@ -69,6 +89,15 @@ def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def finished_files(folder: str | os.PathLike, pattern: str) -> list[Path]:
+    """Files in ``folder`` matching ``pattern`` (``Path.glob``), without writers' temporaries.
+
+    Use this, not a bare ``glob``, to list outputs: ``Path.glob("*.h5")`` also matches the
+    hidden ``.tmp-*.h5`` file of a write in progress or of a killed writer.
+    """
+    return sorted(p for p in Path(folder).glob(pattern) if not p.name.startswith(TMP_MARK))
 
 
 def partial_files(folder: str | os.PathLike) -> list[Path]:

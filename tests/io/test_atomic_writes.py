@@ -58,6 +58,15 @@ def test_sigkill_mid_write_leaves_no_destination(tmp_path):
 
 def test_tmp_keeps_suffix_for_libraries_that_dispatch_on_it(tmp_path):
     with atomic_path(tmp_path / "vol.nii.gz") as tmp:
-        assert tmp.name.endswith(".nii.gz") or tmp.suffix == ".gz"
+        assert tmp.name.endswith(".nii.gz") and tmp.name.startswith(".tmp-vol-")
         tmp.write_bytes(b"1")
     assert (tmp_path / "vol.nii.gz").read_bytes() == b"1"
+
+
+def test_atomic_files_get_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,48 @@
+"""Spatial-feature graphs of patches, for slides (2D) and volumes (3D).
+
+Importable on its own: depends on numpy, scipy, torch, torch_geometric, networkx, matplotlib
+and :mod:`radiograph.io`, never on the training code.
+
+Stable API:
+
+* :func:`build_spatial_graph` (coords, features, method, **params) -> ``Data`` with ``x``,
+  ``pos``, ``edge_index``, ``node_of_patch``, ``num_patches``, ``patch_coords``, ``params``.
+  Methods ``slidegraph`` (TIAToolbox's SlideGraph construction, computed sparsely),
+  ``knn``, ``radius``, ``delaunay``; parameters and defaults in :data:`METHOD_DEFAULTS`.
+* :func:`to_networkx` / :func:`from_networkx`; :func:`graph_stats`; :func:`cluster_quality`.
+* :func:`plot_graph_2d` (over a slide thumbnail), :func:`plot_graph_3d` (over CT projections).
+* Per-modality defaults in grid steps: :func:`step_params`, :func:`scaled_params`,
+  :func:`grid_step`.
+* Edge rules on points: :func:`knn_edges`, :func:`radius_edges`, :func:`delaunay_edges`.
+"""
+
+from radiograph.graph.build import (
+    METHOD_DEFAULTS,
+    GraphConstructionWarning,
+    build_spatial_graph,
+)
+from radiograph.graph.edges import delaunay_edges, knn_edges, radius_edges
+from radiograph.graph.export import from_networkx, to_networkx
+from radiograph.graph.params import grid_step, scaled_params, step_params
+from radiograph.graph.plot import plot_graph_2d, plot_graph_3d
+from radiograph.graph.slidegraph import SlideGraphParams
+from radiograph.graph.stats import cluster_quality, graph_stats
+
+__all__ = [
+    "METHOD_DEFAULTS",
+    "GraphConstructionWarning",
+    "SlideGraphParams",
+    "build_spatial_graph",
+    "cluster_quality",
+    "delaunay_edges",
+    "from_networkx",
+    "graph_stats",
+    "grid_step",
+    "knn_edges",
+    "plot_graph_2d",
+    "plot_graph_3d",
+    "radius_edges",
+    "scaled_params",
+    "step_params",
+    "to_networkx",
+]

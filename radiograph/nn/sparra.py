@@ -1,0 +1,279 @@
+r"""SPARRA: sparsity-informed probabilistic spatial aggregation (Gao et al., MICCAI; SPARRA.md).
+
+Per subject and modality m with node features :math:`X_m` (N_m, d_m) and graph edges E_m:
+
+1. encoder :math:`H_m = \mathrm{Dropout}(\mathrm{ReLU}(X_m W_m))` (N_m, n_e);
+2. pooling module: two layers of ``GCNConv -> TopKPooling(ratio_m)``, keeping
+   :math:`\lceil k \lceil k N_m \rceil \rceil` nodes with features :math:`F_m` (M_m, n_h) and the
+   composed permutation ``perm1[perm2]`` that maps them back to the original nodes;
+3-4. a gated attention net (shared by the modalities) gives per pooled node
+   :math:`\mu_s` and :math:`\log \sigma_s^2` of :math:`q(s|X) = \mathcal{N}(\mu_s, \sigma_s^2)`;
+5. Gamma posterior of the precision (Eq. 4, :func:`~radiograph.nn.losses.gamma_posterior`);
+6. weights :math:`w = \hat v = v^{-1} / \|v^{-1}\|_1` with :math:`v^{-1} = \beta_v / \alpha_v`,
+   normalised per subject per modality (paper) or over all modalities of a subject (reference);
+7. subject vector :math:`x = [\sum_i w_i F_{r,i}, \sum_i w_i F_{p,i}]` (missing modality: zeros);
+8. linear head on x (risk or class logits);
+9. decoder: the sample s (one value per pooled node) -> ``Linear(1, n_h) -> ReLU -> GCNConv(n_h,
+   n_e)`` on the pooled graph -> ``ReLU`` -> ``Linear(n_e, d_m)``, reconstructing
+   :math:`X_m[\mathrm{perm1}[\mathrm{perm2}]]`;
+10. auxiliary loss (Eq. 8 without the task term):
+    :math:`\tau_{vi} (\mathrm{KL} + \tau_{ae} \mathrm{MSE})`;
+11. node importance: w scattered back through both permutations (0 for dropped nodes).
+
+Sampling: in training mode :math:`s = \mu_s + \sigma_s \varepsilon` (reparameterisation, so the
+decoder's gradient reaches the encoder; the reference's ``.sample()`` cut it); in evaluation mode
+:math:`s = \mu_s`, so inference is deterministic. s feeds only the decoder: the prediction and the
+importances depend on :math:`\mu_s, \sigma_s` through Eq. 4, never on the noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor
+from torch_geometric.nn import GCNConv, SAGEConv, TopKPooling
+from torch_geometric.utils import scatter
+
+from radiograph.nn.base import Aggregator, AggregatorOutput, GatedAttention, Task, encoder_block
+from radiograph.nn.batch import SubjectBatch
+from radiograph.nn.losses import gamma_posterior, reconstruction_mse, sparsity_kl
+
+LOGVAR_BOUND = 20.0
+"""log sigma^2 is clamped to [-20, 20] (as in the reference) so exp() stays finite."""
+
+REFERENCE_POOL_RATIO = {"radiology": 0.7, "pathology": 0.2}
+"""Pool ratios of the reference implementation (the paper uses 0.2 for both)."""
+
+
+@dataclass
+class SparraConfig:
+    """SPARRA hyper-parameters; defaults follow the paper, the reference values are options.
+
+    Attributes:
+        n_e: encoder output size (reference 256).
+        n_h: pooling-module hidden size; the subject vector has ``n_modalities * n_h`` entries.
+        pool_ratio: TopK ratio k of both pooling layers, one float for all modalities (paper 0.2)
+            or modality -> ratio (reference: ``REFERENCE_POOL_RATIO``).
+        weight_norm: ``"modality"`` (paper: weights sum to 1 per subject per modality) or
+            ``"joint"`` (reference: to 1 over all modalities of a subject).
+        conv: graph convolution of the pooling module and the decoder, ``"gcn"`` (paper) or
+            ``"sage"``.
+        dropout: encoder dropout (paper 0.5).
+        attention_dim: hidden size of the gated attention net (reference 256).
+        attention_dropout: dropout inside the gated attention net (reference 0.25).
+        tau_vi: weight of the variational terms in Eq. 8 (reference 0.1).
+        tau_ae: decoder precision tau of Eq. 6, weight of the MSE (paper 1e-3).
+        alpha0, beta0, mu0, lambda0: Normal-Gamma prior (paper 2, 1e-2, 0, 1).
+    """
+
+    n_e: int = 256
+    n_h: int = 128
+    pool_ratio: float | dict[str, float] = 0.2
+    weight_norm: Literal["modality", "joint"] = "modality"
+    conv: Literal["gcn", "sage"] = "gcn"
+    dropout: float = 0.5
+    attention_dim: int = 256
+    attention_dropout: float = 0.25
+    tau_vi: float = 0.1
+    tau_ae: float = 1e-3
+    alpha0: float = 2.0
+    beta0: float = 1e-2
+    mu0: float = 0.0
+    lambda0: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.weight_norm not in ("modality", "joint"):
+            raise ValueError(f"weight_norm must be 'modality' or 'joint', got {self.weight_norm!r}")
+        if self.conv not in ("gcn", "sage"):
+            raise ValueError(f"conv must be 'gcn' or 'sage', got {self.conv!r}")
+        ratios = (
+            self.pool_ratio.values() if isinstance(self.pool_ratio, dict) else [self.pool_ratio]
+        )
+        for ratio in ratios:
+            if not 0.0 < float(ratio) <= 1.0:
+                raise ValueError(f"pool_ratio must lie in (0, 1], got {self.pool_ratio!r}")
+        if self.alpha0 <= 0 or self.beta0 <= 0 or self.lambda0 <= 0:
+            raise ValueError("alpha0, beta0 and lambda0 must be positive")
+
+    def ratio_for(self, modality: str) -> float:
+        """TopK ratio of ``modality``."""
+        if isinstance(self.pool_ratio, dict):
+            if modality not in self.pool_ratio:
+                raise ValueError(
+                    f"pool_ratio has no entry for modality {modality!r}: {self.pool_ratio}"
+                )
+            return float(self.pool_ratio[modality])
+        return float(self.pool_ratio)
+
+
+def _conv(kind: str, in_dim: int, out_dim: int) -> torch.nn.Module:
+    return GCNConv(in_dim, out_dim) if kind == "gcn" else SAGEConv(in_dim, out_dim)
+
+
+class Pooled(NamedTuple):
+    """Output of :class:`PoolingModule` for the graphs of one modality.
+
+    Attributes:
+        x: (M, n_h) features of the kept nodes, grouped by graph.
+        edge_index: (2, E') edges among the kept nodes.
+        batch: (M,) graph index of each kept node (non-decreasing).
+        perm: (M,) index of each kept node among the module's input nodes (``perm1[perm2]``).
+    """
+
+    x: Tensor
+    edge_index: Tensor
+    batch: Tensor
+    perm: Tensor
+
+
+class PoolingModule(torch.nn.Module):
+    """Two layers of ``conv(n -> n_h) -> TopKPooling(n_h, ratio)`` (SPARRA.md step 2).
+
+    PyG's TopKPooling scores nodes by ``tanh(x p / |p|)``, keeps the ``ceil(ratio * N)`` best of
+    each graph and multiplies their features by the score; its ``perm`` indexes its input nodes,
+    so the kept nodes of the second layer are the input nodes ``perm1[perm2]``.
+    """
+
+    def __init__(self, in_dim: int, n_h: int, ratio: float, conv: str) -> None:
+        super().__init__()
+        self.conv1 = _conv(conv, in_dim, n_h)
+        self.pool1 = TopKPooling(n_h, ratio=ratio)
+        self.conv2 = _conv(conv, n_h, n_h)
+        self.pool2 = TopKPooling(n_h, ratio=ratio)
+
+    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor) -> Pooled:
+        """(N, in_dim) node features of a batch of graphs -> :class:`Pooled`."""
+        h = self.conv1(x, edge_index)
+        h, edge_index, _, batch, perm1, _ = self.pool1(h, edge_index, batch=batch)
+        h = self.conv2(h, edge_index)
+        h, edge_index, _, batch, perm2, _ = self.pool2(h, edge_index, batch=batch)
+        return Pooled(h, edge_index, batch, perm1[perm2])
+
+
+class Sparra(Aggregator):
+    """SPARRA aggregator; see the module docstring for the model and SPARRA.md for the spec.
+
+    ``aux_terms`` holds ``"kl"`` (mean over every pooled node of the batch) and ``"mse"`` (sum
+    over the present modalities of the per-modality reconstruction MSE); ``aux_loss`` is
+    ``tau_vi * (kl + tau_ae * mse)``. The terms stay attached to the autograd graph (log them
+    with ``.item()``).
+    """
+
+    def __init__(
+        self,
+        in_dims: Mapping[str, int],
+        config: SparraConfig | None = None,
+        task: Task = "survival",
+        num_classes: int = 2,
+    ) -> None:
+        super().__init__(in_dims, task, num_classes)
+        self.config = cfg = config or SparraConfig()
+        self.encoders = torch.nn.ModuleDict(
+            {m: encoder_block(d, cfg.n_e, cfg.dropout) for m, d in self.in_dims.items()}
+        )
+        self.pools = torch.nn.ModuleDict(
+            {
+                m: PoolingModule(cfg.n_e, cfg.n_h, cfg.ratio_for(m), cfg.conv)
+                for m in self.modalities
+            }
+        )
+        self.attention = GatedAttention(cfg.n_h, cfg.attention_dim, 2, cfg.attention_dropout)
+        self.decoder_in = torch.nn.Linear(1, cfg.n_h)
+        self.decoder_conv = _conv(cfg.conv, cfg.n_h, cfg.n_e)
+        self.decoder_out = torch.nn.ModuleDict(
+            {m: torch.nn.Linear(cfg.n_e, d) for m, d in self.in_dims.items()}
+        )
+        self._make_head(len(self.modalities) * cfg.n_h)
+
+    def _decode(self, modality: str, s: Tensor, edge_index: Tensor) -> Tensor:
+        """Step 9: (M,) samples -> (M, d_m) reconstructed input features of the pooled nodes."""
+        h = torch.relu(self.decoder_in(s[:, None]))
+        h = torch.relu(self.decoder_conv(h, edge_index))
+        return self.decoder_out[modality](h)
+
+    def forward(self, batch: SubjectBatch) -> AggregatorOutput:
+        """Aggregate a batch; see :class:`~radiograph.nn.base.AggregatorOutput`."""
+        self._check(batch)
+        cfg = self.config
+        dtype = self.head.weight.dtype
+        present = [m for m in self.modalities if m in batch.graphs]
+
+        pooled: dict[str, Pooled] = {}
+        mu: dict[str, Tensor] = {}
+        logvar: dict[str, Tensor] = {}
+        v_inv: dict[str, Tensor] = {}
+        beta_v: dict[str, Tensor] = {}
+        alpha_v: dict[str, Tensor] = {}
+        for m in present:
+            graphs = batch.graphs[m]
+            h = self.encoders[m](graphs.x.to(dtype))
+            pooled[m] = self.pools[m](h, graphs.edge_index, graphs.batch)
+            out = self.attention(pooled[m].x)
+            mu[m] = out[:, 0]
+            logvar[m] = out[:, 1].clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
+            alpha_v[m], beta_v[m] = gamma_posterior(
+                mu[m], logvar[m], cfg.alpha0, cfg.beta0, cfg.mu0, cfg.lambda0
+            )
+            v_inv[m] = beta_v[m] / alpha_v[m]
+
+        weights = self._normalise(batch, pooled, v_inv)
+
+        blocks, importance = [], {}
+        mse = self.head.weight.new_zeros(())
+        for m in self.modalities:
+            block = self.head.weight.new_zeros(batch.num_subjects, cfg.n_h)
+            if m in pooled:
+                p, w = pooled[m], weights[m]
+                subject = batch.subject_of_graph[m][p.batch]
+                block = scatter(
+                    w[:, None] * p.x, subject, dim=0, dim_size=batch.num_subjects, reduce="sum"
+                )
+                s = (
+                    mu[m] + torch.exp(0.5 * logvar[m]) * torch.randn_like(mu[m])
+                    if self.training
+                    else mu[m]
+                )
+                target = batch.graphs[m].x[p.perm].to(dtype)
+                mse = mse + reconstruction_mse(self._decode(m, s, p.edge_index), target)
+                importance[m] = torch.zeros(
+                    batch.graphs[m].num_nodes, dtype=dtype, device=w.device
+                ).index_copy(0, p.perm, w.detach())
+            blocks.append(block)
+        embedding = torch.cat(blocks, dim=1)
+
+        kl = sparsity_kl(
+            torch.cat([mu[m] for m in present]),
+            torch.cat([logvar[m] for m in present]),
+            torch.cat([alpha_v[m] for m in present]),
+            torch.cat([beta_v[m] for m in present]),
+            cfg.mu0,
+            cfg.lambda0,
+        )
+        return AggregatorOutput(
+            prediction=self._predict(embedding),
+            embedding=embedding,
+            aux_loss=cfg.tau_vi * (kl + cfg.tau_ae * mse),
+            aux_terms={"kl": kl, "mse": mse},
+            importance=importance,
+        )
+
+    def _normalise(
+        self, batch: SubjectBatch, pooled: dict[str, Pooled], v_inv: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Step 6: w = v_inv / sum(v_inv) per graph ("modality") or per subject ("joint")."""
+        if self.config.weight_norm == "modality":
+            weights = {}
+            for m, v in v_inv.items():
+                graph = pooled[m].batch
+                total = scatter(v, graph, dim=0, dim_size=batch.graphs[m].num_graphs, reduce="sum")
+                weights[m] = v / total[graph]
+            return weights
+        subjects = {m: batch.subject_of_graph[m][pooled[m].batch] for m in v_inv}
+        total = sum(
+            scatter(v, subjects[m], dim=0, dim_size=batch.num_subjects, reduce="sum")
+            for m, v in v_inv.items()
+        )
+        return {m: v / total[subjects[m]] for m, v in v_inv.items()}

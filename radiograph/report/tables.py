@@ -1,0 +1,249 @@
+r"""Tables in the layout of the paper's Table 1, from long-format fold results.
+
+Input: a long DataFrame with one row per (group, model, fold, metric): columns ``model``,
+``fold``, ``metric``, ``value`` and any of the group columns :data:`GROUP_KEYS`
+(``extractor``, ``modality``, ``aggregator``), e.g. the output of
+:func:`radiograph.survival.baselines.run_baselines` with the group columns added.
+
+Table 1: rows = group x metric, columns = models then ``avg``; each cell holds the mean and
+the standard deviation over folds. As in the paper, the ``avg`` cell is the mean of the
+model means and the mean of the model standard deviations, over the models where the metric
+exists (IBS has no FSVM value: N/A, and its average is over the three other models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radiograph.io.atomic import atomic_open
+from radiograph.survival.metrics import LOWER_IS_BETTER
+
+GROUP_KEYS = ("extractor", "modality", "aggregator")
+REQUIRED = ("model", "fold", "metric", "value")
+AVG = "avg"
+MODEL_LABELS = {"rsf": "RSF", "coxph": "CoxPH", "coxnet": "Coxnet", "fsvm": "FSVM", AVG: "Avg."}
+METRIC_LABELS = {
+    "c_index": "C-Index",
+    "c_ipcw": "C-IPCW",
+    "c_auc": "C-AUC",
+    "ibs": "IBS",
+    "auroc": "AUROC",
+    "auprc": "AUPRC",
+    "accuracy": "Accuracy",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+}
+GROUP_LABELS = {"extractor": "Extractor", "modality": "Modality", "aggregator": "Aggr."}
+
+
+def fold_statistics(results: pd.DataFrame, *, ddof: int = 1) -> pd.DataFrame:
+    """Mean, standard deviation and number of finite values over folds.
+
+    Args:
+        results: long results (see the module docstring).
+        ddof: delta degrees of freedom of the standard deviation (1 = sample std).
+
+    Returns:
+        DataFrame with the group columns present, ``model``, ``metric``, ``mean``, ``std``,
+        ``n``; groups, models and metrics in order of first appearance. NaN values (e.g. the
+        IBS of FSVM) are ignored; a cell without finite values has mean and std NaN.
+    """
+    frame = _check_results(results)
+    keys = [*group_keys(frame), "model", "metric"]
+    grouped = frame.groupby(keys, sort=False, dropna=False)["value"]
+    stats = grouped.agg(mean="mean", std=lambda v: v.std(ddof=ddof), n="count")
+    return stats.reset_index()
+
+
+def table1(
+    results: pd.DataFrame,
+    *,
+    models: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    ddof: int = 1,
+) -> pd.DataFrame:
+    """The paper's Table 1 from long fold results.
+
+    Args:
+        results: long results (see the module docstring).
+        models: column order (default: order of first appearance).
+        metrics: row order within a group (default: order of first appearance).
+        ddof: delta degrees of freedom of the fold standard deviation.
+
+    Returns:
+        DataFrame indexed by (group columns present..., ``metric``) with MultiIndex columns
+        (model, ``"mean"`` | ``"std"``) for every model and for ``"avg"``.
+    """
+    stats = fold_statistics(results, ddof=ddof)
+    keys = [*group_keys(stats), "metric"]
+    models = list(models) if models is not None else list(pd.unique(stats["model"]))
+    wide = stats.set_index([*keys, "model"])[["mean", "std"]].unstack("model")
+    wide = wide.swaplevel(0, 1, axis=1).reindex(
+        columns=pd.MultiIndex.from_product([models, ["mean", "std"]])
+    )
+    means = wide.xs("mean", axis=1, level=1)
+    stds = wide.xs("std", axis=1, level=1)
+    wide[(AVG, "mean")] = means.mean(axis=1, skipna=True)
+    wide[(AVG, "std")] = stds.mean(axis=1, skipna=True)
+    order = _row_order(stats, keys, metrics)
+    return wide.reindex(order)
+
+
+def best_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Which means are the best of their comparison (bold in the paper).
+
+    Rows that share every group column except the last one (the aggregator, in the paper)
+    and the metric are compared column by column: the highest mean wins, the lowest for
+    :data:`~radiograph.survival.metrics.LOWER_IS_BETTER` metrics (IBS). A comparison of a
+    single row has no winner.
+
+    Returns:
+        Bool DataFrame indexed like ``table`` with one column per model (and ``avg``).
+    """
+    means = table.xs("mean", axis=1, level=1)
+    names = list(table.index.names)
+    if len(names) < 2:
+        return pd.DataFrame(False, index=means.index, columns=means.columns)
+    compare_on = [*names[:-2], "metric"]
+    best = pd.DataFrame(False, index=means.index, columns=means.columns)
+    for _, block in means.groupby(level=compare_on, sort=False):
+        if len(block) < 2:
+            continue
+        lower = block.index.get_level_values("metric")[0] in LOWER_IS_BETTER
+        for column in block.columns:
+            values = block[column].dropna()
+            if not values.empty:
+                best.loc[values.idxmin() if lower else values.idxmax(), column] = True
+    return best
+
+
+def to_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
+    """Markdown rendering of :func:`table1`: cells ``mean ± std``, best in bold, N/A for NaN."""
+    best = best_cells(table)
+    header = [*_index_labels(table), *(_model_label(m) for m in _models(table))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.index:
+        cells = []
+        for model in _models(table):
+            text = _cell(table.loc[row, (model, "mean")], table.loc[row, (model, "std")], digits)
+            cells.append(f"**{text}**" if best.loc[row, model] else text)
+        lines.append("| " + " | ".join([*_row_labels(row), *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(table: pd.DataFrame, *, digits: int = 3) -> str:
+    r"""LaTeX (booktabs) rendering of :func:`table1`: cells ``$mean_{std}$`` as in the paper,
+    best mean in ``\mathbf``, N/A for NaN."""
+    best = best_cells(table)
+    n_index = len(table.index.names)
+    models = _models(table)
+    header = [*_index_labels(table), *(_model_label(m) for m in models)]
+    lines = [
+        r"\begin{tabular}{" + "l" * n_index + "c" * len(models) + "}",
+        r"\toprule",
+        " & ".join(_latex_escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
+    for row in table.index:
+        cells = []
+        for model in models:
+            mean, std = table.loc[row, (model, "mean")], table.loc[row, (model, "std")]
+            if not np.isfinite(mean):
+                cells.append("N/A")
+                continue
+            value = f"{mean:.{digits}f}"
+            value = rf"\mathbf{{{value}}}" if best.loc[row, model] else value
+            spread = f"{std:.{digits}f}" if np.isfinite(std) else "-"
+            cells.append(f"${value}_{{{spread}}}$")
+        lines.append(" & ".join([*map(_latex_escape, _row_labels(row)), *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`table1` flattened for CSV: index columns then ``<model>_mean``, ``<model>_std``."""
+    flat = table.copy()
+    flat.columns = [f"{model}_{stat}" for model, stat in flat.columns]
+    return flat.reset_index()
+
+
+def write_table(table: pd.DataFrame, path: str | Path, *, digits: int = 3) -> dict[str, Path]:
+    """Write :func:`table1` as CSV, Markdown and LaTeX beside ``path`` (suffix replaced).
+
+    Every file is written atomically. Returns ``{"csv": ..., "md": ..., "tex": ...}``.
+    """
+    base = Path(path)
+    out = {}
+    renderings = {
+        "csv": lambda: to_csv_frame(table).to_csv(index=False),
+        "md": lambda: to_markdown(table, digits=digits),
+        "tex": lambda: to_latex(table, digits=digits),
+    }
+    for suffix, render in renderings.items():
+        target = base.with_suffix(f".{suffix}")
+        with atomic_open(target, "w", encoding="utf-8", newline="") as fh:
+            fh.write(render())
+        out[suffix] = target
+    return out
+
+
+def group_keys(frame: pd.DataFrame) -> list[str]:
+    """The group columns of :data:`GROUP_KEYS` present in ``frame``, in that order."""
+    return [key for key in GROUP_KEYS if key in frame.columns]
+
+
+def _check_results(results: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in REQUIRED if c not in results.columns]
+    if missing:
+        raise ValueError(f"results: missing column(s) {missing}; have {list(results.columns)}")
+    keys = [*group_keys(results), "model", "metric", "fold"]
+    duplicated = results.duplicated(keys, keep=False)
+    if duplicated.any():
+        first = results.loc[duplicated, keys].iloc[0].to_dict()
+        raise ValueError(f"results: {int(duplicated.sum())} duplicated rows, e.g. {first}")
+    frame = results.copy()
+    frame["value"] = pd.to_numeric(frame["value"], errors="raise").astype(float)
+    return frame
+
+
+def _row_order(stats: pd.DataFrame, keys: list[str], metrics: Sequence[str] | None) -> list:
+    groups = list(dict.fromkeys(map(tuple, stats[keys[:-1]].to_numpy()))) if keys[:-1] else [()]
+    present = list(pd.unique(stats["metric"]))
+    metric_order = [m for m in metrics if m in present] if metrics is not None else present
+    rows = [(*group, metric) for group in groups for metric in metric_order]
+    return rows if len(keys) > 1 else [metric for (metric,) in rows]
+
+
+def _models(table: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(table.columns.get_level_values(0)))
+
+
+def _index_labels(table: pd.DataFrame) -> list[str]:
+    names = table.index.names
+    return [GROUP_LABELS.get(name, "Metric" if name == "metric" else str(name)) for name in names]
+
+
+def _row_labels(row: object) -> list[str]:
+    values = row if isinstance(row, tuple) else (row,)
+    return [*map(str, values[:-1]), METRIC_LABELS.get(values[-1], str(values[-1]))]
+
+
+def _model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
+
+
+def _cell(mean: float, std: float, digits: int) -> str:
+    if not np.isfinite(mean):
+        return "N/A"
+    spread = f"{std:.{digits}f}" if np.isfinite(std) else "-"
+    return f"{mean:.{digits}f} ± {spread}"
+
+
+def _latex_escape(text: str) -> str:
+    for char in ("&", "%", "$", "#", "_", "{", "}"):
+        text = text.replace(char, "\\" + char)
+    return text

@@ -1,0 +1,60 @@
+"""Survival evaluation of subject vectors: univariate Cox screening, the paper's four
+classical baselines tuned by inner CV, per-fold metrics and risk groups."""
+
+from radiograph.survival.baselines import (
+    BASELINES,
+    DEFAULT_GRIDS,
+    TunedSurvivalModel,
+    inner_splits,
+    make_baseline,
+    run_baselines,
+)
+from radiograph.survival.metrics import (
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    SURVIVAL_METRICS,
+    bootstrap_indices,
+    default_tau,
+    evaluate_classification,
+    evaluate_survival,
+    evaluation_times,
+    risk_score,
+    survival_metrics,
+    truncate_follow_up,
+    youden_threshold,
+)
+from radiograph.survival.risk_groups import (
+    KaplanMeierCurve,
+    RiskGroups,
+    risk_threshold,
+    stratify_risk,
+)
+from radiograph.survival.screening import UnivariateCoxSelector, screen, univariate_cox
+
+__all__ = [
+    "BASELINES",
+    "CLASSIFICATION_METRICS",
+    "DEFAULT_GRIDS",
+    "LOWER_IS_BETTER",
+    "SURVIVAL_METRICS",
+    "KaplanMeierCurve",
+    "RiskGroups",
+    "TunedSurvivalModel",
+    "UnivariateCoxSelector",
+    "bootstrap_indices",
+    "default_tau",
+    "evaluate_classification",
+    "evaluate_survival",
+    "evaluation_times",
+    "inner_splits",
+    "make_baseline",
+    "risk_score",
+    "risk_threshold",
+    "run_baselines",
+    "screen",
+    "stratify_risk",
+    "survival_metrics",
+    "truncate_follow_up",
+    "univariate_cox",
+    "youden_threshold",
+]

@@ -1,0 +1,17 @@
+"""Synthetic cohorts with a known, planted prognostic signal.
+
+``make_cohort`` writes real files that every later stage reads like a real cohort: a manifest,
+pyramidal Aperio-style TIFF slides (OpenSlide reads mpp and objective power), NIfTI CT volumes
+with tumour masks, survival times from a known hazard, and the ground truth beside them (which
+regions are prognostic, each subject's true log hazard). See :mod:`radiograph.synth.cohort`
+for the model and ``data_manifests/synthetic.md`` for the files.
+
+Modules: ``cohort`` (subjects, hazard, times, manifest, ground truth), ``slides`` (H&E slides),
+``volumes`` (CT volumes), ``regions`` (random blobs and noise shared by both), ``commands``
+(the ``radiograph synth`` command). ``planted_graphs`` makes graph-level planted cohorts
+without images (imported on its own: it needs torch).
+"""
+
+from radiograph.synth.cohort import SynthParams, make_cohort, plan_cohort, true_log_hazard
+
+__all__ = ["SynthParams", "make_cohort", "plan_cohort", "true_log_hazard"]
