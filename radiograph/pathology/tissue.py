@@ -1,0 +1,168 @@
+"""Tissue detection on a low-resolution view of a slide.
+
+The method is CLAM's: HSV saturation, median blur, Otsu's threshold, morphological clean-up,
+then small regions removed and small holes filled. Two guards keep Otsu honest when the image
+is not bimodal: a floor on the threshold (``min_saturation``) keeps a blank slide (background
+noise only) from being split into "tissue" and background, and when even Otsu's lower class
+is clearly stained (mean saturation at least twice the floor) the view is all tissue and the
+floor alone is the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from radiograph.pathology.slide import Slide
+
+
+@dataclass(frozen=True)
+class TissueParams:
+    """Parameters of :func:`tissue_mask`.
+
+    Attributes:
+        min_saturation: floor on the saturation threshold, in [0, 1] (background and glass
+            sit near 0; eosin-stained tissue near 0.2-0.5); the threshold when the whole view
+            is stained.
+        median_size: side in mask pixels of the median filter applied to the saturation.
+        close_iterations: iterations of the 3x3 binary closing that joins nearby fragments.
+        min_region_um2: connected tissue regions smaller than this area (um^2) are dropped.
+        max_hole_um2: holes inside tissue smaller than this area (um^2) are filled.
+    """
+
+    min_saturation: float = 0.05
+    median_size: int = 5
+    close_iterations: int = 2
+    min_region_um2: float = 10_000.0
+    max_hole_um2: float = 2_000.0
+
+
+@dataclass(frozen=True)
+class TissueMask:
+    """A tissue mask of a slide at low resolution.
+
+    Attributes:
+        mask: bool (h, w), True on tissue.
+        image: uint8 (h, w, 3) RGB view of the slide the mask was computed on.
+        downsample: (x, y) level-0 pixels per mask pixel.
+        mpp: microns per mask pixel (mean of x and y).
+        threshold: saturation threshold used, in [0, 1].
+    """
+
+    mask: np.ndarray
+    image: np.ndarray
+    downsample: tuple[float, float]
+    mpp: float
+    threshold: float
+
+    def tissue_fraction(self, coords: np.ndarray, size: float) -> np.ndarray:
+        """Fraction of each square patch covered by tissue.
+
+        Args:
+            coords: (N, 2) level-0 (x, y) of the patches' top-left corners.
+            size: patch side in level-0 pixels.
+
+        Returns:
+            (N,) float64 in [0, 1]: mask pixels on tissue over mask pixels in the patch, each
+            patch rounded to whole mask pixels (0 for a patch that covers no mask pixel).
+        """
+        coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+        height, width = self.mask.shape
+        integral = np.zeros((height + 1, width + 1), dtype=np.int64)
+        integral[1:, 1:] = self.mask.astype(np.int64).cumsum(0).cumsum(1)
+        dx, dy = self.downsample
+        x0 = np.clip(np.round(coords[:, 0] / dx), 0, width).astype(np.int64)
+        x1 = np.clip(np.round((coords[:, 0] + size) / dx), 0, width).astype(np.int64)
+        y0 = np.clip(np.round(coords[:, 1] / dy), 0, height).astype(np.int64)
+        y1 = np.clip(np.round((coords[:, 1] + size) / dy), 0, height).astype(np.int64)
+        inside = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+        area = (x1 - x0) * (y1 - y0)
+        return np.where(area > 0, inside / np.maximum(area, 1), 0.0)
+
+
+def saturation(rgb: np.ndarray) -> np.ndarray:
+    """HSV saturation (max - min) / max of uint8 (H, W, 3) RGB, as uint8 (H, W) in 0..255."""
+    rgb = rgb.astype(np.int32)
+    high, low = rgb.max(axis=2), rgb.min(axis=2)
+    return np.where(high > 0, (255 * (high - low) + high // 2) // np.maximum(high, 1), 0).astype(
+        np.uint8)
+
+
+def otsu_threshold(values: np.ndarray) -> int:
+    """Otsu's threshold of uint8 values: the t maximising the between-class variance of the
+    classes ``values <= t`` and ``values > t`` (the smallest such t on ties)."""
+    hist = np.bincount(np.asarray(values, dtype=np.uint8).ravel(), minlength=256).astype(np.float64)
+    p = hist / max(hist.sum(), 1.0)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * np.arange(256))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
+    between = np.nan_to_num(between[:-1], nan=-1.0, posinf=-1.0)
+    return int(np.argmax(between))
+
+
+def tissue_mask(rgb: np.ndarray, *, pixel_um: float,
+                params: TissueParams = TissueParams()) -> tuple[np.ndarray, float]:
+    """Tissue mask of a low-resolution RGB image.
+
+    Args:
+        rgb: uint8 (H, W, 3).
+        pixel_um: side of one pixel in microns (converts the area parameters to pixels).
+        params: thresholds and clean-up sizes.
+
+    Returns:
+        (mask, threshold): bool (H, W) True on tissue, and the saturation threshold in [0, 1].
+    """
+    sat = saturation(rgb)
+    if params.median_size > 1:
+        sat = ndimage.median_filter(sat, size=params.median_size, mode="nearest")
+    floor = math.ceil(255 * params.min_saturation)
+    otsu = otsu_threshold(sat)
+    below = sat[sat <= otsu]
+    all_stained = below.size == 0 or below.mean() >= 2 * floor
+    threshold = floor if all_stained else max(otsu, floor)
+    mask = sat > threshold
+    if params.close_iterations > 0:
+        pad = params.close_iterations
+        padded = np.pad(mask, pad, mode="edge")
+        mask = ndimage.binary_closing(padded, iterations=params.close_iterations)[pad:-pad, pad:-pad]
+    pixel_area = pixel_um * pixel_um
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    mask = mask | _components_smaller_than(holes, params.max_hole_um2 / pixel_area)
+    mask = mask & ~_components_smaller_than(mask, params.min_region_um2 / pixel_area)
+    return mask, threshold / 255.0
+
+
+def compute_tissue_mask(slide: Slide, *, mask_mpp: float,
+                        params: TissueParams = TissueParams()) -> TissueMask:
+    """Read a low-resolution view of ``slide`` (about ``mask_mpp`` um/px) and mask its tissue.
+
+    The view is read from the coarsest pyramid level at least as fine as ``mask_mpp`` and
+    reduced by box filtering to the requested resolution.
+    """
+    downsample = max(mask_mpp / slide.mpp, 1.0)
+    level = slide.best_level_for_downsample(downsample)
+    image = slide.read_level(level)
+    width0, height0 = slide.dimensions
+    size = (max(1, round(width0 / downsample)), max(1, round(height0 / downsample)))
+    if (image.shape[1], image.shape[0]) != size:
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+    dx, dy = width0 / size[0], height0 / size[1]
+    mpp = slide.mpp * 0.5 * (dx + dy)
+    mask, threshold = tissue_mask(image, pixel_um=mpp, params=params)
+    return TissueMask(mask=mask, image=image, downsample=(dx, dy), mpp=mpp, threshold=threshold)
+
+
+def _components_smaller_than(mask: np.ndarray, min_pixels: float) -> np.ndarray:
+    """The connected components (8-connectivity) of ``mask`` with fewer than min_pixels pixels."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if count == 0:
+        return np.zeros_like(mask)
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_pixels
+    small[0] = False
+    return small[labels]

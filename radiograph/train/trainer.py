@@ -1,0 +1,549 @@
+"""The training loop and the outer cross-validation of ``radiograph train``.
+
+Per fold k the outputs go to ``config.model_dir / f"fold_{k}"``:
+
+- ``checkpoint.pt``: model weights and everything needed to rebuild the model
+  (:func:`load_fold_model`);
+- ``train_log.csv``: one row per epoch: learning rate, mean total loss, task loss, auxiliary
+  loss and each unweighted auxiliary term (SPARRA: ``kl``, ``mse``), batches, batches without
+  an event (Cox: their loss is 0), seconds;
+- ``predictions.csv``: every train and test subject: ``subject_id, patient_id, split, time,
+  event`` and ``risk`` (survival) or ``label, logit_0..logit_{C-1}`` (classification);
+- ``embeddings.npz``: ``subject_ids`` (n,), ``split`` (n,), ``x`` (n, D) subject vectors (the
+  features of the downstream survival baselines);
+- ``importance/<subject_id>.npz``: per modality m, ``<m>_importance`` (N_m,) node importance
+  (sums to 1 per graph, 0 for nodes SPARRA's TopK dropped), ``<m>_pos`` (N_m, 2|3) node
+  positions, ``<m>_patch_importance`` (P,) the importance of each patch's node and
+  ``<m>_patch_coords`` (P, 2|3), each when the graph has ``pos``, ``node_of_patch`` and
+  ``patch_coords``;
+- ``summary.json`` (written last): metrics, sizes, seconds and a hash of the settings. A fold
+  whose summary exists with the same settings is skipped on a rerun; with other settings the
+  run stops with an error rather than mixing results.
+
+All files are written atomically. On CPU a fixed seed gives identical outputs twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sksurv.exceptions import NoComparablePairException
+from sksurv.metrics import concordance_index_censored
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from radiograph.io.atomic import atomic_open, atomic_path, read_json, write_json
+from radiograph.manifest import Manifest, load_manifest
+from radiograph.nn import (
+    AbmilConfig,
+    Aggregator,
+    MeanConfig,
+    SparraConfig,
+    SubjectBatch,
+    build_aggregator,
+    collate_subjects,
+    cox_nll,
+    cross_entropy_loss,
+)
+from radiograph.train.config import TrainConfig
+from radiograph.train.data import GraphCohort, SubjectRecord, load_graph_cohort
+from radiograph.train.splits import load_or_create_splits
+
+AGGREGATOR_CONFIGS = {"sparra": SparraConfig, "abmil": AbmilConfig, "mean": MeanConfig}
+"""Config dataclass of each aggregator, to know which take the top-level ``dropout``."""
+
+HASH_EXCLUDED = ("run_folds", "device", "out_dir")
+"""Settings that do not change a fold's result (device: up to floating-point order)."""
+
+
+class FoldConflictError(RuntimeError):
+    """A finished fold folder holds results of other settings."""
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Targets of a batch: (B,) time, (B,) event (0/1 float), (B,) label (long, or None)."""
+
+    time: torch.Tensor
+    event: torch.Tensor
+    label: torch.Tensor | None
+
+    def to(self, device: torch.device) -> Targets:
+        label = None if self.label is None else self.label.to(device)
+        return Targets(self.time.to(device), self.event.to(device), label)
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """Outcome of one fold.
+
+    Attributes:
+        fold: fold index.
+        fold_dir: the fold's output folder.
+        n_train, n_test: subjects trained and tested on (those with graphs).
+        metrics: survival: ``c_index_train``, ``c_index_test`` (Harrell); classification:
+            ``accuracy_train``, ``accuracy_test``.
+        seconds: wall time of training and prediction.
+        skipped: True when the fold was already complete and not retrained.
+    """
+
+    fold: int
+    fold_dir: Path
+    n_train: int
+    n_test: int
+    metrics: dict[str, float]
+    seconds: float
+    skipped: bool = False
+
+
+@dataclass
+class Predictions:
+    """Model outputs for n subjects, in input order.
+
+    Attributes:
+        prediction: (n,) risk or (n, C) logits.
+        embedding: (n, D) subject vectors x.
+        importance: per subject, modality -> (N_m,) node importance.
+    """
+
+    prediction: np.ndarray
+    embedding: np.ndarray
+    importance: list[dict[str, np.ndarray]]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; any other name is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def aggregator_options(config: TrainConfig) -> dict[str, Any]:
+    """The aggregator's options: ``aggregator_options`` plus ``dropout`` where it has one."""
+    options = dict(config.aggregator_options)
+    fields = {f.name for f in dataclasses.fields(AGGREGATOR_CONFIGS[config.aggregator])}
+    if "dropout" in fields:
+        options["dropout"] = config.dropout
+    return options
+
+
+def settings_hash(config: TrainConfig) -> str:
+    """SHA-256 (16 hex digits) of the settings that determine a fold's results."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in HASH_EXCLUDED}
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def collate_records(
+    records: Sequence[SubjectRecord], modalities: Sequence[str]
+) -> tuple[SubjectBatch, Targets]:
+    """Batch subjects for an aggregator; see :func:`radiograph.nn.collate_subjects`."""
+    return collate_subjects([r.graphs for r in records], modalities), targets_of(records)
+
+
+def targets_of(records: Sequence[SubjectRecord]) -> Targets:
+    """(B,) time, event and (classification) label tensors of ``records``."""
+    labels = [r.label for r in records]
+    return Targets(
+        time=torch.tensor([r.time for r in records], dtype=torch.float64),
+        event=torch.tensor([r.event for r in records], dtype=torch.float64),
+        label=None if any(lab is None for lab in labels) else torch.tensor(labels),
+    )
+
+
+def task_loss(
+    prediction: torch.Tensor, targets: Targets, task: str, ties: str = "efron"
+) -> torch.Tensor:
+    """Cox negative partial log-likelihood (survival) or cross-entropy (classification)."""
+    if task == "survival":
+        return cox_nll(prediction, targets.time, targets.event, ties=ties)
+    if targets.label is None:
+        raise ValueError("classification needs a label for every subject of the batch")
+    return cross_entropy_loss(prediction, targets.label)
+
+
+def fit(
+    model: Aggregator,
+    records: Sequence[SubjectRecord],
+    config: TrainConfig,
+    *,
+    device: torch.device,
+    generator: torch.Generator,
+    progress: bool = True,
+    desc: str = "training",
+) -> list[dict[str, float]]:
+    """Train ``model`` in place: Adam, cosine-annealed learning rate, batches of subjects.
+
+    The loss of a batch is the task loss plus ``AggregatorOutput.aux_loss``. Batches are
+    reshuffled every epoch with ``generator``; dropout and SPARRA's sampling draw from torch's
+    global generator (seed it, e.g. inside ``torch.random.fork_rng``).
+
+    Args:
+        model: the aggregator, already on ``device``.
+        records: training subjects.
+        config: lr, weight_decay, epochs, batch_size, task, ties.
+        device: where to compute.
+        generator: CPU generator of the batch order.
+        progress: show a tqdm bar over the epochs.
+        desc: label of the bar.
+
+    Returns:
+        One dict per epoch: ``epoch, lr, loss, task_loss, aux_loss``, each auxiliary term,
+        ``batches, batches_no_event, seconds`` (losses are means over the batches).
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    loader = DataLoader(
+        list(records),
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        collate_fn=lambda rs: collate_records(rs, model.modalities),
+    )
+    log: list[dict[str, float]] = []
+    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        start = time.perf_counter()
+        sums: dict[str, float] = {}
+        batches = no_event = 0
+        lr = optimizer.param_groups[0]["lr"]
+        for batch, targets in loader:
+            batch, targets = batch.to(device), targets.to(device)
+            out = model(batch)
+            loss_task = task_loss(out.prediction, targets, config.task, config.ties)
+            loss = loss_task + out.aux_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            terms = {"loss": loss, "task_loss": loss_task, "aux_loss": out.aux_loss}
+            terms.update(out.aux_terms)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            batches += 1
+            no_event += int(config.task == "survival" and not bool(targets.event.any()))
+        scheduler.step()
+        row = {"epoch": epoch + 1, "lr": lr}
+        row.update({name: total / batches for name, total in sums.items()})
+        row.update(batches=batches, batches_no_event=no_event,
+                   seconds=time.perf_counter() - start)
+        log.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+    return log
+
+
+@torch.no_grad()
+def predict(
+    model: Aggregator,
+    records: Sequence[SubjectRecord],
+    batch_size: int,
+    device: torch.device,
+) -> Predictions:
+    """Evaluation-mode outputs of ``model`` for ``records`` (in order)."""
+    model.eval()
+    predictions, embeddings = [], []
+    importance: list[dict[str, np.ndarray]] = [{} for _ in records]
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        batch, _ = collate_records(chunk, model.modalities)
+        out = model(batch.to(device))
+        predictions.append(out.prediction.double().cpu())
+        embeddings.append(out.embedding.double().cpu())
+        for modality, values in out.importance.items():
+            graphs = batch.graphs[modality]
+            ptr = graphs.ptr.tolist()
+            values = values.double().cpu().numpy()
+            for g, subject in enumerate(batch.subject_of_graph[modality].tolist()):
+                importance[start + subject][modality] = values[ptr[g] : ptr[g + 1]]
+    return Predictions(
+        prediction=torch.cat(predictions).numpy(),
+        embedding=torch.cat(embeddings).numpy(),
+        importance=importance,
+    )
+
+
+def _harrell(event: np.ndarray, time_: np.ndarray, risk: np.ndarray) -> float:
+    """Harrell's C; NaN when no pair is comparable (no event, or no event before a later time)."""
+    try:
+        return float(concordance_index_censored(event.astype(bool), time_, risk)[0])
+    except NoComparablePairException:
+        return float("nan")
+
+
+def _metrics(
+    records: Sequence[SubjectRecord], preds: Predictions, is_test: np.ndarray, task: str
+) -> dict[str, float]:
+    metrics = {}
+    for split, mask in (("train", ~is_test), ("test", is_test)):
+        subset = [r for r, m in zip(records, mask) if m]
+        if task == "survival":
+            metrics[f"c_index_{split}"] = _harrell(
+                np.array([r.event for r in subset]),
+                np.array([r.time for r in subset]),
+                preds.prediction[mask],
+            )
+        else:
+            labels = np.array([r.label for r in subset])
+            metrics[f"accuracy_{split}"] = float(
+                np.mean(preds.prediction[mask].argmax(axis=1) == labels)
+            )
+    return metrics
+
+
+def _write_log(path: Path, log: list[dict[str, float]]) -> None:
+    columns = list(dict.fromkeys(k for row in log for k in row))
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(log)
+
+
+def _write_predictions(
+    path: Path,
+    records: Sequence[SubjectRecord],
+    preds: Predictions,
+    is_test: np.ndarray,
+    task: str,
+) -> None:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        head = ["subject_id", "patient_id", "split", "time", "event"]
+        if task == "survival":
+            writer.writerow(head + ["risk"])
+        else:
+            n_classes = preds.prediction.shape[1]
+            writer.writerow(head + ["label"] + [f"logit_{c}" for c in range(n_classes)])
+        for record, pred, test in zip(records, preds.prediction, is_test):
+            row = [record.subject_id, record.patient_id, "test" if test else "train",
+                   repr(record.time), record.event]
+            if task == "survival":
+                row.append(repr(float(pred)))
+            else:
+                row += [record.label] + [repr(float(v)) for v in pred]
+            writer.writerow(row)
+
+
+def _write_importance(folder: Path, record: SubjectRecord, importance: dict[str, np.ndarray]) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    for modality, values in importance.items():
+        graph = record.graphs[modality]
+        arrays[f"{modality}_importance"] = values
+        pos = getattr(graph, "pos", None)
+        if pos is not None:
+            arrays[f"{modality}_pos"] = pos.cpu().numpy()
+        node_of_patch = getattr(graph, "node_of_patch", None)
+        if node_of_patch is not None:
+            arrays[f"{modality}_patch_importance"] = values[node_of_patch.cpu().numpy()]
+        patch_coords = getattr(graph, "patch_coords", None)
+        if patch_coords is not None:
+            arrays[f"{modality}_patch_coords"] = patch_coords.cpu().numpy()
+    with atomic_path(folder / f"{record.subject_id}.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def fold_seed(seed: int, fold: int, restart: int = 0) -> int:
+    """Seed of restart ``restart`` of fold ``fold``: independent streams from one study seed."""
+    entropy = [seed, fold] if restart == 0 else [seed, fold, restart]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def selection_loss(
+    model: Aggregator, records: Sequence[SubjectRecord], config: TrainConfig, device: torch.device
+) -> float:
+    """Task loss of a trained model on all of ``records`` at once, in evaluation mode.
+
+    The criterion that picks one of several restarts: it uses the training subjects only.
+    """
+    preds = predict(model, records, config.batch_size, device)
+    prediction = torch.from_numpy(preds.prediction)
+    return float(task_loss(prediction, targets_of(records), config.task, config.ties))
+
+
+def train_fold(
+    config: TrainConfig,
+    cohort: GraphCohort,
+    fold: int,
+    split: dict[str, Sequence[str]],
+    *,
+    progress: bool = True,
+) -> FoldResult:
+    """Train and evaluate one fold; write its outputs (see the module docstring).
+
+    Args:
+        config: the training settings.
+        cohort: subjects with graphs.
+        fold: fold index (names the folder ``fold_<fold>`` and seeds the fold).
+        split: ``{"train": [...], "test": [...]}`` subject ids; subjects the cohort lacks
+            (no graphs) are left out.
+        progress: show tqdm progress.
+
+    Returns:
+        The :class:`FoldResult` (``skipped=True`` when the fold was already complete).
+
+    Raises:
+        FoldConflictError: the fold folder holds a finished fold of other settings.
+        ValueError: no training or no test subject has graphs.
+    """
+    fold_dir = config.model_dir / f"fold_{fold}"
+    summary_path = fold_dir / "summary.json"
+    digest = settings_hash(config)
+    if summary_path.exists():
+        summary = read_json(summary_path)
+        if summary.get("settings_hash") != digest:
+            raise FoldConflictError(
+                f"{fold_dir} holds a finished fold trained with other settings "
+                f"(hash {summary.get('settings_hash')} != {digest}); use another out_dir or "
+                "delete the folder"
+            )
+        return FoldResult(fold, fold_dir, summary["n_train"], summary["n_test"],
+                          summary["metrics"], summary["seconds"], skipped=True)
+
+    train = cohort.select(split["train"])
+    test = cohort.select(split["test"])
+    if not train or not test:
+        raise ValueError(f"fold {fold}: {len(train)} training and {len(test)} test subjects have "
+                         "graphs; both must be non-empty")
+    start = time.perf_counter()
+    device = resolve_device(config.device)
+    num_classes = len(cohort.classes) if cohort.classes else 2
+    options = aggregator_options(config)
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    log: list[dict[str, float]] = []
+    restarts: list[dict[str, float]] = []
+    model = None
+    for restart in range(config.restarts):
+        seed = fold_seed(config.seed, fold, restart)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            candidate = build_aggregator(config.aggregator, cohort.in_dims, config.task,
+                                         num_classes, **options).to(device)
+            generator = torch.Generator().manual_seed(seed)
+            desc = f"{config.aggregator} fold {fold}"
+            if config.restarts > 1:
+                desc += f" restart {restart}"
+            rows = fit(candidate, train, config, device=device, generator=generator,
+                       progress=progress, desc=desc)
+        loss = selection_loss(candidate, train, config, device)
+        log += [{"restart": restart, **row} for row in rows]
+        restarts.append({"restart": restart, "seed": seed, "train_loss": loss})
+        if model is None or loss < min(r["train_loss"] for r in restarts[:-1]):
+            model, chosen = candidate, restart
+    records = train + test
+    preds = predict(model, records, config.batch_size, device)
+    is_test = np.array([False] * len(train) + [True] * len(test))
+    metrics = _metrics(records, preds, is_test, config.task)
+
+    with atomic_path(fold_dir / "checkpoint.pt") as tmp:
+        torch.save(
+            {
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "aggregator": config.aggregator,
+                "options": options,
+                "in_dims": cohort.in_dims,
+                "task": config.task,
+                "num_classes": num_classes,
+                "classes": cohort.classes,
+                "fold": fold,
+                "config": config.to_dict(),
+            },
+            tmp,
+        )
+    _write_log(fold_dir / "train_log.csv", log)
+    _write_predictions(fold_dir / "predictions.csv", records, preds, is_test, config.task)
+    with atomic_path(fold_dir / "embeddings.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                subject_ids=np.array([r.subject_id for r in records]),
+                split=np.where(is_test, "test", "train"),
+                x=preds.embedding,
+            )
+    for record, importance in zip(records, preds.importance):
+        _write_importance(fold_dir / "importance", record, importance)
+    seconds = time.perf_counter() - start
+    write_json(summary_path, {
+        "fold": fold,
+        "settings_hash": digest,
+        "n_train": len(train),
+        "n_test": len(test),
+        "metrics": metrics,
+        "seconds": seconds,
+        "device": str(device),
+        "restarts": restarts,
+        "chosen_restart": chosen,
+        "config": config.to_dict(),
+    })
+    return FoldResult(fold, fold_dir, len(train), len(test), metrics, seconds)
+
+
+def load_fold_model(checkpoint: str | Path, device: str = "cpu") -> Aggregator:
+    """Rebuild the trained aggregator of a fold from its ``checkpoint.pt`` (evaluation mode)."""
+    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    model = build_aggregator(state["aggregator"], state["in_dims"], state["task"],
+                             state["num_classes"], **state["options"])
+    model.load_state_dict(state["state_dict"])
+    return model.to(device).eval()
+
+
+def strata_of(manifest: Manifest, task: str) -> list[str]:
+    """Stratification labels of the manifest subjects: event (survival) or label."""
+    if task == "survival":
+        return [str(s.event) for s in manifest.subjects]
+    return [str(s.label) for s in manifest.subjects]
+
+
+def run_cross_validation(config: TrainConfig, *, progress: bool = True) -> list[FoldResult]:
+    """Train and evaluate the configured model on the outer folds (``radiograph train``).
+
+    Loads the manifest and graphs, reads or creates the shared splits file (patient-level,
+    stratified by event or label, over every manifest subject), then runs
+    :func:`train_fold` on each fold of ``config.fold_indices``; finished folds are skipped.
+
+    Returns:
+        One :class:`FoldResult` per fold run.
+    """
+    manifest = load_manifest(config.manifest, check_files=False)
+    cohort = load_graph_cohort(config.graphs_dir, manifest, config.modalities, config.task)
+    folds = load_or_create_splits(
+        config.splits_path,
+        [s.subject_id for s in manifest.subjects],
+        [s.patient_id for s in manifest.subjects],
+        strata_of(manifest, config.task),
+        config.folds,
+        config.seed,
+    )
+    results = []
+    for k in config.fold_indices:
+        results.append(train_fold(config, cohort, k, folds[k], progress=progress))
+    return results
+
+
+def format_results(results: Sequence[FoldResult]) -> str:
+    """A plain-text table of the folds and the mean of each metric."""
+    if not results:
+        return "no folds run"
+    names = list(results[0].metrics)
+    lines = ["fold  n_train  n_test  " + "  ".join(f"{n:>14}" for n in names) + "  seconds"]
+    for r in results:
+        values = "  ".join(f"{r.metrics[n]:>14.4f}" for n in names)
+        note = " (done before)" if r.skipped else ""
+        lines.append(f"{r.fold:>4}  {r.n_train:>7}  {r.n_test:>6}  {values}  {r.seconds:>7.1f}{note}")
+    means = "  ".join(
+        f"{np.nanmean([r.metrics[n] for r in results]):>14.4f}" for n in names
+    )
+    lines.append(f"mean  {'':>7}  {'':>6}  {means}")
+    return "\n".join(lines)
+
