@@ -11,7 +11,7 @@ Stages (each reads the files the previous one wrote, under ``out_dir``)::
     baselines   RSF, CoxPH, Coxnet, FSVM on each fold's subject vectors (fitted on the
                 training fold, tuned by inner CV) -> .../fold_<k>/baselines.csv
     report      report/results.csv (long), report/table1.{csv,md,tex}, Fig. 2-4 PNGs,
-                report/stage_seconds.json
+                report/look_inside_sparra_fold0/ (node importance), report/stage_seconds.json
 
 Every stage resumes: a subject, fold or baseline whose output exists is not redone, so a
 killed study restarts where it stopped. Per-subject failures are reported and the study goes
@@ -342,6 +342,7 @@ def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[Tra
 
 def _fold_baselines(config: StudyConfig, manifest: Manifest,
                     fold_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.exceptions import FitFailedWarning
     from sksurv.util import Surv
 
     from radiograph.survival import (
@@ -371,22 +372,32 @@ def _fold_baselines(config: StudyConfig, manifest: Manifest,
                               model_params=model_params.get(name), **options)
         try:
             with warnings.catch_warnings():
+                # an inner-CV candidate that fails to fit scores NaN and is not chosen
                 warnings.simplefilter("ignore", category=UserWarning)
+                warnings.simplefilter("ignore", category=FitFailedWarning)
                 model.fit(x[~test], y[~test])
             metrics = evaluate_survival(model, y[~test], y[test], x[test],
                                         patient_ids=patients[test], n_boot=n_boot, seed=seed)
-        except ValueError as err:  # e.g. a training fold too small or without events
+        except (ValueError, ArithmeticError) as err:  # a fold too small, no events, divergence
             reason = str(err).strip().splitlines()[0]
             print(f"baselines: {name} on {fold_dir} failed, its metrics are N/A: {reason}",
                   file=sys.stderr)
             rows += [{"model": name, "metric": k, "value": np.nan} for k in SURVIVAL_METRICS]
             continue
         rows += [{"model": name, "metric": k, "value": v} for k, v in metrics.items()]
+        risk = risk_score(model, x)
+        if np.ptp(risk[test]) == 0:
+            why = {"rsf": f"min_samples_leaf may be too large for {int((~test).sum())} training "
+                          "subjects (baselines.model_params.rsf)",
+                   "coxnet": "the inner CV chose an alpha that zeroes every coefficient"}
+            print(f"baselines: {name} on {fold_dir} gives every test subject the same risk "
+                  f"(C-index 0.5); {why.get(name, 'no feature carries signal')}",
+                  file=sys.stderr)
         risks.append(pd.DataFrame({"model": name, "subject_id": ids,
-                                   "split": np.where(test, "test", "train"),
-                                   "risk": risk_score(model, x)}))
+                                   "split": np.where(test, "test", "train"), "risk": risk}))
     columns = ["model", "subject_id", "split", "risk"]
-    return pd.DataFrame(rows), pd.concat([pd.DataFrame(columns=columns), *risks], ignore_index=True)
+    risks = pd.concat(risks, ignore_index=True) if risks else pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows), risks[columns]
 
 
 def _extractor_label(config: StudyConfig, modalities: Sequence[str]) -> str:
@@ -396,7 +407,9 @@ def _extractor_label(config: StudyConfig, modalities: Sequence[str]) -> str:
 
 
 def write_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame) -> None:
-    """Long results, Table 1 (CSV/Markdown/LaTeX) and Fig. 2-4 under ``report/``."""
+    """Long results, Table 1 (CSV/Markdown/LaTeX), Fig. 2-4 and SPARRA's node importance of the
+    top- and bottom-risk test subjects of fold 0 (``look_inside_sparra_fold0/``) under
+    ``report/``."""
     from radiograph.report import (
         plot_fold_bands,
         plot_metric_bars,
@@ -425,6 +438,12 @@ def write_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame)
     if groups:
         plot_risk_groups(groups, folder / f"fig4_km_{'_'.join(full)}.png",
                          time_unit=manifest.time_unit)
+    if "sparra" in config.aggregators:
+        from radiograph.train.look_inside import look_inside
+
+        fold_dir = config.models_dir / "sparra" / "+".join(full) / "fold_0"
+        look_inside(fold_dir, config.graphs_dir, config.manifest_path,
+                    folder / "look_inside_sparra_fold0")
     print(f"\nTable 1 ({config.report_dir / 'table1.md'}):\n{to_markdown(table)}")
 
 

@@ -2,7 +2,9 @@
 
 * A bad-input corpus: each case breaks one subject in one way at one stage. The stage must
   report a clear message naming the subject and the file or field, finish every other subject,
-  exit non-zero, and leave no partial file in its output folder.
+  exit non-zero, and leave no partial file in its output folder. Training cases (an unreadable
+  graph, a graph of another feature size, a missing label, a fold without events, an
+  all-censored cohort) warn or fail naming the file, subject, fold or column.
 * A cohort extraction killed with SIGKILL midway and rerun finishes without redoing finished
   subjects, and its outputs equal those of an uninterrupted run.
 """
@@ -281,3 +283,110 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted_run(cohort, tmp_path):
         np.testing.assert_array_equal(got.features, want.features)
         np.testing.assert_array_equal(got.coords, want.coords)
     assert_no_partial_files(out)
+
+
+# ----------------------------------------------------------------------------- graphs, labels, folds
+@pytest.fixture()
+def planted(tmp_path):
+    """20 subjects with pathology graphs on disk, and a training config factory."""
+    from radiograph.synth.planted_graphs import PlantedParams, make_planted_cohort
+    from radiograph.train.config import TrainConfig
+
+    cohort = make_planted_cohort(PlantedParams(n_subjects=20, n_nodes=12, knn=4),
+                                 seed=5)
+    graphs_dir, manifest = cohort.write(tmp_path / "cohort")
+
+    def config(**overrides):
+        settings = dict(graphs_dir=graphs_dir, manifest=manifest, out_dir=tmp_path / "train",
+                        modalities=("pathology",), aggregator="mean", epochs=1, batch_size=8,
+                        folds=4, seed=0)
+        settings.update(overrides)
+        return TrainConfig(**settings)
+
+    return graphs_dir, manifest, config
+
+
+def _edit_manifest(manifest: Path, edit) -> None:
+    import pandas as pd
+
+    table = pd.read_csv(manifest, dtype=str)
+    edit(table)
+    table.to_csv(manifest, index=False)
+
+
+def test_unreadable_graph_file_drops_its_subject_and_the_rest_trains(planted):
+    from radiograph.train.trainer import run_cross_validation
+
+    graphs_dir, _, config = planted
+    bad = sorted((graphs_dir / "pathology").glob("*.pt"))[3]
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.warns(UserWarning) as caught:
+        results = run_cross_validation(config(), progress=False)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert f"{bad}: not a readable graph file" in messages
+    assert f"subjects dropped (no graph for pathology): {bad.stem}" in messages
+    assert len(results) == 4 and sum(r.n_test for r in results) == 19
+    assert_no_partial_files(config().out_dir)
+
+
+def test_graph_of_another_feature_size_is_named(planted):
+    import torch
+
+    from radiograph.io.graphs import load_graph, save_graph
+    from radiograph.train.trainer import run_cross_validation
+
+    graphs_dir, _, config = planted
+    bad = sorted((graphs_dir / "pathology").glob("*.pt"))[5]
+    graph = load_graph(bad)
+    graph.x = torch.cat([graph.x, graph.x], dim=1)
+    save_graph(bad, graph)
+    with pytest.raises(ValueError, match=rf"{bad.name}: field 'x' has \d+ features but .* has"):
+        run_cross_validation(config(), progress=False)
+
+
+def test_subject_without_label_is_dropped_from_classification(planted):
+    from radiograph.train.trainer import run_cross_validation
+
+    _, manifest, config = planted
+
+    def labels(table):
+        table["label"] = np.where(np.arange(len(table)) % 2 == 0, "low", "high")
+        table.loc[4, "label"] = ""
+
+    _edit_manifest(manifest, labels)
+    unlabelled = load_manifest(manifest, check_files=False).subjects[4].subject_id
+    with pytest.warns(UserWarning, match=rf"1 of 20 subjects dropped .*no label\): {unlabelled}"):
+        results = run_cross_validation(config(task="classification"), progress=False)
+    assert sum(r.n_test for r in results) == 19
+    assert all(0.0 <= r.metrics["accuracy_test"] <= 1.0 for r in results)
+
+
+def test_fold_without_events_is_named_and_gives_nan(planted):
+    from radiograph.train.trainer import run_cross_validation
+
+    _, manifest, config = planted
+
+    def two_events(table):
+        table["event"] = "0"
+        table.loc[[0, 1], "event"] = "1"
+
+    _edit_manifest(manifest, two_events)
+    with pytest.warns(UserWarning, match=r"fold \d: no event among its \d+ test subjects"):
+        results = run_cross_validation(config(), progress=False)
+    events = {s.subject_id: s.event for s in load_manifest(manifest, check_files=False).subjects}
+    folds = json.loads(config().splits_path.read_text())["folds"]
+    without = [k for k, fold in enumerate(folds) if not any(events[s] for s in fold["test"])]
+    assert len(without) == 2 and len(results) == 4
+    for k in without:
+        assert np.isnan(results[k].metrics["c_index_test"])
+    assert any(np.isfinite(r.metrics["c_index_test"]) for r in results)
+
+
+def test_all_censored_cohort_is_refused_naming_the_column(planted):
+    from radiograph.train.trainer import run_cross_validation
+
+    _, manifest, config = planted
+    _edit_manifest(manifest, lambda table: table.__setitem__("event", "0"))
+    with pytest.raises(ValueError, match=r"manifest.csv: column 'event' is 0 for all 20 subjects"):
+        run_cross_validation(config(), progress=False)
+    assert not (config().out_dir / "mean").exists()

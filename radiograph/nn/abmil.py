@@ -61,7 +61,7 @@ class Abmil(Aggregator):
 
     def forward(self, batch: SubjectBatch) -> AggregatorOutput:
         """Aggregate a batch; see :class:`~radiograph.nn.base.AggregatorOutput`."""
-        self._check(batch)
+        batch = self._prepare(batch)
         weight = self.head.weight
         blocks, importance = [], {}
         for modality in self.modalities:

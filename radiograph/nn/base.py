@@ -7,6 +7,7 @@ prediction: its block of the subject vector is zeros and the head uses the modal
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,13 +80,43 @@ class Aggregator(torch.nn.Module):
         self.task = task
         self.num_classes = num_classes
         self.out_dim = 1 if task == "survival" else num_classes
+        for modality, dim in self.in_dims.items():
+            self.register_buffer(f"node_mean_{modality}", torch.zeros(dim))
+            self.register_buffer(f"node_std_{modality}", torch.ones(dim))
+
+    def set_node_scaling(self, scaling: Mapping[str, tuple[Tensor, Tensor]]) -> None:
+        """Standardise node features inside the model: ``x -> (x - mean) / std`` per modality.
+
+        The statistics become buffers, so they travel with ``state_dict`` and a checkpoint
+        takes raw features. The identity (mean 0, std 1) until this is called.
+
+        Args:
+            scaling: modality -> ``(mean, std)``, each (d_m,); std must be > 0. Modalities
+                left out keep their current scaling.
+        """
+        for modality, (mean, std) in scaling.items():
+            if modality not in self.in_dims:
+                raise ValueError(f"scaling for {modality!r}; the model knows {list(self.modalities)}")
+            buffer_mean = getattr(self, f"node_mean_{modality}")
+            if mean.shape != buffer_mean.shape or std.shape != buffer_mean.shape:
+                raise ValueError(
+                    f"modality {modality!r}: scaling needs ({self.in_dims[modality]},) mean and std,"
+                    f" got {tuple(mean.shape)} and {tuple(std.shape)}"
+                )
+            if not bool((std > 0).all()):
+                raise ValueError(f"modality {modality!r}: every std must be > 0")
+            buffer_mean.copy_(mean)
+            getattr(self, f"node_std_{modality}").copy_(std)
 
     def _make_head(self, embedding_dim: int) -> None:
         self.embedding_dim = embedding_dim
         self.head = torch.nn.Linear(embedding_dim, self.out_dim)
 
-    def _check(self, batch: SubjectBatch) -> None:
-        """Raise ValueError for a batch without graphs, unknown modalities or wrong dimensions."""
+    def _prepare(self, batch: SubjectBatch) -> SubjectBatch:
+        """Check ``batch`` and return it with node features standardised (see set_node_scaling).
+
+        Raises ValueError for a batch without graphs, unknown modalities or wrong dimensions.
+        """
         if not batch.graphs:
             raise ValueError("batch has no graphs: every subject needs at least one modality")
         for modality, graphs in batch.graphs.items():
@@ -103,6 +134,14 @@ class Aggregator(torch.nn.Module):
                     f"modality {modality!r}: {graphs.num_graphs} graphs but "
                     f"{batch.subject_of_graph[modality].numel()} subject indices"
                 )
+        graphs = {}
+        for modality, batched in batch.graphs.items():
+            scaled = copy.copy(batched)
+            mean = getattr(self, f"node_mean_{modality}")
+            std = getattr(self, f"node_std_{modality}")
+            scaled.x = (batched.x - mean.to(batched.x.dtype)) / std.to(batched.x.dtype)
+            graphs[modality] = scaled
+        return SubjectBatch(batch.num_subjects, graphs, batch.subject_of_graph)
 
     def _predict(self, embedding: Tensor) -> Tensor:
         out = self.head(embedding)

@@ -37,7 +37,7 @@ class MeanPool(Aggregator):
 
     def forward(self, batch: SubjectBatch) -> AggregatorOutput:
         """Aggregate a batch; see :class:`~radiograph.nn.base.AggregatorOutput`."""
-        self._check(batch)
+        batch = self._prepare(batch)
         blocks, importance = [], {}
         dtype = self.head.weight.dtype
         for modality in self.modalities:

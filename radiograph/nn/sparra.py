@@ -196,7 +196,7 @@ class Sparra(Aggregator):
 
     def forward(self, batch: SubjectBatch) -> AggregatorOutput:
         """Aggregate a batch; see :class:`~radiograph.nn.base.AggregatorOutput`."""
-        self._check(batch)
+        batch = self._prepare(batch)
         cfg = self.config
         dtype = self.head.weight.dtype
         present = [m for m in self.modalities if m in batch.graphs]

@@ -62,8 +62,8 @@ class TunedSurvivalModel(BaseEstimator):
             ``"model"`` and is a scikit-survival estimator.
         param_grid: ``{"model__<param>": [candidates]}``; ``None`` or an empty dict with
             ``coxnet_path=False`` means no search.
-        coxnet_path: the candidates are ``model__alphas = [[a] for a in path]``, ``path``
-            being the ``alphas_`` of a first fit of ``pipeline`` on the fit data.
+        coxnet_path: the candidate alphas are the ``alphas_`` of a first fit of ``pipeline``
+            on the fit data (the regularisation path) instead of ``param_grid``.
         inner_folds: folds of the inner CV.
         seed: seed of the inner fold assignment.
         n_jobs: parallel jobs of the grid search.
@@ -75,6 +75,12 @@ class TunedSurvivalModel(BaseEstimator):
         best_params_: the chosen parameters.
         cv_results_: GridSearchCV's results, or ``None`` without search.
         path_alphas_: Coxnet's candidate alphas (only with ``coxnet_path``).
+        chosen_alpha_: Coxnet's alpha chosen by the inner CV (Coxnet only).
+
+    Coxnet is fitted along its path, as glmnet is: candidate ``a`` is the path from the
+    largest candidate down to ``a`` (``model__alphas``, warm-started from one alpha to the
+    next) and the model predicts at its last alpha, ``a``. Fitted cold at a single small alpha,
+    Coxnet's coordinate descent can diverge ("weights are too large").
     """
 
     def __init__(
@@ -105,12 +111,15 @@ class TunedSurvivalModel(BaseEstimator):
         if self.coxnet_path:
             first = clone(self.pipeline).fit(X, y)
             self.path_alphas_ = np.asarray(first[-1].alphas_, dtype=float)
-            grid = {"model__alphas": [[float(a)] for a in self.path_alphas_]}
+            grid = {"model__alphas": _path_prefixes(self.path_alphas_)}
+        elif "model__alphas" in grid:
+            grid["model__alphas"] = _path_prefixes(np.concatenate(grid["model__alphas"]))
         n_candidates = int(np.prod([len(v) for v in grid.values()])) if grid else 1
         if n_candidates == 1:
             self.best_params_ = {key: values[0] for key, values in grid.items()}
             self.best_estimator_ = clone(self.pipeline).set_params(**self.best_params_).fit(X, y)
             self.cv_results_ = None
+            self._set_chosen_alpha()
             return self
         search = GridSearchCV(
             clone(self.pipeline),
@@ -127,7 +136,12 @@ class TunedSurvivalModel(BaseEstimator):
         self.best_params_ = search.best_params_
         self.best_estimator_ = search.best_estimator_
         self.cv_results_ = search.cv_results_
+        self._set_chosen_alpha()
         return self
+
+    def _set_chosen_alpha(self) -> None:
+        if "model__alphas" in self.best_params_:
+            self.chosen_alpha_ = float(self.best_params_["model__alphas"][-1])
 
     def predict(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """(n_subjects,) predictions of the tuned pipeline (risk scores for every baseline)."""
@@ -158,6 +172,12 @@ class TunedSurvivalModel(BaseEstimator):
     @property
     def _predict_risk_score(self) -> bool:
         return getattr(self.pipeline[-1], "_predict_risk_score", True)
+
+
+def _path_prefixes(alphas: np.ndarray) -> list[list[float]]:
+    """Coxnet candidates: for each alpha, the descending path from the largest down to it."""
+    path = sorted({float(a) for a in alphas}, reverse=True)
+    return [path[: i + 1] for i in range(len(path))]
 
 
 def inner_splits(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -208,7 +228,12 @@ def make_baseline(
             :data:`DEFAULT_GRIDS` for this model. For Coxnet, ``{"alpha": [...]}`` fixes the
             candidate alphas instead of taking them from the path.
         model_params: extra constructor arguments of the model (e.g. ``n_estimators`` for RSF,
-            ``l1_ratio`` for Coxnet).
+            ``l1_ratio`` for Coxnet). RSF's defaults (200 trees, ``min_samples_split=10``,
+            ``min_samples_leaf=15``, the scikit-survival user guide's) suit a hundred or more
+            training subjects: a bootstrap sample of n subjects holds about 0.63 n distinct
+            ones and a split needs 15 on each side, so with fewer than about 48 training
+            subjects no tree splits and the forest predicts one risk for everyone (38: no
+            split; 50: 2.7 nodes per tree). Lower ``min_samples_leaf`` for small cohorts.
         screening_p: p-value threshold of the screening (paper: 0.2).
         n_jobs: parallel jobs of the grid search (and of the RSF trees).
     """
@@ -223,7 +248,7 @@ def make_baseline(
     grid = dict(grids if grids is not None else DEFAULT_GRIDS.get(name, {}))
     coxnet_path = name == "coxnet" and "alpha" not in grid
     if name == "coxnet" and not coxnet_path:
-        grid = {"alphas": [[float(a)] for a in grid.pop("alpha")], **grid}
+        grid = {"alphas": [[float(a)] for a in grid.pop("alpha")], **grid}  # see _path_prefixes
     return TunedSurvivalModel(
         pipeline,
         {f"model__{key}": list(values) for key, values in grid.items()},

@@ -65,6 +65,10 @@ class TrainConfig:
             paper's single run. SPARRA's TopK layers pass no gradient through the nodes they
             drop, so whether a run finds a small prognostic region depends on its
             initialisation; restarts make that less of a lottery at a proportional cost.
+        standardize: z-score each node feature with the mean and standard deviation of the
+            fold's training nodes (default True); the statistics are stored in the model, so a
+            checkpoint takes raw features. Radiomic features span orders of magnitude, and
+            SPARRA's reconstruction loss weights every feature by its scale without this.
         ties: tie handling of the Cox loss, ``"efron"`` or ``"breslow"``.
         splits: the splits file shared by every model and baseline (default
             ``out_dir/splits.json``); written once, then reused.
@@ -88,6 +92,7 @@ class TrainConfig:
     folds: int = 5
     run_folds: tuple[int, ...] | None = None
     restarts: int = 1
+    standardize: bool = True
     ties: str = "efron"
     splits: Path | None = None
     device: str = "auto"
@@ -117,6 +122,8 @@ class TrainConfig:
             fail("aggregator_options", f"must be a mapping, got {self.aggregator_options!r}")
         if "dropout" in self.aggregator_options:
             fail("aggregator_options", "set 'dropout' at the top level, not in aggregator_options")
+        if not isinstance(self.standardize, bool):
+            fail("standardize", f"must be true or false, got {self.standardize!r}")
         if self.ties not in TIES:
             fail("ties", f"must be one of {TIES}, got {self.ties!r}")
         for key in ("lr", "weight_decay", "dropout"):

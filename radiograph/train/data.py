@@ -3,7 +3,8 @@
 Graphs live in ``graphs_dir/<modality>/<subject_id>.pt`` (:func:`radiograph.io.graphs.save_graph`).
 A subject without a file for a modality lacks that modality; a subject without a file for any
 of the requested modalities is dropped with a warning (the splits still hold it, so every model
-of a study shares one ``splits.json``).
+of a study shares one ``splits.json``). An unreadable graph file (truncated, not a graph, no
+valid ``x``) counts as missing, with a warning that names the file and the problem.
 """
 
 from __future__ import annotations
@@ -65,6 +66,36 @@ class GraphCohort:
         return [self.records[s] for s in subject_ids if s in self.records]
 
 
+def node_scaling(
+    records: Sequence[SubjectRecord], modalities: Sequence[str]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-modality mean and standard deviation of the node features of ``records``.
+
+    Every node of every given subject counts once (pooled over subjects), computed in float64.
+    Fit it on a fold's training subjects only; :meth:`radiograph.nn.Aggregator.set_node_scaling`
+    then applies it to every subject.
+
+    Args:
+        records: the subjects to fit on (e.g. a fold's training subjects).
+        modalities: modalities to fit; one without any node among ``records`` is left out.
+
+    Returns:
+        modality -> ``(mean, std)``, each (d_m,) float32; std is the population standard
+        deviation, replaced by 1 for a constant feature (so it is only centred).
+    """
+    scaling = {}
+    for modality in modalities:
+        xs = [r.graphs[modality].x.double() for r in records if modality in r.graphs]
+        if not xs:
+            continue
+        x = torch.cat(xs)
+        mean = x.mean(dim=0)
+        std = x.std(dim=0, correction=0)
+        std = torch.where(std > 1e-12 * mean.abs().clamp_min(1.0), std, torch.ones_like(std))
+        scaling[modality] = (mean.float(), std.float())
+    return scaling
+
+
 def _class_names(labels: set[str]) -> tuple[str, ...]:
     """Labels in a stable order: numerically when all are integers, else alphabetically."""
     try:
@@ -100,8 +131,7 @@ def load_graph_cohort(
         A :class:`GraphCohort`; dropped subjects are listed and reported with a warning.
 
     Raises:
-        ValueError: a modality with no graph file at all, a graph without valid ``x``, feature
-            dimensions that differ between subjects (naming the files), or a classification
+        ValueError: a modality with no readable graph file at all, feature dimensions that differ between subjects (naming the files), or a classification
             task with fewer than two classes.
     """
     graphs_dir = Path(graphs_dir)
@@ -120,14 +150,19 @@ def load_graph_cohort(
     first_file: dict[str, Path] = {}
     records: dict[str, SubjectRecord] = {}
     dropped: list[str] = []
+    unreadable: list[str] = []
     for subject in tqdm(manifest.subjects, desc="loading graphs", unit="subject", leave=False):
         graphs: dict[str, Data] = {}
         for modality in modalities:
             path = graphs_dir / modality / f"{subject.subject_id}.pt"
             if not path.exists():
                 continue
-            data = load_graph(path)
-            dim = _check_graph(data, path)
+            try:
+                data = load_graph(path)
+                dim = _check_graph(data, path)
+            except ValueError as err:
+                unreadable.append(str(err))
+                continue
             if in_dims.setdefault(modality, dim) != dim:
                 raise ValueError(
                     f"{path}: field 'x' has {dim} features but {first_file[modality]} has "
@@ -154,6 +189,12 @@ def load_graph_cohort(
         raise ValueError(
             f"no graph files for modalities {absent} under {graphs_dir} "
             f"(expected {graphs_dir}/<modality>/<subject_id>.pt)"
+        )
+    if unreadable:
+        warnings.warn(
+            f"{len(unreadable)} graph file(s) unreadable, their subjects go without that "
+            "modality: " + "; ".join(unreadable),
+            stacklevel=2,
         )
     if dropped:
         reason = "no graph for " + "/".join(modalities)

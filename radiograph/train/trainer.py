@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ from radiograph.nn import (
     cross_entropy_loss,
 )
 from radiograph.train.config import TrainConfig
-from radiograph.train.data import GraphCohort, SubjectRecord, load_graph_cohort
+from radiograph.train.data import GraphCohort, SubjectRecord, load_graph_cohort, node_scaling
 from radiograph.train.splits import load_or_create_splits
 
 AGGREGATOR_CONFIGS = {"sparra": SparraConfig, "abmil": AbmilConfig, "mean": MeanConfig}
@@ -274,6 +275,8 @@ def predict(
 
 def _harrell(event: np.ndarray, time_: np.ndarray, risk: np.ndarray) -> float:
     """Harrell's C; NaN when no pair is comparable (no event, or no event before a later time)."""
+    if not event.any():
+        return float("nan")
     try:
         return float(concordance_index_censored(event.astype(bool), time_, risk)[0])
     except NoComparablePairException:
@@ -414,6 +417,15 @@ def train_fold(
     if not train or not test:
         raise ValueError(f"fold {fold}: {len(train)} training and {len(test)} test subjects have "
                          "graphs; both must be non-empty")
+    if config.task == "survival":
+        for name, subset in (("training", train), ("test", test)):
+            if not any(r.event for r in subset):
+                warnings.warn(
+                    f"fold {fold}: no event among its {len(subset)} {name} subjects; "
+                    + ("the Cox loss is 0 and the model stays at its initialisation"
+                       if name == "training" else "its C-index is undefined (NaN)"),
+                    stacklevel=2,
+                )
     start = time.perf_counter()
     device = resolve_device(config.device)
     num_classes = len(cohort.classes) if cohort.classes else 2
@@ -423,13 +435,16 @@ def train_fold(
         devices = [device.index if device.index is not None else torch.cuda.current_device()]
     log: list[dict[str, float]] = []
     restarts: list[dict[str, float]] = []
+    scaling = node_scaling(train, cohort.modalities) if config.standardize else {}
     model = None
     for restart in range(config.restarts):
         seed = fold_seed(config.seed, fold, restart)
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             candidate = build_aggregator(config.aggregator, cohort.in_dims, config.task,
-                                         num_classes, **options).to(device)
+                                         num_classes, **options)
+            candidate.set_node_scaling(scaling)
+            candidate = candidate.to(device)
             generator = torch.Generator().manual_seed(seed)
             desc = f"{config.aggregator} fold {fold}"
             if config.restarts > 1:
@@ -517,6 +532,11 @@ def run_cross_validation(config: TrainConfig, *, progress: bool = True) -> list[
     """
     manifest = load_manifest(config.manifest, check_files=False)
     cohort = load_graph_cohort(config.graphs_dir, manifest, config.modalities, config.task)
+    if config.task == "survival" and not any(r.event for r in cohort.records.values()):
+        raise ValueError(
+            f"{manifest.path}: column 'event' is 0 for all {len(cohort.records)} subjects with "
+            "graphs; a survival model needs at least one observed event"
+        )
     folds = load_or_create_splits(
         config.splits_path,
         [s.subject_id for s in manifest.subjects],

@@ -70,17 +70,20 @@ def test_coxnet_predicts_at_the_cv_chosen_alpha():
         "coxnet", screening=False, seed=0, model_params={"n_alphas": 20}
     ).fit(X, y)
     path = model.path_alphas_
-    best = model.best_params_["model__alphas"][0]
+    best = model.chosen_alpha_
     scores = model.cv_results_["mean_test_score"]
     assert best in path and best != path[-1]
     assert np.nanargmax(scores) != len(path) - 1  # CV prefers an alpha other than the last
+    index = int(np.flatnonzero(path == best)[0])
     fitted = model.best_estimator_.named_steps["model"]
-    np.testing.assert_array_equal(fitted.alphas_, [best])
+    np.testing.assert_array_equal(fitted.alphas_, path[: index + 1])
+    # Predictions are those of the whole path's fit at the chosen alpha.
     Xs = StandardScaler().fit_transform(X)
-    reference = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[best]).fit(Xs, y)
-    np.testing.assert_allclose(model.predict(X), reference.predict(Xs), rtol=1e-6, atol=1e-9)
-    at_last = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[path[-1]]).fit(Xs, y)
-    assert np.abs(model.predict(X) - at_last.predict(Xs)).max() > 1e-2
+    reference = CoxnetSurvivalAnalysis(l1_ratio=0.5, n_alphas=20).fit(Xs, y)
+    np.testing.assert_allclose(reference.alphas_, path)
+    np.testing.assert_allclose(model.predict(X), reference.predict(Xs, alpha=best),
+                               rtol=1e-6, atol=1e-9)
+    assert np.abs(model.predict(X) - reference.predict(Xs, alpha=path[-1])).max() > 1e-2
 
 
 def test_coxnet_fixed_alpha_candidates():
@@ -89,7 +92,8 @@ def test_coxnet_fixed_alpha_candidates():
         "coxnet", screening=False, grids={"alpha": [0.05, 0.2]}, inner_folds=3
     ).fit(X, y)
     assert not hasattr(model, "path_alphas_")
-    assert model.best_params_["model__alphas"][0] in (0.05, 0.2)
+    assert model.chosen_alpha_ in (0.05, 0.2)
+    assert model.best_params_["model__alphas"] in ([0.2], [0.2, 0.05])
 
 
 @pytest.mark.parametrize("train_values", ["constant", "noise"])

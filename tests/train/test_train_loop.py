@@ -15,7 +15,7 @@ from sksurv.metrics import concordance_index_censored
 from radiograph.io.atomic import partial_files, read_json
 from radiograph.nn import build_aggregator
 from radiograph.train.config import TrainConfig
-from radiograph.train.data import SubjectRecord, load_graph_cohort
+from radiograph.train.data import SubjectRecord, load_graph_cohort, node_scaling
 from radiograph.train.trainer import (
     FoldConflictError,
     fit,
@@ -169,6 +169,52 @@ def test_checkpoint_rebuilds_the_model(trained, tiny):
     table = pd.read_csv(fold_dir / "predictions.csv", dtype={"subject_id": str})
     preds = predict(model, cohort.select(table.subject_id.tolist()), 5, torch.device("cpu"))
     np.testing.assert_allclose(preds.prediction, table.risk, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.filterwarnings("ignore:.*subjects dropped")
+def test_node_scaling_comes_from_the_training_nodes_only(trained, tiny):
+    """The model standardises with the float64 mean/std of the fold's training nodes."""
+    config, _ = trained
+    cohort = load_graph_cohort(tiny.graphs_dir, tiny.manifest, MODALITIES)
+    train = cohort.select(read_json(config.splits_path)["folds"][0]["train"])
+    model = load_fold_model(config.model_dir / "fold_0" / "checkpoint.pt")
+    for modality in MODALITIES:
+        x = np.concatenate([r.graphs[modality].x.double().numpy() for r in train
+                            if modality in r.graphs])
+        np.testing.assert_allclose(getattr(model, f"node_mean_{modality}"), x.mean(0),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(getattr(model, f"node_std_{modality}"), x.std(0), rtol=1e-5)
+    everyone = node_scaling(list(cohort.records.values()), MODALITIES)
+    assert not torch.allclose(everyone["pathology"][0], model.node_mean_pathology)
+
+
+def test_model_scaling_equals_standardised_input(tiny):
+    """set_node_scaling on raw graphs gives what the unscaled model gives on z-scored graphs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cohort = load_graph_cohort(tiny.graphs_dir, tiny.manifest, ["pathology"])
+    records = list(cohort.records.values())[:10]
+    shifted = [SubjectRecord(r.subject_id, r.patient_id, r.time, r.event, None,
+                             {"pathology": r.graphs["pathology"].clone()}) for r in records]
+    for r in shifted:
+        r.graphs["pathology"].x = r.graphs["pathology"].x * 1000.0 + 50.0
+    scaling = node_scaling(shifted, ["pathology"])
+    mean, std = scaling["pathology"]
+    z = [SubjectRecord(r.subject_id, r.patient_id, r.time, r.event, None,
+                       {"pathology": r.graphs["pathology"].clone()}) for r in shifted]
+    for r in z:
+        r.graphs["pathology"].x = (r.graphs["pathology"].x - mean) / std
+    torch.manual_seed(0)
+    plain = build_aggregator("mean", cohort.in_dims).eval()
+    scaled = build_aggregator("mean", cohort.in_dims).eval()
+    scaled.load_state_dict(plain.state_dict())
+    scaled.set_node_scaling(scaling)
+    a = predict(plain, z, 4, torch.device("cpu")).prediction
+    b = predict(scaled, shifted, 4, torch.device("cpu")).prediction
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(a, predict(plain, shifted, 4, torch.device("cpu")).prediction)
+    with pytest.raises(ValueError, match="std must be > 0"):
+        scaled.set_node_scaling({"pathology": (mean, torch.zeros_like(std))})
 
 
 @pytest.mark.filterwarnings("ignore:.*subjects dropped")
