@@ -165,8 +165,8 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, name: str,
     if not path.is_file():
         raise EncoderError(f"encoder {name!r}: weights file not found: {path} "
                            f"(pass --weights with the path of the {spec.weights_hint})")
-    state = _read_state_dict(path, name)
-    state = {_strip_wrappers(k): v for k, v in state.items()}
+    state = read_state_dict(path, name)
+    state = {strip_wrappers(k): v for k, v in state.items()}
     if spec.convert is not None:
         state = spec.convert(state, model)
     state = {k: v for k, v in state.items() if not k.startswith(spec.ignore_prefixes)}
@@ -211,7 +211,10 @@ def _spec(name: str) -> EncoderSpec:
                        f" or 'timm:<model name>'")
 
 
-def _read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file (``.safetensors`` or a torch pickle, read with
+    ``weights_only``), unwrapped from containers such as ``{"state_dict": ...}``; an
+    :class:`EncoderError` naming ``path`` and encoder ``name`` when it holds no state dict."""
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -235,7 +238,9 @@ def _read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
     return obj
 
 
-def _strip_wrappers(key: str) -> str:
+def strip_wrappers(key: str) -> str:
+    """A state-dict key without the prefixes that training wrappers add (``WRAPPER_PREFIXES``,
+    e.g. ``module.`` from DataParallel), repeatedly."""
     stripped = True
     while stripped:
         stripped = False

@@ -36,7 +36,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from radiograph.encoders.base import EncoderError, RandomWeightsWarning
-from radiograph.encoders.registry import _read_state_dict, _strip_wrappers
+from radiograph.encoders.registry import read_state_dict, strip_wrappers
 from radiograph.io.features import file_sha256
 
 Triple = tuple[int, int, int]
@@ -209,7 +209,7 @@ def load_volume_weights(model: ViT3D, path: str | os.PathLike, *, hint: str = ""
     if not path.is_file():
         raise EncoderError(f"encoder {model.name!r}: weights file not found: {path} "
                            f"(pass --weights with the path of the {hint})")
-    state = {_strip_wrappers(k): v for k, v in _read_state_dict(path, model.name).items()}
+    state = {strip_wrappers(k): v for k, v in read_state_dict(path, model.name).items()}
     state = monai_vit_to_vit3d(state, model)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]

@@ -11,7 +11,6 @@ from radiograph.manifest import ManifestError, load_manifest
 from radiograph.pathology.extract import (
     ExtractionConfig,
     cached_encoder,
-    default_num_workers,
     extract_cohort,
 )
 from radiograph.pathology.stain import StainError, load_stain_target
@@ -41,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enc.add_argument("--batch-size", type=int, default=None,
                      help="tiles per forward pass (default: 8 on CPU, 64 on GPU)")
     enc.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
-    enc.add_argument("--num-workers", type=int, default=default_num_workers(),
-                     help="tile-reading worker processes per slide (default: min(2, cores - 1))")
+    enc.add_argument("--num-workers", type=int, default=None,
+                     help="tile-reading worker processes per slide (default: 0 on a CPU with "
+                          "<= 4 cores, min(8, cores - 1) on a GPU; see default_num_workers)")
     tiles = parser.add_argument_group("tiling")
     tiles.add_argument("--mpp", type=float, default=None,
                        help="level-0 microns per pixel overriding the slides' metadata (a "

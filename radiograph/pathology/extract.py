@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from radiograph.devices import resolve_device
 from radiograph.encoders import PatchEncoder, build_encoder
 from radiograph.io.features import FeatureSet, write_features
 from radiograph.manifest import Manifest
@@ -46,9 +47,19 @@ MASK_PIXELS_PER_PATCH = 16
 STAIN_FIT_TILES = 32
 
 
-def default_num_workers() -> int:
-    """Tile-reading worker processes: min(2, cores - 1) (0 on a single core)."""
-    return max(0, min(2, (os.cpu_count() or 1) - 1))
+def default_num_workers(device: torch.device) -> int:
+    """Tile-reading worker processes when the config leaves it open.
+
+    On a GPU the encoder outruns one reader, so min(8, cores - 1). On a CPU with at most 4
+    cores, 0: reading a tile in-process costs ~1.3 ms (benchmarks/encoders.py, 2 cores) while
+    the fastest CPU encoder here needs ~6 ms, and a reader process takes a core from the
+    encoder's threads (end to end with efficientnet-lite0: 119 patches/s with 0 workers, 50
+    with 1). Larger CPUs get min(4, cores // 8) readers (not measured here).
+    """
+    cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return min(8, cores - 1)
+    return 0 if cores <= 4 else min(4, cores // 8)
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,8 @@ class ExtractionConfig:
         mpp: level-0 microns per pixel for every slide (a manifest row's mpp wins).
         batch_size: tiles per forward pass; None: 8 on CPU (larger batches were slower per
             patch on CPU in benchmarks/encoders.py), 64 on GPU.
-        num_workers: DataLoader worker processes reading tiles (0: read in this process).
+        num_workers: DataLoader worker processes reading tiles (0: read in this process);
+            None: :func:`default_num_workers` for the device.
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
         seed: seed of the random encoder initialisation and of the stain-fit tile sample.
     """
@@ -84,13 +96,15 @@ class ExtractionConfig:
     stain_reference: str | None = None
     mpp: float | None = None
     batch_size: int | None = None
-    num_workers: int = field(default_factory=default_num_workers)
+    num_workers: int | None = None
     device: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.patch_size <= 0 or self.target_mpp <= 0 or (self.batch_size or 1) <= 0:
             raise ValueError("patch_size, target_mpp and batch_size must be > 0")
+        if (self.num_workers or 0) < 0:
+            raise ValueError(f"num_workers must be >= 0; got {self.num_workers}")
         if not 0.0 <= self.min_tissue <= 1.0:
             raise ValueError(f"min_tissue must be in [0, 1]; got {self.min_tissue}")
 
@@ -207,7 +221,8 @@ def extract_slide(job: SlideJob, config: ExtractionConfig, encoder: PatchEncoder
     features = encode_tiles(TileDataset(job.slide, resolution.mpp, grid, normalizer), encoder,
                             device=device,
                             batch_size=config.batch_size or (8 if device.type == "cpu" else 64),
-                            num_workers=config.num_workers,
+                            num_workers=(default_num_workers(device) if config.num_workers is None
+                                         else config.num_workers),
                             desc=job.key if progress else None)
     attrs = {
         "subject_id": job.subject_id,
@@ -297,13 +312,6 @@ def extract_cohort(manifest: Manifest, out_dir: str | os.PathLike, config: Extra
 def cached_encoder(name: str, weights: str | None, random_weights: bool, seed: int) -> PatchEncoder:
     """:func:`build_encoder`, memoised per process so a cohort builds its encoder once."""
     return build_encoder(name, weights=weights, random_weights=random_weights, seed=seed)
-
-
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; any other value as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _fit_slide_stains(slide: Slide, grid: TileGrid, *, seed: int) -> StainParams:

@@ -28,13 +28,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from radiograph.devices import resolve_device
 from radiograph.encoders import ENCODERS, PatchEncoder, build_encoder
 from radiograph.encoders.registry import TIMM_PREFIX
 from radiograph.encoders.vit3d import VOLUME_ENCODERS, ViT3D, build_volume_encoder
 from radiograph.io.atomic import atomic_path
 from radiograph.io.features import FeatureSet, file_sha256, write_features
 from radiograph.manifest import Manifest
-from radiograph.pathology.extract import resolve_device
 from radiograph.radiology.deep_features import encode_slices, encode_volume, unit_features
 from radiograph.radiology.habitats import DEFAULT_K_RANGE, HabitatModel
 from radiograph.radiology.radiomics_features import RadiomicsExtractor

@@ -54,6 +54,7 @@ from torch_geometric.data import Data
 from radiograph.graph.edges import knn_edges
 from radiograph.io.atomic import atomic_open
 from radiograph.io.graphs import save_graph
+from radiograph.synth.cohort import censoring_rate
 
 PATCH_SIZE_PX = 256
 """Pathology grid spacing: one node per 256-pixel patch (level-0 pixels)."""
@@ -229,20 +230,6 @@ def _graph(
     )
 
 
-def _censoring_rate(hazard: np.ndarray, target: float) -> float:
-    """Rate mu of exponential censoring with mean_i mu / (mu + hazard_i) = target (bisection)."""
-    if target == 0.0:
-        return 0.0
-    lo, hi = 0.0, float(hazard.max()) * 1e6
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.mean(mid / (mid + hazard)) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 def make_planted_cohort(params: PlantedParams | None = None, seed: int = 0) -> PlantedCohort:
     """Generate a planted-signal cohort (see the module docstring for the model).
 
@@ -284,7 +271,7 @@ def make_planted_cohort(params: PlantedParams | None = None, seed: int = 0) -> P
         fractions[modality] = frac
     hazard = params.baseline_hazard * np.exp(risk - risk.mean())
     event_time = rng.exponential(1.0 / hazard)
-    mu = _censoring_rate(hazard, params.censored_fraction)
+    mu = censoring_rate(hazard, params.censored_fraction)
     censor_time = rng.exponential(1.0 / mu, size=n) if mu > 0 else np.full(n, np.inf)
     time = np.minimum(event_time, censor_time)
     event = (event_time <= censor_time).astype(np.int64)

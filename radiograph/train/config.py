@@ -60,11 +60,13 @@ class TrainConfig:
         seed: seeds the splits, the model initialisation, the batch order and the dropout.
         folds: number of outer cross-validation folds (default 5).
         run_folds: indices of the folds to run (default: all).
-        restarts: independent initialisations trained per fold; the one with the lowest task
-            loss on the fold's training subjects (evaluation mode) is kept. 1 (default) is the
-            paper's single run. SPARRA's TopK layers pass no gradient through the nodes they
-            drop, so whether a run finds a small prognostic region depends on its
-            initialisation; restarts make that less of a lottery at a proportional cost.
+        restarts: independent initialisations tried per fold. 1 (default) is the paper's
+            single run. With N > 1 each initialisation is trained on four fifths of the fold's
+            training patients and scored by its task loss on the other fifth; the best one is
+            then trained on the whole training fold (cost: about 0.8 N + 1 runs). SPARRA's TopK
+            layers pass no gradient through the nodes they drop, so whether a run finds a
+            small prognostic region is decided by its initialisation; restarts make that less
+            of a lottery.
         standardize: z-score each node feature with the mean and standard deviation of the
             fold's training nodes (default True); the statistics are stored in the model, so a
             checkpoint takes raw features. Radiomic features span orders of magnitude, and

@@ -118,6 +118,7 @@ def load_graph_cohort(
     manifest: str | os.PathLike | Manifest,
     modalities: Sequence[str],
     task: str = "survival",
+    progress: bool = True,
 ) -> GraphCohort:
     """Load the graphs of every manifest subject for ``modalities``.
 
@@ -126,13 +127,15 @@ def load_graph_cohort(
         manifest: manifest CSV path (image paths are not checked) or a loaded manifest.
         modalities: e.g. ``("radiology", "pathology")``.
         task: ``"survival"`` or ``"classification"`` (then the manifest's ``label`` is needed).
+        progress: show a progress bar over the subjects.
 
     Returns:
         A :class:`GraphCohort`; dropped subjects are listed and reported with a warning.
 
     Raises:
-        ValueError: a modality with no readable graph file at all, feature dimensions that differ between subjects (naming the files), or a classification
-            task with fewer than two classes.
+        ValueError: a modality with no readable graph file at all, feature dimensions that
+            differ between subjects (naming the files), or a classification task with fewer
+            than two classes.
     """
     graphs_dir = Path(graphs_dir)
     if not isinstance(manifest, Manifest):
@@ -151,7 +154,8 @@ def load_graph_cohort(
     records: dict[str, SubjectRecord] = {}
     dropped: list[str] = []
     unreadable: list[str] = []
-    for subject in tqdm(manifest.subjects, desc="loading graphs", unit="subject", leave=False):
+    for subject in tqdm(manifest.subjects, desc="loading graphs", unit="subject", leave=False,
+                        disable=not progress):
         graphs: dict[str, Data] = {}
         for modality in modalities:
             path = graphs_dir / modality / f"{subject.subject_id}.pt"

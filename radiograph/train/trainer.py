@@ -4,7 +4,8 @@ Per fold k the outputs go to ``config.model_dir / f"fold_{k}"``:
 
 - ``checkpoint.pt``: model weights and everything needed to rebuild the model
   (:func:`load_fold_model`);
-- ``train_log.csv``: one row per epoch: learning rate, mean total loss, task loss, auxiliary
+- ``train_log.csv``: one row per epoch: ``run`` (``final``, or ``selection`` for the runs that
+  choose between restarts), ``restart``, learning rate, mean total loss, task loss, auxiliary
   loss and each unweighted auxiliary term (SPARRA: ``kl``, ``mse``), batches, batches without
   an event (Cox: their loss is 0), seconds;
 - ``predictions.csv``: every train and test subject: ``subject_id, patient_id, split, time,
@@ -43,6 +44,7 @@ from sksurv.metrics import concordance_index_censored
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from radiograph.devices import resolve_device
 from radiograph.io.atomic import atomic_open, atomic_path, read_json, write_json
 from radiograph.manifest import Manifest, load_manifest
 from radiograph.nn import (
@@ -58,12 +60,14 @@ from radiograph.nn import (
 )
 from radiograph.train.config import TrainConfig
 from radiograph.train.data import GraphCohort, SubjectRecord, load_graph_cohort, node_scaling
-from radiograph.train.splits import load_or_create_splits
+from radiograph.train.splits import load_or_create_splits, make_splits
 
 AGGREGATOR_CONFIGS = {"sparra": SparraConfig, "abmil": AbmilConfig, "mean": MeanConfig}
 """Config dataclass of each aggregator, to know which take the top-level ``dropout``."""
 
 HASH_EXCLUDED = ("run_folds", "device", "out_dir")
+#: Restarts are chosen on one of this many patient-level folds of the training subjects.
+INNER_FOLDS = 5
 """Settings that do not change a fold's result (device: up to floating-point order)."""
 
 
@@ -120,13 +124,6 @@ class Predictions:
     prediction: np.ndarray
     embedding: np.ndarray
     importance: list[dict[str, np.ndarray]]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; any other name is passed to torch."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def aggregator_options(config: TrainConfig) -> dict[str, Any]:
@@ -364,13 +361,88 @@ def fold_seed(seed: int, fold: int, restart: int = 0) -> int:
 def selection_loss(
     model: Aggregator, records: Sequence[SubjectRecord], config: TrainConfig, device: torch.device
 ) -> float:
-    """Task loss of a trained model on all of ``records`` at once, in evaluation mode.
-
-    The criterion that picks one of several restarts: it uses the training subjects only.
-    """
+    """Task loss of a trained model on all of ``records`` at once, in evaluation mode (the
+    criterion that picks one of several restarts, on held-out training subjects)."""
     preds = predict(model, records, config.batch_size, device)
     prediction = torch.from_numpy(preds.prediction)
     return float(task_loss(prediction, targets_of(records), config.task, config.ties))
+
+
+def _train_model(
+    config: TrainConfig,
+    cohort: GraphCohort,
+    records: Sequence[SubjectRecord],
+    seed: int,
+    device: torch.device,
+    *,
+    progress: bool,
+    desc: str,
+) -> tuple[Aggregator, list[dict[str, float]]]:
+    """Build the configured aggregator from ``seed`` (initialisation, batch order, dropout) and
+    fit it on ``records``, with node scaling from those records; returns it and its epoch log."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    num_classes = len(cohort.classes) if cohort.classes else 2
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        model = build_aggregator(config.aggregator, cohort.in_dims, config.task, num_classes,
+                                 **aggregator_options(config))
+        if config.standardize:
+            model.set_node_scaling(node_scaling(records, cohort.modalities))
+        model = model.to(device)
+        generator = torch.Generator().manual_seed(seed)
+        rows = fit(model, records, config, device=device, generator=generator,
+                   progress=progress, desc=desc)
+    return model, rows
+
+
+def choose_restart(
+    config: TrainConfig,
+    cohort: GraphCohort,
+    fold: int,
+    train: Sequence[SubjectRecord],
+    device: torch.device,
+    *,
+    progress: bool = True,
+) -> tuple[int, list[dict[str, float]], list[dict[str, float]]]:
+    """Pick one of ``config.restarts`` initialisations using the fold's training subjects only.
+
+    One fifth of the training patients is held out (patient-level, stratified by event or
+    label, seeded by the fold); each restart is trained on the other four fifths and scored by
+    its task loss on the held-out fifth (:func:`selection_loss`). The test subjects play no
+    part.
+
+    Returns:
+        The chosen restart, one summary row per restart (``restart``, ``seed``,
+        ``inner_val_loss``) and the epoch log of the selection runs.
+
+    Raises:
+        ValueError: the training fold has too few patients to hold out a fifth.
+    """
+    ids = [r.subject_id for r in train]
+    strata = [str(r.event) if config.task == "survival" else str(r.label) for r in train]
+    try:
+        inner = make_splits(ids, [r.patient_id for r in train], strata, n_folds=INNER_FOLDS,
+                            seed=fold_seed(config.seed, fold))[0]
+    except ValueError as err:
+        raise ValueError(f"fold {fold}: restarts = {config.restarts} hold out a fifth of the "
+                         f"{len(train)} training subjects to choose between them: {err}") from err
+    held_out = set(inner["test"])
+    fit_on = [r for r in train if r.subject_id not in held_out]
+    scored = [r for r in train if r.subject_id in held_out]
+    summary: list[dict[str, float]] = []
+    log: list[dict[str, float]] = []
+    for restart in range(config.restarts):
+        seed = fold_seed(config.seed, fold, restart)
+        candidate, rows = _train_model(config, cohort, fit_on, seed, device, progress=progress,
+                                       desc=f"{config.aggregator} fold {fold} restart {restart}")
+        loss = selection_loss(candidate, scored, config, device)
+        summary.append({"restart": restart, "seed": seed, "inner_val_loss": loss})
+        log += [{"run": "selection", "restart": restart, **row} for row in rows]
+    losses = np.array([row["inner_val_loss"] for row in summary])
+    chosen = int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
+    return chosen, summary, log
 
 
 def train_fold(
@@ -430,32 +502,15 @@ def train_fold(
     device = resolve_device(config.device)
     num_classes = len(cohort.classes) if cohort.classes else 2
     options = aggregator_options(config)
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    log: list[dict[str, float]] = []
     restarts: list[dict[str, float]] = []
-    scaling = node_scaling(train, cohort.modalities) if config.standardize else {}
-    model = None
-    for restart in range(config.restarts):
-        seed = fold_seed(config.seed, fold, restart)
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            candidate = build_aggregator(config.aggregator, cohort.in_dims, config.task,
-                                         num_classes, **options)
-            candidate.set_node_scaling(scaling)
-            candidate = candidate.to(device)
-            generator = torch.Generator().manual_seed(seed)
-            desc = f"{config.aggregator} fold {fold}"
-            if config.restarts > 1:
-                desc += f" restart {restart}"
-            rows = fit(candidate, train, config, device=device, generator=generator,
-                       progress=progress, desc=desc)
-        loss = selection_loss(candidate, train, config, device)
-        log += [{"restart": restart, **row} for row in rows]
-        restarts.append({"restart": restart, "seed": seed, "train_loss": loss})
-        if model is None or loss < min(r["train_loss"] for r in restarts[:-1]):
-            model, chosen = candidate, restart
+    log: list[dict[str, float]] = []
+    chosen = 0
+    if config.restarts > 1:
+        chosen, restarts, log = choose_restart(config, cohort, fold, train, device,
+                                               progress=progress)
+    model, rows = _train_model(config, cohort, train, fold_seed(config.seed, fold, chosen),
+                               device, progress=progress, desc=f"{config.aggregator} fold {fold}")
+    log += [{"run": "final", "restart": chosen, **row} for row in rows]
     records = train + test
     preds = predict(model, records, config.batch_size, device)
     is_test = np.array([False] * len(train) + [True] * len(test))
@@ -531,7 +586,8 @@ def run_cross_validation(config: TrainConfig, *, progress: bool = True) -> list[
         One :class:`FoldResult` per fold run.
     """
     manifest = load_manifest(config.manifest, check_files=False)
-    cohort = load_graph_cohort(config.graphs_dir, manifest, config.modalities, config.task)
+    cohort = load_graph_cohort(config.graphs_dir, manifest, config.modalities, config.task,
+                               progress=progress)
     if config.task == "survival" and not any(r.event for r in cohort.records.values()):
         raise ValueError(
             f"{manifest.path}: column 'event' is 0 for all {len(cohort.records)} subjects with "
