@@ -66,9 +66,10 @@ AGGREGATOR_CONFIGS = {"sparra": SparraConfig, "abmil": AbmilConfig, "mean": Mean
 """Config dataclass of each aggregator, to know which take the top-level ``dropout``."""
 
 HASH_EXCLUDED = ("run_folds", "device", "out_dir")
-#: Restarts are chosen on one of this many patient-level folds of the training subjects.
-INNER_FOLDS = 5
 """Settings that do not change a fold's result (device: up to floating-point order)."""
+
+INNER_FOLDS = 5
+"""Restarts are scored on one of this many patient-level folds of the training subjects."""
 
 
 class FoldConflictError(RuntimeError):
