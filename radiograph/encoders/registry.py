@@ -170,6 +170,15 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, name: str,
     if spec.convert is not None:
         state = spec.convert(state, model)
     state = {k: v for k, v in state.items() if not k.startswith(spec.ignore_prefixes)}
+    load_matching_state(model, state, path, name,
+                        f"Pass the {spec.weights_hint}, or use 'timm:<model name>' for another "
+                        "architecture")
+
+
+def load_matching_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path,
+                        name: str, fix: str) -> None:
+    """Load ``state`` into ``model`` strictly, or raise one :class:`EncoderError` naming the
+    encoder ``name``, the file ``path``, how the keys and shapes differ, and ``fix``."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -179,10 +188,8 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, name: str,
         parts = [f"{len(items)} {what} (e.g. {', '.join(items[:3])})"
                  for what, items in (("missing keys", missing), ("unexpected keys", unexpected),
                                      ("shape mismatches", wrong_shape)) if items]
-        raise EncoderError(
-            f"encoder {name!r}: weights file {path} does not fit the architecture: "
-            f"{'; '.join(parts)}. Pass the {spec.weights_hint}, or use 'timm:<model name>' "
-            "for another architecture")
+        raise EncoderError(f"encoder {name!r}: weights file {path} does not fit the "
+                           f"architecture: {'; '.join(parts)}. {fix}")
     model.load_state_dict(state, strict=True)
 
 

@@ -36,7 +36,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from radiograph.encoders.base import EncoderError, RandomWeightsWarning
-from radiograph.encoders.registry import read_state_dict, strip_wrappers
+from radiograph.encoders.registry import load_matching_state, read_state_dict, strip_wrappers
 from radiograph.io.features import file_sha256
 
 Triple = tuple[int, int, int]
@@ -211,18 +211,7 @@ def load_volume_weights(model: ViT3D, path: str | os.PathLike, *, hint: str = ""
                            f"(pass --weights with the path of the {hint})")
     state = {strip_wrappers(k): v for k, v in read_state_dict(path, model.name).items()}
     state = monai_vit_to_vit3d(state, model)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = [f"{len(items)} {what} (e.g. {', '.join(items[:3])})"
-                 for what, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                     ("shape mismatches", wrong)) if items]
-        raise EncoderError(f"encoder {model.name!r}: weights file {path} does not fit the "
-                           f"architecture: {'; '.join(parts)}. Pass the {hint}")
-    model.load_state_dict(state, strict=True)
+    load_matching_state(model, state, path, model.name, f"Pass the {hint}")
     model.weights_sha256 = file_sha256(path)
 
 
