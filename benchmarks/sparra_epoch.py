@@ -5,7 +5,9 @@ and one prediction pass over 205 subjects, each with ~10k pathology nodes (2D) a
 radiology nodes (3D), for SPARRA and, side by side in the same run, its peers Mean pooling and
 ABMIL. Graphs come from :func:`make_planted_cohort` with 6 nearest neighbours per node (the
 degree of a Delaunay graph) and are held in memory, so the time is the model's, not the disk's.
-The projection for ``radiograph train`` is ``5 folds x (20 epochs + 1 prediction pass)``;
+Two epochs are timed: the first pays for the process's first touch of its memory, the second is
+the steady state. The projection for ``radiograph train`` is ``5 folds x (first epoch + 19
+steady epochs + 1 prediction pass)``;
 the goal is 10 minutes on a 2-core CPU. By default the epoch is timed on ``--subjects 64`` and
 scaled linearly to 164 (batches are independent); ``--full`` times all 205 subjects.
 
@@ -75,24 +77,24 @@ def speed(args: argparse.Namespace) -> None:
     rows = []
     for name in AGGREGATORS:
         config = TrainConfig(graphs_dir=".", manifest=".", out_dir=".", aggregator=name,
-                             modalities=("pathology", "radiology"), epochs=1)
+                             modalities=("pathology", "radiology"), epochs=2)
         torch.manual_seed(0)
         model = build_aggregator(name, in_dims, **aggregator_options(config))
         generator = torch.Generator().manual_seed(0)
-        t0 = time.perf_counter()
-        fit(model, records[:n_train], config, device=torch.device("cpu"), generator=generator,
-            progress=False)
-        epoch = (time.perf_counter() - t0) * PAPER_TRAIN / n_train
+        log = fit(model, records[:n_train], config, device=torch.device("cpu"),
+                  generator=generator, progress=False)
+        first, epoch = (row["seconds"] * PAPER_TRAIN / n_train for row in log)
         t0 = time.perf_counter()
         predict(model, records, 32, torch.device("cpu"))
         pred = (time.perf_counter() - t0) * PAPER_SUBJECTS / n
-        project = FOLDS * (EPOCHS * epoch + pred)
-        rows.append((name, epoch, pred, project))
-    print(f"{'aggregator':>10}  {'epoch (s)':>9}  {'predict (s)':>11}  "
+        project = FOLDS * (first + (EPOCHS - 1) * epoch + pred)
+        rows.append((name, first, epoch, pred, project))
+    print(f"{'aggregator':>10}  {'epoch 1 (s)':>11}  {'epoch 2 (s)':>11}  {'predict (s)':>11}  "
           f"{'5 folds x 20 epochs (min)':>25}  goal 10 min")
-    for name, epoch, pred, project in rows:
+    for name, first, epoch, pred, project in rows:
         verdict = "met" if project <= GOAL_SECONDS else "missed"
-        print(f"{name:>10}  {epoch:>9.2f}  {pred:>11.2f}  {project / 60:>25.1f}  {verdict}")
+        print(f"{name:>10}  {first:>11.2f}  {epoch:>11.2f}  {pred:>11.2f}  "
+              f"{project / 60:>25.1f}  {verdict}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"(times scaled to {PAPER_TRAIN} trained / {PAPER_SUBJECTS} predicted subjects; "
           f"peak memory {peak:.1f} GiB)")

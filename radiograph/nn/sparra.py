@@ -28,6 +28,7 @@ importances depend on :math:`\mu_s, \sigma_s` through Eq. 4, never on the noise.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -35,7 +36,10 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 from torch_geometric.nn import GCNConv, SAGEConv, TopKPooling
-from torch_geometric.utils import scatter
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.nn.pool.select import SelectOutput, SelectTopK
+from torch_geometric.nn.pool.select.topk import topk
+from torch_geometric.utils import scatter, to_torch_csr_tensor
 
 from radiograph.nn.base import Aggregator, AggregatorOutput, GatedAttention, Task, encoder_block
 from radiograph.nn.batch import SubjectBatch
@@ -110,7 +114,49 @@ class SparraConfig:
 
 
 def _conv(kind: str, in_dim: int, out_dim: int) -> torch.nn.Module:
-    return GCNConv(in_dim, out_dim) if kind == "gcn" else SAGEConv(in_dim, out_dim)
+    """A PyG convolution that takes its neighbourhood step as :func:`propagation_matrix`."""
+    if kind == "gcn":
+        return GCNConv(in_dim, out_dim, normalize=False)
+    return SAGEConv(in_dim, out_dim, aggr="sum")
+
+
+def propagation_matrix(
+    edge_index: Tensor, num_nodes: int, conv: str, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    r"""The neighbourhood step of ``conv`` as a sparse (N, N) CSR matrix P (rows: targets).
+
+    ``"gcn"``: :math:`P = \hat D^{-1/2} (A + I) \hat D^{-1/2}` with self loops added where missing
+    and degrees counted on the targets (PyG's ``gcn_norm``, the normalisation ``GCNConv`` applies
+    to an ``edge_index``); ``"sage"``: :math:`P_{ij} = 1 / \deg_{in}(i)` for each edge
+    j -> i, the mean over in-neighbours (``SAGEConv``'s default aggregation). Repeated edges count
+    as often as they occur, as in message passing.
+
+    The convolutions of this module get P instead of ``edge_index``, so PyG runs one sparse-dense
+    product (``torch.sparse.mm``) rather than gathering an (E, n) message per edge and scattering
+    it back: the same sums, several times faster on graphs of ~10k nodes.
+
+    Args:
+        edge_index: (2, E) source and target node of each edge.
+        num_nodes: N.
+        conv: ``"gcn"`` or ``"sage"``.
+        dtype: dtype of the values (that of the features it multiplies).
+
+    Returns:
+        (N, N) ``torch.sparse_csr`` tensor on ``edge_index``'s device.
+    """
+    if conv == "gcn":
+        edge_index, weight = gcn_norm(
+            edge_index, None, num_nodes, add_self_loops=True, dtype=dtype
+        )
+    else:
+        degree = torch.zeros(num_nodes, dtype=dtype, device=edge_index.device)
+        degree.index_add_(0, edge_index[1], torch.ones_like(edge_index[1], dtype=dtype))
+        weight = 1.0 / degree[edge_index[1]]
+    with warnings.catch_warnings():
+        # PyTorch warns once per process that sparse CSR support is "beta" and that invariant
+        # checks are off; the indices here come from coalescing, so they hold.
+        warnings.simplefilter("ignore", UserWarning)
+        return to_torch_csr_tensor(edge_index.flip(0), weight, size=num_nodes)
 
 
 class Pooled(NamedTuple):
@@ -129,26 +175,58 @@ class Pooled(NamedTuple):
     perm: Tensor
 
 
+class _SelectTopKMatvec(SelectTopK):
+    """PyG's ``SelectTopK`` (tanh scores, no ``min_score``) with the projection as one
+    matrix-vector product: ``x @ p`` instead of PyG's ``(x * p).sum(-1)``, which writes an (N, n)
+    temporary forward and backward (0.5 s of a 2.5 s SPARRA step on 32 graphs of 12k nodes)."""
+
+    def forward(self, x: Tensor, batch: Tensor | None = None) -> SelectOutput:
+        """(N, n) node features, (N,) graph index -> PyG's ``SelectOutput``."""
+        if batch is None:
+            batch = x.new_zeros(x.size(0), dtype=torch.long)
+        score = self.act((x @ self.weight[0]) / self.weight.norm(p=2, dim=-1))
+        node_index = topk(score, self.ratio, batch)
+        return SelectOutput(
+            node_index=node_index,
+            num_nodes=x.size(0),
+            cluster_index=torch.arange(node_index.size(0), device=x.device),
+            num_clusters=node_index.size(0),
+            weight=score[node_index],
+        )
+
+
+def _topk_pooling(n_h: int, ratio: float) -> TopKPooling:
+    """PyG's ``TopKPooling(n_h, ratio)`` scoring with :class:`_SelectTopKMatvec` (same
+    parameters and state-dict keys)."""
+    pool = TopKPooling(n_h, ratio=ratio)
+    select = _SelectTopKMatvec(n_h, ratio)
+    select.load_state_dict(pool.select.state_dict())
+    pool.select = select
+    return pool
+
+
 class PoolingModule(torch.nn.Module):
     """Two layers of ``conv(n -> n_h) -> TopKPooling(n_h, ratio)`` (SPARRA.md step 2).
 
     PyG's TopKPooling scores nodes by ``tanh(x p / |p|)``, keeps the ``ceil(ratio * N)`` best of
     each graph and multiplies their features by the score; its ``perm`` indexes its input nodes,
-    so the kept nodes of the second layer are the input nodes ``perm1[perm2]``.
+    so the kept nodes of the second layer are the input nodes ``perm1[perm2]``. The convolutions
+    take :func:`propagation_matrix` of the current graph, TopK the ``edge_index`` it filters.
     """
 
     def __init__(self, in_dim: int, n_h: int, ratio: float, conv: str) -> None:
         super().__init__()
+        self.conv = conv
         self.conv1 = _conv(conv, in_dim, n_h)
-        self.pool1 = TopKPooling(n_h, ratio=ratio)
+        self.pool1 = _topk_pooling(n_h, ratio)
         self.conv2 = _conv(conv, n_h, n_h)
-        self.pool2 = TopKPooling(n_h, ratio=ratio)
+        self.pool2 = _topk_pooling(n_h, ratio)
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor) -> Pooled:
         """(N, in_dim) node features of a batch of graphs -> :class:`Pooled`."""
-        h = self.conv1(x, edge_index)
+        h = self.conv1(x, propagation_matrix(edge_index, x.size(0), self.conv, x.dtype))
         h, edge_index, _, batch, perm1, _ = self.pool1(h, edge_index, batch=batch)
-        h = self.conv2(h, edge_index)
+        h = self.conv2(h, propagation_matrix(edge_index, h.size(0), self.conv, h.dtype))
         h, edge_index, _, batch, perm2, _ = self.pool2(h, edge_index, batch=batch)
         return Pooled(h, edge_index, batch, perm1[perm2])
 
@@ -191,7 +269,8 @@ class Sparra(Aggregator):
     def _decode(self, modality: str, s: Tensor, edge_index: Tensor) -> Tensor:
         """Step 9: (M,) samples -> (M, d_m) reconstructed input features of the pooled nodes."""
         h = torch.relu(self.decoder_in(s[:, None]))
-        h = torch.relu(self.decoder_conv(h, edge_index))
+        step = propagation_matrix(edge_index, h.size(0), self.config.conv, h.dtype)
+        h = torch.relu(self.decoder_conv(h, step))
         return self.decoder_out[modality](h)
 
     def forward(self, batch: SubjectBatch) -> AggregatorOutput:

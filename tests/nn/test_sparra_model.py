@@ -45,19 +45,31 @@ def _keep_edges(edge_index: torch.Tensor, keep: torch.Tensor, num_nodes: int) ->
     return new_id[edge_index[:, mask]]
 
 
+def _gcn(conv, h: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    """GCNConv by hand, dense: D^-1/2 (A + I) D^-1/2 (h W^T) + b, A[target, source] = 1 per edge,
+    a self loop added where a node has none, degrees as row sums."""
+    n = h.size(0)
+    a = torch.zeros(n, n, dtype=h.dtype)
+    a.index_put_((edge_index[1], edge_index[0]), torch.ones(edge_index.size(1), dtype=h.dtype),
+                 accumulate=True)
+    a[torch.arange(n), torch.arange(n)] = torch.where(a.diagonal() > 0, a.diagonal(), 1.0)
+    scale = a.sum(1).rsqrt()
+    return (scale[:, None] * a * scale[None, :]) @ (h @ conv.lin.weight.T) + conv.bias
+
+
 def _manual_modality(model, modality: str, data: Data) -> dict:
     """Steps 1-5 and 9 for one graph written out by hand, TopK selection by numpy argsort."""
     cfg = model.config
     pool = model.pools[modality]
     n = data.num_nodes
     h = model.encoders[modality](data.x)
-    h1 = pool.conv1(h, data.edge_index)
+    h1 = _gcn(pool.conv1, h, data.edge_index)
     p1 = pool.pool1.select.weight[0]
     s1 = torch.tanh(h1 @ p1 / p1.norm())
     keep1 = _topk(s1, cfg.ratio_for(modality))
     x1 = h1[keep1] * s1[keep1, None]
     e1 = _keep_edges(data.edge_index, keep1, n)
-    h2 = pool.conv2(x1, e1)
+    h2 = _gcn(pool.conv2, x1, e1)
     p2 = pool.pool2.select.weight[0]
     s2 = torch.tanh(h2 @ p2 / p2.norm())
     keep2 = _topk(s2, cfg.ratio_for(modality))
@@ -69,7 +81,7 @@ def _manual_modality(model, modality: str, data: Data) -> dict:
     alpha = torch.full_like(beta, 2 * cfg.alpha0 + 1)
     original = keep1[keep2]
     recon = model.decoder_out[modality](
-        torch.relu(model.decoder_conv(torch.relu(model.decoder_in(mu[:, None])), e2))
+        torch.relu(_gcn(model.decoder_conv, torch.relu(model.decoder_in(mu[:, None])), e2))
     )
     return {
         "pooled": pooled,
@@ -278,3 +290,50 @@ def test_config_validation():
         SparraConfig(pool_ratio=1.5)
     with pytest.raises(ValueError, match="no entry"):
         build_aggregator("sparra", DIMS, pool_ratio={"radiology": 0.7})
+
+
+@pytest.mark.parametrize("conv", ["gcn", "sage"])
+def test_propagation_matrix_equals_pyg_message_passing(random_graph, conv):
+    """The convolutions fed :func:`propagation_matrix` equal PyG's own ``edge_index`` path
+    (GCNConv's normalisation, SAGEConv's mean), values and input gradients, on a graph with
+    repeated edges, two self loops and an isolated node."""
+    from torch_geometric.nn import GCNConv, SAGEConv
+
+    from radiograph.nn.sparra import _conv, propagation_matrix
+
+    graph = random_graph(40, 5, 7)
+    x = torch.cat([graph.x, torch.randn(1, 5, dtype=torch.float64)]).requires_grad_()
+    edge_index = torch.cat([graph.edge_index, torch.tensor([[3, 8], [3, 8]])], dim=1)
+    torch.manual_seed(0)
+    reference = (GCNConv(5, 3) if conv == "gcn" else SAGEConv(5, 3)).double()
+    ours = _conv(conv, 5, 3).double()
+    ours.load_state_dict(reference.state_dict())
+    expected = reference(x, edge_index)
+    (grad_expected,) = torch.autograd.grad(expected.square().sum(), x)
+    got = ours(x, propagation_matrix(edge_index, x.size(0), conv, torch.float64))
+    (grad_got,) = torch.autograd.grad(got.square().sum(), x)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(grad_got, grad_expected)
+
+
+def test_topk_pooling_equals_pyg(random_graph):
+    """The matrix-vector scoring of SPARRA's TopK layers equals PyG's ``TopKPooling``: kept
+    nodes, their features, the filtered edges, and the gradients of features and projection."""
+    from torch_geometric.data import Batch
+    from torch_geometric.nn import TopKPooling
+
+    from radiograph.nn.sparra import _topk_pooling
+
+    graphs = Batch.from_data_list([random_graph(37, 6, 1), random_graph(52, 6, 2)])
+    torch.manual_seed(0)
+    reference = TopKPooling(6, ratio=0.3).double()
+    ours = _topk_pooling(6, 0.3).double()
+    ours.load_state_dict(reference.state_dict())
+    results = []
+    for pool in (reference, ours):
+        x = graphs.x.clone().requires_grad_()
+        out, edge_index, _, batch, perm, score = pool(x, graphs.edge_index, batch=graphs.batch)
+        grads = torch.autograd.grad((out.square().sum() + score.sum()), [x, pool.select.weight])
+        results.append((out, edge_index, batch, perm, score, *grads))
+    for expected, got in zip(*results):
+        torch.testing.assert_close(got, expected)
