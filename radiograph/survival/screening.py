@@ -75,7 +75,10 @@ def univariate_cox(
         DataFrame indexed by feature (the column names of a DataFrame ``X``, else 0..D-1) with
         columns ``coef`` (log hazard ratio per unit of the feature), ``se`` (its standard
         error), ``z`` (coef / se), ``p`` (two-sided Wald p-value) and ``converged`` (bool).
-        A constant column has ``coef``, ``se``, ``z`` and ``p`` NaN.
+        A constant column has ``coef``, ``se``, ``z`` and ``p`` NaN. A column without a finite
+        estimate (it orders the events perfectly) has ``converged`` False and, once its
+        information has vanished, ``se``, ``z`` and ``p`` NaN; one ``RuntimeWarning`` counts
+        such columns.
 
     Raises:
         ValueError: on non-finite values, non-positive times, mismatched lengths, an unknown
@@ -93,19 +96,33 @@ def univariate_cox(
     mean = values.mean(axis=0)
     std = values.std(axis=0)
     usable = std > 0
-    for start in range(0, n_features, block_size):
-        cols = np.arange(start, min(start + block_size, n_features))
-        cols = cols[usable[cols]]
-        if cols.size == 0:
-            continue
-        x = (values[:, cols] - mean[cols]) / std[cols]
-        beta, info, done = _newton(x, layout, max_iter, tol)
-        se = 1.0 / np.sqrt(info)
-        out["coef"][cols] = beta / std[cols]
-        out["se"][cols] = se / std[cols]
-        out["z"][cols] = beta / se
-        out["p"][cols] = 2.0 * norm.sf(np.abs(beta / se))
-        converged[cols] = done
+    # A feature that orders the events perfectly has no finite estimate: its coefficient grows
+    # without bound, exp() underflows and the information goes to 0 or below by rounding. That
+    # yields NaN and is reported once below rather than as NumPy warnings per block.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for start in range(0, n_features, block_size):
+            cols = np.arange(start, min(start + block_size, n_features))
+            cols = cols[usable[cols]]
+            if cols.size == 0:
+                continue
+            x = (values[:, cols] - mean[cols]) / std[cols]
+            beta, info, done = _newton(x, layout, max_iter, tol)
+            se = 1.0 / np.sqrt(info)
+            out["coef"][cols] = beta / std[cols]
+            out["se"][cols] = se / std[cols]
+            out["z"][cols] = beta / se
+            out["p"][cols] = 2.0 * norm.sf(np.abs(beta / se))
+            converged[cols] = done
+    failed = usable & ~converged
+    if failed.any():
+        warnings.warn(
+            f"univariate_cox: {int(failed.sum())} of {int(usable.sum())} non-constant features "
+            f"did not converge in {max_iter} Newton iterations (typically a feature that orders "
+            "the events perfectly, whose partial likelihood has no finite maximum); where their "
+            "information vanished, se, z and p are NaN, and screening treats NaN as p = 1",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     frame = pd.DataFrame(out, index=names)
     frame["converged"] = converged
     return frame
@@ -165,7 +182,10 @@ def _select(pvalues: np.ndarray, threshold: float) -> np.ndarray:
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"p threshold must be in (0, 1], got {threshold}")
     if np.all(np.isnan(pvalues)):
-        raise ValueError("univariate Cox screening: every feature is constant on the training data")
+        raise ValueError(
+            "univariate Cox screening: no feature has a p-value on the training data (each is "
+            "constant or has no finite estimate)"
+        )
     keep = np.nan_to_num(pvalues, nan=1.0) < threshold
     if not keep.any():
         best = int(np.nanargmin(pvalues))

@@ -137,3 +137,30 @@ def test_bad_input_is_named(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         univariate_cox(args["X"], args["time"], args["event"], ties=args["ties"])
+
+
+def test_perfectly_ordering_feature_warns_once_and_is_not_selected():
+    """A feature that orders every event before every later subject has no finite Cox estimate:
+    it is reported unconverged with NaN p (one RuntimeWarning for the call, no NumPy noise),
+    the other features are unaffected, and screening does not select it."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    n = 20
+    time = np.arange(1.0, n + 1.0)
+    event = np.ones(n)
+    event[::3] = 0.0
+    noise = rng.normal(size=n)
+    X = np.column_stack([-time, noise])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = univariate_cox(X, time, event)
+    assert [str(w.message)[:60] for w in caught] == [
+        "univariate_cox: 1 of 2 non-constant features did not converg"
+    ]
+    assert not result.loc[0, "converged"] and np.isnan(result.loc[0, "p"])
+    alone = univariate_cox(noise[:, None], time, event)
+    pd.testing.assert_series_equal(result.iloc[1], alone.iloc[0], check_names=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert not screen(X, time, event, p=0.99)[0]
