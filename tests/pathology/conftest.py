@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -16,12 +15,8 @@ from radiograph.pathology.slide import write_pyramidal_tiff  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One torch thread: on a shared 2-core machine waiting OpenMP threads are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread):
+    """Every pathology test runs on one torch thread (see ``tests/conftest.py``)."""
 
 
 @pytest.fixture
