@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from radiograph.cli import quiet_known_warnings
 from radiograph.study import StudyConfigError, load_study_config, run_study
 
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="output folder (overrides the config's out_dir)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
+    quiet_known_warnings()
     try:
         config = load_study_config(args.config, out_dir=args.out)
     except StudyConfigError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Sequence
 
 from radiograph import __version__
@@ -18,6 +19,20 @@ COMMAND_MODULES = (
     "radiograph.graph.commands",
     "radiograph.train.commands",
 )
+
+
+#: Third-party warnings that say nothing about the user's data: (message regex, category).
+KNOWN_THIRD_PARTY_WARNINGS = (
+    # torch_geometric scripts its pooling helpers at import time; torch >= 2.10 deprecates that
+    (r"`torch\.jit\.script` is deprecated", FutureWarning),
+)
+
+
+def quiet_known_warnings() -> None:
+    """Ignore :data:`KNOWN_THIRD_PARTY_WARNINGS` in this process (for command-line entry points;
+    the process-pool backend hands the filters on to its workers)."""
+    for message, category in KNOWN_THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +65,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_known_warnings()
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

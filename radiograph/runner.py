@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -124,7 +125,8 @@ class ProcessPoolBackend:
     """Runs tasks on a pool of local worker processes (spawned, so safe with torch/OpenSlide).
 
     A worker that dies (killed, out of memory) fails the tasks it and the pool had in flight;
-    they are recorded as failed and a rerun redoes them.
+    they are recorded as failed and a rerun redoes them. Workers start with this process's
+    warning filters (a spawned process would otherwise start from Python's defaults).
     """
 
     name = "process-pool"
@@ -134,7 +136,9 @@ class ProcessPoolBackend:
 
     def run(self, fn: StageFn, tasks: Sequence[Task]) -> Iterator[TaskResult]:
         context = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+        with cf.ProcessPoolExecutor(self.workers, mp_context=context,
+                                    initializer=_set_warning_filters,
+                                    initargs=(_warning_filters(),)) as pool:
             futures = {pool.submit(execute_task, fn, task): task for task in tasks}
             for future in cf.as_completed(futures):
                 task = futures[future]
@@ -142,6 +146,25 @@ class ProcessPoolBackend:
                     yield future.result()
                 except Exception as err:  # noqa: BLE001 - the worker itself died
                     yield TaskResult(task.key, "failed", error=f"worker process died: {err!r}")
+
+
+WarningFilter = tuple[str, str, type, str, int]
+
+
+def _warning_filters() -> list[WarningFilter]:
+    """This process's ``warnings.filters`` as plain (action, message, category, module, lineno)."""
+    def text(pattern: Any) -> str:  # a compiled regex, a plain string (Python's defaults), None
+        return getattr(pattern, "pattern", pattern) or ""
+
+    return [(action, text(message), category, text(module), lineno)
+            for action, message, category, module, lineno in warnings.filters]
+
+
+def _set_warning_filters(filters: list[WarningFilter]) -> None:
+    """Replace this process's warning filters by ``filters`` (first one wins, as in warnings)."""
+    warnings.resetwarnings()
+    for action, message, category, module, lineno in reversed(filters):
+        warnings.filterwarnings(action, message, category, module, lineno)
 
 
 def execute_task(fn: StageFn, task: Task) -> TaskResult:

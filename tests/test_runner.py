@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import rg_test_stages as stages
@@ -63,3 +64,18 @@ def test_duplicate_keys_rejected(tmp_path):
     tasks = [Task("A", (tmp_path / "a",)), Task("A", (tmp_path / "b",))]
     with pytest.raises(ValueError, match="duplicate task keys"):
         run_cohort(tasks, stages.write_square, record_path=tmp_path / "r.json", progress=False)
+
+
+def test_pool_workers_start_with_the_parents_warning_filters(tmp_path):
+    """A filter set in the parent (e.g. by a command's entry point) holds in spawned workers."""
+    tasks = make_tasks(tmp_path, [0, 1])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="rg-test noise", category=UserWarning)
+        record = run_cohort(tasks, stages.warn_and_record, record_path=tmp_path / "r.json",
+                            backend=ProcessPoolBackend(2), progress=False)
+    assert sorted(record.done) == ["S0", "S1"]
+    assert {(tmp_path / f"S{i}.txt").read_text() for i in range(2)} == {"ignored\n"}
+    again = run_cohort(tasks, stages.warn_and_record, record_path=tmp_path / "r2.json",
+                       backend=ProcessPoolBackend(2), overwrite=True, progress=False)
+    assert sorted(again.done) == ["S0", "S1"]
+    assert {(tmp_path / f"S{i}.txt").read_text() for i in range(2)} == {"shown\n"}

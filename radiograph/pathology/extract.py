@@ -265,7 +265,9 @@ def encode_tiles(dataset: TileDataset, encoder: PatchEncoder, *, device: torch.d
     autocast = (torch.autocast(device_type="cuda", dtype=torch.float16) if device.type == "cuda"
                 else contextlib.nullcontext())
     start = 0
-    bar = tqdm(total=len(dataset), desc=desc, unit="patch", leave=False, disable=desc is None)
+    # a bar per slide: on a terminal only (disable=None), so a redirected log keeps the cohort's
+    bar = tqdm(total=len(dataset), desc=desc, unit="patch", leave=False,
+               disable=True if desc is None else None)
     try:
         with torch.inference_mode(), autocast:
             for tiles in loader:

@@ -171,8 +171,9 @@ def to_uint8(channel: np.ndarray, modality: str) -> np.ndarray:
 
 
 def _batches(items: np.ndarray, size: int, progress: bool, desc: str) -> Iterator[np.ndarray]:
-    for i in tqdm(range(0, len(items), size), desc=desc, unit="batch", disable=not progress,
-                  leave=False):
+    # a bar per volume: on a terminal only (disable=None), so a redirected log keeps the cohort's
+    for i in tqdm(range(0, len(items), size), desc=desc, unit="batch",
+                  disable=True if not progress else None, leave=False):
         yield items[i:i + size]
 
 

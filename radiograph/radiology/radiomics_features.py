@@ -83,7 +83,7 @@ class RadiomicsExtractor:
         rows: list[list[float]] = []
         names: list[str] | None = None
         for i in tqdm(range(len(units)), desc=f"{volume.subject_id} radiomics", unit="unit",
-                      disable=not progress, leave=False):
+                      disable=True if not progress else None, leave=False):  # terminal only
             row_names, row = [], []
             start = np.maximum(boxes[i, 0] - self._pad, 0)
             stop = np.minimum(boxes[i, 1] + self._pad, volume.shape)

@@ -210,7 +210,9 @@ def fit(
         collate_fn=lambda rs: collate_records(rs, model.modalities),
     )
     log: list[dict[str, float]] = []
-    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
+    # a bar per model: on a terminal only (disable=None); a redirected log gets the fold table
+    bar = tqdm(range(config.epochs), desc=desc, unit="epoch",
+               disable=True if not progress else None, leave=False)
     for epoch in bar:
         model.train()
         start = time.perf_counter()

@@ -35,3 +35,13 @@ def die_first_time(task: Task) -> None:
         os._exit(1)
     with atomic_open(task.outputs[0], "w") as fh:
         fh.write("0\n")
+
+
+def warn_and_record(task: Task) -> None:
+    """Issues a UserWarning 'rg-test noise' and writes whether a filter ignored it."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.warn("rg-test noise", UserWarning)
+    with atomic_open(task.outputs[0], "w") as fh:
+        fh.write("shown\n" if caught else "ignored\n")
