@@ -319,18 +319,27 @@ def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[Tra
 
     Per fold, the baselines see only the training subjects' vectors (scaling, screening and
     inner-CV tuning included) and are evaluated on the test subjects. Results and test risks
-    are cached in ``fold_<k>/baselines.csv`` and ``fold_<k>/baseline_risks.csv``.
+    are cached in ``fold_<k>/baselines.csv`` and ``fold_<k>/baseline_risks.csv``. Warnings of
+    the hundreds of inner-CV fits (scikit-survival's overflows at weak penalties, screening's
+    features without a finite estimate) are summarised at the end, one line per source.
     """
     frames = []
-    for model in trained:
-        for fold_dir in model.fold_dirs:
-            results_path = fold_dir / "baselines.csv"
-            if not results_path.exists():
+    with warnings.catch_warnings(record=True) as caught:
+        for model in trained:
+            for fold_dir in model.fold_dirs:
+                results_path = fold_dir / "baselines.csv"
+                if results_path.exists():
+                    continue
                 results, risks = _fold_baselines(config, manifest, fold_dir)
                 with atomic_open(fold_dir / "baseline_risks.csv", "w", newline="") as fh:
                     risks.to_csv(fh, index=False)
                 with atomic_open(results_path, "w", newline="") as fh:
                     results.to_csv(fh, index=False)
+    if caught:
+        print(summarise_warnings(caught, "baselines"), file=sys.stderr)
+    for model in trained:
+        for fold_dir in model.fold_dirs:
+            results_path = fold_dir / "baselines.csv"
             frame = pd.read_csv(results_path)
             frame.insert(0, "extractor", _extractor_label(config, model.modalities))
             frame.insert(1, "modality", " + ".join(model.modalities))
@@ -338,6 +347,24 @@ def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[Tra
             frame.insert(4, "fold", int(fold_dir.name.split("_")[-1]))
             frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def summarise_warnings(caught: Sequence[warnings.WarningMessage], stage: str) -> str:
+    """One line per source (file, line, category) of ``caught``: how often, first message.
+
+    Returns:
+        ``"<stage>: N warning(s) from K source(s), most frequent first:"`` and the lines.
+    """
+    groups: dict[tuple[str, int, str], list[str]] = {}
+    for item in caught:
+        key = (Path(item.filename).name, item.lineno, item.category.__name__)
+        groups.setdefault(key, []).append(str(item.message).strip().splitlines()[0])
+    lines = [f"{stage}: {len(caught)} warning(s) from {len(groups)} source(s), "
+             "most frequent first:"]
+    for (filename, lineno, category), messages in sorted(groups.items(),
+                                                         key=lambda kv: -len(kv[1])):
+        lines.append(f"  {len(messages):5d} x {filename}:{lineno} {category}: {messages[0]}")
+    return "\n".join(lines)
 
 
 def _fold_baselines(config: StudyConfig, manifest: Manifest,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+import warnings
 
 import pandas as pd
 import pytest
 
-from radiograph.study import StudyConfigError, load_study_config, run_study
+from radiograph.study import StudyConfigError, load_study_config, run_study, summarise_warnings
 
 TINY = """
 out_dir: out
@@ -72,3 +73,21 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path):
     changed = [p for p in outputs if p.stat().st_mtime_ns != stamps[p]
                and not p.name.endswith(".json")]
     assert changed == [], f"rerun redid {changed}"
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=1)
+
+
+def test_warnings_are_summarised_one_line_per_source():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for count in (3, 5, 7):
+            _warn(f"{count} features did not converge")
+        warnings.warn("overflow encountered in exp", UserWarning)
+    summary = summarise_warnings(caught, "baselines").splitlines()
+    assert summary[0] == "baselines: 4 warning(s) from 2 source(s), most frequent first:"
+    assert summary[1].split() == ["3", "x", f"test_study.py:{_warn.__code__.co_firstlineno + 1}",
+                                  "RuntimeWarning:", "3", "features", "did", "not", "converge"]
+    assert summary[2].split()[:2] == ["1", "x"] and summary[2].endswith(
+        "UserWarning: overflow encountered in exp")
