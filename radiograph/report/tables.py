@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,7 +110,7 @@ def best_cells(table: pd.DataFrame) -> pd.DataFrame:
     if len(names) < 2:
         return pd.DataFrame(False, index=means.index, columns=means.columns)
     compare_on = [*names[:-2], "metric"]
-    best = pd.DataFrame(False, index=means.index, columns=means.columns)
+    winners: set[tuple[Any, str]] = set()
     for _, block in means.groupby(level=compare_on, sort=False):
         if len(block) < 2:
             continue
@@ -117,8 +118,9 @@ def best_cells(table: pd.DataFrame) -> pd.DataFrame:
         for column in block.columns:
             values = block[column].dropna()
             if not values.empty:
-                best.loc[values.idxmin() if lower else values.idxmax(), column] = True
-    return best
+                winners.add((values.idxmin() if lower else values.idxmax(), column))
+    return pd.DataFrame([[(row, column) in winners for column in means.columns]
+                         for row in means.index], index=means.index, columns=means.columns)
 
 
 def to_markdown(table: pd.DataFrame, *, digits: int = 3) -> str:
