@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -91,3 +92,11 @@ def test_warnings_are_summarised_one_line_per_source():
                                   "RuntimeWarning:", "3", "features", "did", "not", "converge"]
     assert summary[2].split()[:2] == ["1", "x"] and summary[2].endswith(
         "UserWarning: overflow encountered in exp")
+
+
+@pytest.mark.parametrize("name", ["synthetic.yaml", "synthetic_205.yaml", "tcga_rcc.yaml"])
+def test_shipped_study_configs_load(name):
+    configs = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+    config = load_study_config(configs / name)
+    assert config.aggregators == ("mean", "abmil", "sparra")
+    assert len(config.modality_sets) == 3
