@@ -154,8 +154,9 @@ def load_graph_cohort(
     records: dict[str, SubjectRecord] = {}
     dropped: list[str] = []
     unreadable: list[str] = []
+    # a bar per training run: on a terminal only (disable=None), like the epoch bar
     for subject in tqdm(manifest.subjects, desc="loading graphs", unit="subject", leave=False,
-                        disable=not progress):
+                        disable=True if not progress else None):
         graphs: dict[str, Data] = {}
         for modality in modalities:
             path = graphs_dir / modality / f"{subject.subject_id}.pt"
