@@ -358,7 +358,8 @@ def summarise_warnings(caught: Sequence[warnings.WarningMessage], stage: str) ->
     groups: dict[tuple[str, int, str], list[str]] = {}
     for item in caught:
         key = (Path(item.filename).name, item.lineno, item.category.__name__)
-        groups.setdefault(key, []).append(str(item.message).strip().splitlines()[0])
+        first_line = next(iter(str(item.message).strip().splitlines()), "")
+        groups.setdefault(key, []).append(first_line)
     lines = [f"{stage}: {len(caught)} warning(s) from {len(groups)} source(s), "
              "most frequent first:"]
     for (filename, lineno, category), messages in sorted(groups.items(),

@@ -86,8 +86,9 @@ def test_warnings_are_summarised_one_line_per_source():
         for count in (3, 5, 7):
             _warn(f"{count} features did not converge")
         warnings.warn("overflow encountered in exp", UserWarning)
+        warnings.warn("", FutureWarning)
     summary = summarise_warnings(caught, "baselines").splitlines()
-    assert summary[0] == "baselines: 4 warning(s) from 2 source(s), most frequent first:"
+    assert summary[0] == "baselines: 5 warning(s) from 3 source(s), most frequent first:"
     assert summary[1].split() == ["3", "x", f"test_study.py:{_warn.__code__.co_firstlineno + 1}",
                                   "RuntimeWarning:", "3", "features", "did", "not", "converge"]
     assert summary[2].split()[:2] == ["1", "x"] and summary[2].endswith(
