@@ -185,6 +185,13 @@ def execute_task(fn: StageFn, task: Task) -> TaskResult:
     return TaskResult(task.key, "done", seconds, [str(p) for p in task.outputs])
 
 
+def terminal_only(progress: bool) -> bool | None:
+    """tqdm's ``disable`` for a bar over the parts of one item (a slide's patches, a volume's
+    units, a model's epochs): None when ``progress`` (tqdm then shows it only on a terminal, so
+    a redirected log keeps the cohort-level bars), True otherwise."""
+    return None if progress else True
+
+
 def default_backend(workers: int | None) -> Backend:
     """In-process for one worker, else a local process pool (default: number of cores)."""
     if workers is None:

@@ -328,24 +328,20 @@ def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[Tra
         for model in trained:
             for fold_dir in model.fold_dirs:
                 results_path = fold_dir / "baselines.csv"
-                if results_path.exists():
-                    continue
-                results, risks = _fold_baselines(config, manifest, fold_dir)
-                with atomic_open(fold_dir / "baseline_risks.csv", "w", newline="") as fh:
-                    risks.to_csv(fh, index=False)
-                with atomic_open(results_path, "w", newline="") as fh:
-                    results.to_csv(fh, index=False)
+                if not results_path.exists():
+                    results, risks = _fold_baselines(config, manifest, fold_dir)
+                    with atomic_open(fold_dir / "baseline_risks.csv", "w", newline="") as fh:
+                        risks.to_csv(fh, index=False)
+                    with atomic_open(results_path, "w", newline="") as fh:
+                        results.to_csv(fh, index=False)
+                frame = pd.read_csv(results_path)
+                frame.insert(0, "extractor", _extractor_label(config, model.modalities))
+                frame.insert(1, "modality", " + ".join(model.modalities))
+                frame.insert(2, "aggregator", model.aggregator)
+                frame.insert(4, "fold", int(fold_dir.name.split("_")[-1]))
+                frames.append(frame)
     if caught:
         print(summarise_warnings(caught, "baselines"), file=sys.stderr)
-    for model in trained:
-        for fold_dir in model.fold_dirs:
-            results_path = fold_dir / "baselines.csv"
-            frame = pd.read_csv(results_path)
-            frame.insert(0, "extractor", _extractor_label(config, model.modalities))
-            frame.insert(1, "modality", " + ".join(model.modalities))
-            frame.insert(2, "aggregator", model.aggregator)
-            frame.insert(4, "fold", int(fold_dir.name.split("_")[-1]))
-            frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 

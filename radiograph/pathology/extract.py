@@ -38,7 +38,7 @@ from radiograph.pathology.stain import (
 )
 from radiograph.pathology.tiling import TileGrid, read_tile, save_thumbnail, tile_grid
 from radiograph.pathology.tissue import TissueParams, compute_tissue_mask
-from radiograph.runner import Backend, RunRecord, Task, run_cohort
+from radiograph.runner import Backend, RunRecord, Task, run_cohort, terminal_only
 
 STAGE = "extract-pathology"
 #: Mask pixels per patch side: the mask resolution is the patch's side in microns / 16.
@@ -265,9 +265,8 @@ def encode_tiles(dataset: TileDataset, encoder: PatchEncoder, *, device: torch.d
     autocast = (torch.autocast(device_type="cuda", dtype=torch.float16) if device.type == "cuda"
                 else contextlib.nullcontext())
     start = 0
-    # a bar per slide: on a terminal only (disable=None), so a redirected log keeps the cohort's
     bar = tqdm(total=len(dataset), desc=desc, unit="patch", leave=False,
-               disable=True if desc is None else None)
+               disable=terminal_only(desc is not None))
     try:
         with torch.inference_mode(), autocast:
             for tiles in loader:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from radiograph.encoders.base import PatchEncoder
 from radiograph.encoders.vit3d import ViT3D
 from radiograph.radiology.units import Units
+from radiograph.runner import terminal_only
 
 #: MR z-scores in [-MR_RANGE, MR_RANGE] map to grey levels 0..255 for 2D encoders.
 MR_RANGE = 3.0
@@ -171,9 +172,8 @@ def to_uint8(channel: np.ndarray, modality: str) -> np.ndarray:
 
 
 def _batches(items: np.ndarray, size: int, progress: bool, desc: str) -> Iterator[np.ndarray]:
-    # a bar per volume: on a terminal only (disable=None), so a redirected log keeps the cohort's
     for i in tqdm(range(0, len(items), size), desc=desc, unit="batch",
-                  disable=True if not progress else None, leave=False):
+                  disable=terminal_only(progress), leave=False):
         yield items[i:i + size]
 
 

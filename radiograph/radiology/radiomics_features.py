@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from radiograph.io.features import file_sha256
 from radiograph.radiology.units import Units
 from radiograph.radiology.volume import Volume
+from radiograph.runner import terminal_only
 
 PARAMS_DIR = Path(__file__).parent / "params"
 DEFAULT_PARAMS = {"CT": PARAMS_DIR / "pyradiomics_ct.yaml",
@@ -83,7 +84,7 @@ class RadiomicsExtractor:
         rows: list[list[float]] = []
         names: list[str] | None = None
         for i in tqdm(range(len(units)), desc=f"{volume.subject_id} radiomics", unit="unit",
-                      disable=True if not progress else None, leave=False):  # terminal only
+                      disable=terminal_only(progress), leave=False):
             row_names, row = [], []
             start = np.maximum(boxes[i, 0] - self._pad, 0)
             stop = np.minimum(boxes[i, 1] + self._pad, volume.shape)

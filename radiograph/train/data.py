@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from radiograph.io.graphs import load_graph
 from radiograph.manifest import Manifest, load_manifest
+from radiograph.runner import terminal_only
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,8 @@ def load_graph_cohort(
     records: dict[str, SubjectRecord] = {}
     dropped: list[str] = []
     unreadable: list[str] = []
-    # a bar per training run: on a terminal only (disable=None), like the epoch bar
     for subject in tqdm(manifest.subjects, desc="loading graphs", unit="subject", leave=False,
-                        disable=True if not progress else None):
+                        disable=terminal_only(progress)):
         graphs: dict[str, Data] = {}
         for modality in modalities:
             path = graphs_dir / modality / f"{subject.subject_id}.pt"

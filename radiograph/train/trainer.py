@@ -58,6 +58,7 @@ from radiograph.nn import (
     cox_nll,
     cross_entropy_loss,
 )
+from radiograph.runner import terminal_only
 from radiograph.train.config import TrainConfig
 from radiograph.train.data import GraphCohort, SubjectRecord, load_graph_cohort, node_scaling
 from radiograph.train.splits import load_or_create_splits, make_splits
@@ -210,9 +211,8 @@ def fit(
         collate_fn=lambda rs: collate_records(rs, model.modalities),
     )
     log: list[dict[str, float]] = []
-    # a bar per model: on a terminal only (disable=None); a redirected log gets the fold table
-    bar = tqdm(range(config.epochs), desc=desc, unit="epoch",
-               disable=True if not progress else None, leave=False)
+    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=terminal_only(progress),
+               leave=False)
     for epoch in bar:
         model.train()
         start = time.perf_counter()
