@@ -10,18 +10,14 @@ from radiograph.survival.baselines import (
     run_baselines,
 )
 from radiograph.survival.metrics import (
-    CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
     SURVIVAL_METRICS,
-    bootstrap_indices,
     default_tau,
-    evaluate_classification,
     evaluate_survival,
     evaluation_times,
     risk_score,
     survival_metrics,
     truncate_follow_up,
-    youden_threshold,
 )
 from radiograph.survival.risk_groups import (
     KaplanMeierCurve,
@@ -33,7 +29,6 @@ from radiograph.survival.screening import UnivariateCoxSelector, screen, univari
 
 __all__ = [
     "BASELINES",
-    "CLASSIFICATION_METRICS",
     "DEFAULT_GRIDS",
     "LOWER_IS_BETTER",
     "SURVIVAL_METRICS",
@@ -41,9 +36,7 @@ __all__ = [
     "RiskGroups",
     "TunedSurvivalModel",
     "UnivariateCoxSelector",
-    "bootstrap_indices",
     "default_tau",
-    "evaluate_classification",
     "evaluate_survival",
     "evaluation_times",
     "inner_splits",
@@ -56,5 +49,4 @@ __all__ = [
     "survival_metrics",
     "truncate_follow_up",
     "univariate_cox",
-    "youden_threshold",
 ]

@@ -1,4 +1,5 @@
-"""Metrics per outer fold (paper, section 3.1): direct scikit-survival / scikit-learn calls.
+"""Survival metrics per outer fold (paper, section 3.1): direct scikit-survival calls. The
+classification metrics are in :mod:`radiograph.stats.discrimination`.
 
 Survival (all computed on the test fold; the censoring distribution of the IPCW metrics is the
 Kaplan-Meier estimate of the *training* fold, as scikit-survival does):
@@ -33,7 +34,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from sksurv.metrics import (
     concordance_index_censored,
     concordance_index_ipcw,
@@ -42,8 +42,9 @@ from sksurv.metrics import (
 )
 from sksurv.util import Surv, check_y_survival
 
+from radiograph.stats.resampling import bootstrap_indices
+
 SURVIVAL_METRICS = ("c_index", "c_ipcw", "c_auc", "ibs")
-CLASSIFICATION_METRICS = ("auroc", "auprc", "accuracy", "sensitivity", "specificity")
 LOWER_IS_BETTER = frozenset({"ibs"})
 
 
@@ -199,7 +200,7 @@ def evaluate_survival(
     result = survival_metrics(y_train, y_test, risk, survival, times=times, tau=tau)
     if n_boot > 0:
         samples = []
-        for rows in bootstrap_indices(_patients(patient_ids, risk.shape[0]), n_boot, seed):
+        for rows in bootstrap_indices(patient_ids, n_boot, seed, n_rows=risk.shape[0]):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 samples.append(
@@ -216,104 +217,11 @@ def evaluate_survival(
     return result
 
 
-def youden_threshold(score: np.ndarray, label: np.ndarray) -> float:
-    """Score threshold maximising Youden's J = sensitivity + specificity - 1.
-
-    Args:
-        score: (n,) scores of the positive class (any monotone scale).
-        label: (n,) binary labels (1 = positive).
-
-    Returns:
-        The threshold t; a subject is predicted positive when score >= t.
-    """
-    fpr, tpr, thresholds = roc_curve(label, score)
-    return float(thresholds[np.argmax(tpr - fpr)])
-
-
-def evaluate_classification(
-    score_train: np.ndarray,
-    label_train: np.ndarray,
-    score_test: np.ndarray,
-    label_test: np.ndarray,
-    *,
-    patient_ids: Sequence | None = None,
-    n_boot: int = 0,
-    seed: int = 0,
-    level: float = 0.95,
-) -> dict[str, float]:
-    """Binary classification metrics of one outer fold, threshold fixed on the training fold.
-
-    Args:
-        score_train: (n_train,) positive-class scores of the training fold.
-        label_train: (n_train,) 0/1 labels of the training fold.
-        score_test: (n_test,) positive-class scores of the test fold.
-        label_test: (n_test,) 0/1 labels of the test fold.
-        patient_ids, n_boot, seed, level: bootstrap as in :func:`evaluate_survival`.
-
-    Returns:
-        ``auroc``, ``auprc`` (average precision), and ``accuracy``, ``sensitivity``,
-        ``specificity`` at the Youden threshold of the training fold
-        (:func:`youden_threshold`); with ``n_boot > 0`` also ``<metric>_ci_low/_ci_high``.
-    """
-    score_test = np.asarray(score_test, dtype=np.float64).reshape(-1)
-    label_test = np.asarray(label_test).reshape(-1)
-    for name, label in (("label_train", label_train), ("label_test", label_test)):
-        if not np.isin(label, (0, 1)).all():
-            raise ValueError(f"{name}: expected binary 0/1 labels, got {np.unique(label)}")
-    threshold = youden_threshold(np.asarray(score_train, float), np.asarray(label_train))
-
-    def metrics(rows: np.ndarray) -> dict[str, float]:
-        score, label = score_test[rows], label_test[rows].astype(bool)
-        predicted = score >= threshold
-        both = label.any() and (~label).any()
-        return {
-            "auroc": roc_auc_score(label, score) if both else np.nan,
-            "auprc": average_precision_score(label, score) if both else np.nan,
-            "accuracy": float(np.mean(predicted == label)),
-            "sensitivity": float(predicted[label].mean()) if label.any() else np.nan,
-            "specificity": float((~predicted[~label]).mean()) if (~label).any() else np.nan,
-        }
-
-    result = metrics(np.arange(score_test.shape[0]))
-    if n_boot > 0:
-        patients = _patients(patient_ids, score_test.shape[0])
-        samples = [metrics(rows) for rows in bootstrap_indices(patients, n_boot, seed)]
-        result.update(_percentile_intervals(samples, CLASSIFICATION_METRICS, level))
-    return result
-
-
-def bootstrap_indices(patient_ids: Sequence, n_boot: int, seed: int) -> list[np.ndarray]:
-    """Row indices of ``n_boot`` patient-level bootstrap resamples.
-
-    Patients are drawn with replacement (as many as there are distinct patients); every row of
-    a drawn patient is included, once per draw.
-
-    Args:
-        patient_ids: (n_rows,) patient of each row.
-        n_boot: number of resamples.
-        seed: seed of ``np.random.default_rng``.
-    """
-    patients, inverse = np.unique(np.asarray(patient_ids), return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == k) for k in range(patients.shape[0])]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, patients.shape[0], size=(n_boot, patients.shape[0]))
-    return [np.concatenate([rows_of[k] for k in draw]) for draw in draws]
-
-
 def _has_survival_function(model: Any) -> bool:
     if hasattr(model, "has_survival_function"):
         return bool(model.has_survival_function)
     final = model.steps[-1][-1] if hasattr(model, "steps") else model
     return hasattr(final, "predict_survival_function")
-
-
-def _patients(patient_ids: Sequence | None, n_rows: int) -> np.ndarray:
-    if patient_ids is None:
-        return np.arange(n_rows)
-    patients = np.asarray(patient_ids)
-    if patients.shape[0] != n_rows:
-        raise ValueError(f"patient_ids has {patients.shape[0]} entries for {n_rows} test rows")
-    return patients
 
 
 def _percentile_intervals(

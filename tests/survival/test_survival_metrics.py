@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sksurv.linear_model import CoxPHSurvivalAnalysis
@@ -17,14 +16,12 @@ from sksurv.metrics import (
 from sksurv.svm import FastSurvivalSVM
 from sksurv.util import Surv
 
+from radiograph.stats.resampling import bootstrap_indices
 from radiograph.survival.metrics import (
-    bootstrap_indices,
-    evaluate_classification,
     evaluate_survival,
     risk_score,
     survival_metrics,
     truncate_follow_up,
-    youden_threshold,
 )
 
 
@@ -130,39 +127,16 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_seeded(fold):
         assert first[f"{key}_ci_low"] < first[key] < first[f"{key}_ci_high"], key
 
 
-def test_youden_threshold_maximises_j_by_brute_force():
-    rng = np.random.default_rng(5)
-    label = rng.random(80) < 0.4
-    score = rng.normal(size=80) + 1.2 * label
-    best = youden_threshold(score, label)
+@pytest.mark.parametrize("patients", [np.arange(12), np.array(list("qwertyqwerab"))])
+def test_resamples_are_those_of_the_former_survival_bootstrap(patients):
+    """evaluate_survival's intervals are unchanged by the move to radiograph.stats.resampling:
+    the former implementation (sorted patients, one rng.integers draw) gives the same rows."""
+    def former(patient_ids, n_boot, seed):
+        ids, inverse = np.unique(patient_ids, return_inverse=True)
+        rows_of = [np.flatnonzero(inverse == k) for k in range(ids.shape[0])]
+        draws = np.random.default_rng(seed).integers(0, ids.shape[0], size=(n_boot, ids.shape[0]))
+        return [np.concatenate([rows_of[k] for k in draw]) for draw in draws]
 
-    def j(t: float) -> float:
-        predicted = score >= t
-        return predicted[label].mean() + (~predicted[~label]).mean() - 1
-
-    assert j(best) == pytest.approx(max(j(t) for t in score))
-
-
-def test_classification_metrics_use_the_training_threshold():
-    rng = np.random.default_rng(6)
-    label_train = rng.random(100) < 0.5
-    score_train = rng.normal(size=100) + label_train
-    label_test = rng.random(60) < 0.3
-    score_test = rng.normal(size=60) + label_test
-    threshold = youden_threshold(score_train, label_train)
-    predicted = score_test >= threshold
-    ours = evaluate_classification(score_train, label_train, score_test, label_test)
-    assert ours["auroc"] == roc_auc_score(label_test, score_test)
-    assert ours["auprc"] == average_precision_score(label_test, score_test)
-    assert ours["accuracy"] == np.mean(predicted == label_test)
-    tp = np.sum(predicted & label_test)
-    tn = np.sum(~predicted & ~label_test)
-    assert ours["sensitivity"] == tp / label_test.sum()
-    assert ours["specificity"] == tn / (~label_test).sum()
-    flipped = evaluate_classification(score_train, label_train, score_test, ~label_test)
-    assert flipped["sensitivity"] == np.mean(predicted[~label_test])  # same threshold
-
-
-def test_classification_rejects_non_binary_labels():
-    with pytest.raises(ValueError, match="label_test"):
-        evaluate_classification(np.arange(4.0), [0, 1, 0, 1], np.arange(3.0), [0, 1, 2])
+    for seed in (0, 3):
+        new, old = bootstrap_indices(patients, 50, seed), former(patients, 50, seed)
+        assert all(np.array_equal(a, b) for a, b in zip(new, old, strict=True))
