@@ -11,155 +11,126 @@ Stages (each reads the files the previous one wrote, under ``out_dir``)::
     baselines   RSF, CoxPH, Coxnet, FSVM on each fold's subject vectors (fitted on the
                 training fold, tuned by inner CV) -> .../fold_<k>/baselines.csv
     report      report/results.csv (long), report/table1.{csv,md,tex}, Fig. 2-4 PNGs,
+                intervals and paired comparisons (concordance_pooled.csv,
+                comparisons_pooled.{csv,md}, comparisons_cv.{csv,md}, risk_groups.csv;
+                for classification auc_pooled.csv, threshold_metrics.csv, calibration and
+                decision curves), forest plots, report/index.html (everything on one page),
                 report/look_inside_sparra_fold0/ (node importance), report/stage_seconds.json
 
 Every stage resumes: a subject, fold or baseline whose output exists is not redone, so a
 killed study restarts where it stopped. Per-subject failures are reported and the study goes
 on with the subjects that remain (a subject without features lacks that modality).
+
+Run it with ``radiograph study CONFIG.yaml`` (the config is checked whole by
+:mod:`radiograph.study_config`, then :mod:`radiograph.preflight` checks files, weights, device
+and disk); ``radiograph report OUT_DIR`` redraws the report from the saved results.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from radiograph.io.atomic import atomic_open, write_json
+from radiograph.io.atomic import atomic_open, read_json, write_json
 from radiograph.manifest import Manifest, load_manifest
-from radiograph.runner import Backend, RunRecord, default_backend, run_cohort
+from radiograph.provenance import (
+    Provenance,
+    begin_outputs,
+    make_provenance,
+    prepare_rerun,
+    record_outputs,
+)
+from radiograph.lock import LockHolder, folder_lock
+from radiograph.runner import (
+    Backend,
+    RunRecord,
+    allowed_failures,
+    default_backend,
+    run_cohort,
+)
+from radiograph.study_config import (  # noqa: F401 - load_study_config: callers import it here
+    StudyConfig,
+    StudyConfigError,
+    load_study_config,
+)
 
-MODALITY_ORDER = ("radiology", "pathology")
+#: The subjects left out of the study, under ``report/``: one row per failed per-subject task.
+EXCLUDED_CSV = "excluded_subjects.csv"
+EXCLUDED_COLUMNS = ("subject_id", "stage", "error")
 
 
-class StudyConfigError(ValueError):
-    """A problem in a study config; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """A whole study. Paths in the YAML file are relative to that file.
+class SubjectsFailedError(RuntimeError):
+    """More subjects failed than the study allows; raised after every stage has run.
 
     Attributes:
-        out_dir: everything the study writes goes here.
-        cohort: ``{"synthetic": {"subjects": N, "seed": S, ...make_cohort options}}`` or
-            ``{"manifest": PATH}``.
-        pathology: :class:`~radiograph.pathology.extract.ExtractionConfig` fields (encoder,
-            weights, ...); None skips the stage.
-        radiology: :class:`~radiograph.radiology.extract.RadiologyConfig` fields (features,
-            units, ...); None skips the stage.
-        graphs: ``{"method": NAME, "pathology": {overrides}, "radiology": {overrides}}`` (see
-            ``radiograph build-graphs``).
-        training: :class:`~radiograph.train.config.TrainConfig` fields shared by every model
-            (epochs, lr, batch_size, folds, seed, ...).
-        aggregators: aggregators to train.
-        aggregator_options: per aggregator, its options (e.g. ``{"sparra": {"pool_ratio": 0.2}}``).
-        modality_sets: modality combinations, e.g. ``[[radiology], [pathology],
-            [radiology, pathology]]``.
-        baselines: ``models`` (subset of rsf, coxph, coxnet, fsvm), ``screening`` (bool),
-            ``screening_p``, ``inner_folds``, ``grids`` and ``model_params`` per model,
-            ``n_jobs``; see :func:`radiograph.survival.make_baseline`.
-        report: ``risk_rule`` (mean | median), ``km_model`` (baseline whose risk groups make
-            Fig. 4), ``n_boot`` (patient bootstrap resamples for the CIs in results.csv).
-        workers: local worker processes of the per-subject stages (None: number of cores).
-        source: the YAML file (None when built in code).
+        excluded: the left-out subjects (:data:`EXCLUDED_COLUMNS`, as in
+            ``report/excluded_subjects.csv``).
+        results: the long results table of the subjects that remained.
     """
 
-    out_dir: Path
-    cohort: dict[str, Any]
-    pathology: dict[str, Any] | None = field(default_factory=dict)
-    radiology: dict[str, Any] | None = field(default_factory=dict)
-    graphs: dict[str, Any] = field(default_factory=lambda: {"method": "slidegraph"})
-    training: dict[str, Any] = field(default_factory=dict)
-    aggregators: tuple[str, ...] = ("mean", "abmil", "sparra")
-    aggregator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    modality_sets: tuple[tuple[str, ...], ...] = (
-        ("radiology",), ("pathology",), ("radiology", "pathology"))
-    baselines: dict[str, Any] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
-    workers: int | None = None
-    source: Path | None = None
-
-    @property
-    def manifest_path(self) -> Path:
-        if "manifest" in self.cohort:
-            return Path(self.cohort["manifest"])
-        return self.out_dir / "cohort" / "manifest.csv"
-
-    @property
-    def features_dir(self) -> Path:
-        return self.out_dir / "features"
-
-    @property
-    def graphs_dir(self) -> Path:
-        return self.out_dir / "graphs"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.out_dir / "models"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.out_dir / "report"
-
-    def modalities_in_use(self) -> list[str]:
-        used = {m for s in self.modality_sets for m in s}
-        return [m for m in MODALITY_ORDER if m in used]
+    def __init__(self, message: str, excluded: pd.DataFrame, results: pd.DataFrame):
+        super().__init__(message)
+        self.excluded = excluded
+        self.results = results
 
 
-def load_study_config(path: str | os.PathLike, *, out_dir: str | None = None) -> StudyConfig:
-    """Read a study YAML file; unknown keys and missing required keys are errors."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise StudyConfigError(f"{path}: cannot read the study config ({err})") from err
-    names = {f.name for f in dataclasses.fields(StudyConfig)} - {"source"}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise StudyConfigError(f"{path}: unknown key(s) {unknown}; known keys: {sorted(names)}")
-    root = path.parent
-    if out_dir is not None:
-        raw["out_dir"] = out_dir
-    for key in ("out_dir", "cohort"):
-        if key not in raw:
-            raise StudyConfigError(f"{path}: key {key!r} is required")
-    raw["out_dir"] = _resolve(raw["out_dir"], root if out_dir is None else Path.cwd())
-    cohort = dict(raw["cohort"] or {})
-    if len(set(cohort) & {"synthetic", "manifest"}) != 1:
-        raise StudyConfigError(f"{path}: key 'cohort' needs exactly one of 'synthetic' or 'manifest'")
-    if "manifest" in cohort:
-        cohort["manifest"] = _resolve(cohort["manifest"], root)
-    raw["cohort"] = cohort
-    for section in ("pathology", "radiology"):
-        options = raw.get(section)
-        if options:
-            for key in ("weights", "stain_reference", "params", "habitat_model"):
-                if options.get(key):
-                    options[key] = str(_resolve(options[key], root))
-    raw["aggregators"] = tuple(raw.get("aggregators", StudyConfig.aggregators))
-    if "modality_sets" in raw:
-        raw["modality_sets"] = tuple(tuple(s) for s in raw["modality_sets"])
-    return StudyConfig(**raw, source=path)
+def run_study(config: StudyConfig, *, progress: bool = True, wait: bool = False,
+              allow_failures: int | float | None = None, command: str | None = None,
+              on_wait: Callable[[LockHolder | None], None] | None = None,
+              backend: Backend | None = None) -> pd.DataFrame:
+    """Run every stage (skipping finished work) holding the lock of ``config.out_dir``;
+    returns the long results table. The resolved config is saved first as
+    ``out_dir/study.yaml`` (:data:`STUDY_YAML`), which ``radiograph report`` reads.
+
+    Subjects that fail a per-subject stage are left out, the rest of the study runs, and
+    ``report/excluded_subjects.csv`` lists them (subject_id, stage, error; header only when
+    none failed).
+
+    Args:
+        config: the study.
+        progress: show progress bars.
+        wait: when another run holds ``out_dir``, wait for it instead of failing.
+        allow_failures: failed subjects accepted, a count or a fraction of the cohort
+            (None: ``config.allow_failures``).
+        command: recorded as the lock holder's command (default: this process's command line).
+        on_wait: called once with the holder when ``wait`` has to wait.
+        backend: where the per-subject stages run (None: local processes, ``config.workers``).
+
+    Raises:
+        radiograph.lock.LockedError: another run holds ``out_dir`` (and not ``wait``).
+        SubjectsFailedError: after the report, when more subjects failed than allowed.
+    """
+    allow = config.allow_failures if allow_failures is None else allow_failures
+    with folder_lock(config.out_dir, wait=wait, what=command, on_wait=on_wait):
+        save_config(config)
+        return _run_study(config, progress, allow, backend or default_backend(config.workers))
 
 
-def _resolve(value: Any, root: Path) -> Path:
-    p = Path(os.path.expanduser(str(value)))
-    return p if p.is_absolute() else (root / p).resolve()
+def save_config(config: StudyConfig) -> None:
+    """Write the resolved config to ``out_dir/study.yaml`` (:data:`STUDY_YAML`), unless that
+    file already holds it (a rerun rewrites nothing before the report)."""
+    path = config.out_dir / STUDY_YAML
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        with atomic_open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
 
 
-def run_study(config: StudyConfig, *, progress: bool = True) -> pd.DataFrame:
-    """Run every stage (skipping finished work); returns the long results table."""
+#: The resolved config of the study, saved under its ``out_dir``.
+STUDY_YAML = "study.yaml"
+
+
+def _run_study(config: StudyConfig, progress: bool, allow_failures: int | float,
+               backend: Backend) -> pd.DataFrame:
     timer = StageTimer()
-    backend = default_backend(config.workers)
     with timer("cohort"):
         manifest = prepare_cohort(config, backend)
     print(manifest.summary())
@@ -167,14 +138,18 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> pd.DataFrame:
     if config.pathology is not None and "pathology" in config.modalities_in_use():
         with timer("pathology features"):
             records.append(extract_pathology(config, manifest, backend, progress))
+        _print_reports(records[-1:])
     if config.radiology is not None and "radiology" in config.modalities_in_use():
         with timer("radiology features"):
             records.append(extract_radiology(config, manifest, backend, progress))
+        _print_reports(records[-1:])
     with timer("graphs"):
-        records += build_graphs(config, backend, progress)
-    for record in records:
-        if record.failed:
-            print(record.report(), file=sys.stderr)
+        graphs = build_graphs(config, backend, progress)
+    _print_reports(graphs)
+    records += graphs
+    excluded = excluded_subjects(records)
+    with atomic_open(config.report_dir / EXCLUDED_CSV, "w", newline="") as fh:
+        excluded.to_csv(fh, index=False)
     with timer("training"):
         trained = train_models(config, progress)
     with timer("baselines"):
@@ -183,7 +158,38 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> pd.DataFrame:
         write_report(config, manifest, results)
     timer.save(config.report_dir / "stage_seconds.json")
     print(timer.table())
+    failed = excluded["subject_id"].nunique()
+    if failed:
+        allowed = allowed_failures(allow_failures, len(manifest.subjects))
+        summary = (f"{failed} of {len(manifest.subjects)} subjects left out of the study "
+                   f"(at most {allowed} allowed by allow_failures {allow_failures}), see "
+                   f"{config.report_dir / EXCLUDED_CSV}:\n" + "\n".join(
+                       f"  {row.subject_id} ({row.stage}): {row.error}"
+                       for row in excluded.itertuples(index=False)))
+        if failed > allowed:
+            raise SubjectsFailedError(summary, excluded, results)
+        print(summary, file=sys.stderr)
     return results
+
+
+def _print_reports(records: Sequence[RunRecord]) -> None:
+    """One summary line per per-subject stage (done, skipped, failed), and its failures on
+    stderr: what a log shows where the progress bars are off (not a terminal)."""
+    for record in records:
+        print(record.report(), file=sys.stderr if record.failed else sys.stdout, flush=True)
+
+
+def excluded_subjects(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """The failed tasks of the study's per-subject stages as :data:`EXCLUDED_COLUMNS`: the
+    subject (from the task key: ``subject/slide`` for pathology, ``modality/subject`` for the
+    graph stages, the subject itself for radiology), the stage, and the error's first line."""
+    rows = []
+    for record in records:
+        for key, error in record.failed:
+            graph_stage = record.stage.startswith("graphs")
+            subject = key.partition("/")[2] if graph_stage else key.partition("/")[0]
+            rows.append((subject, record.stage, next(iter(error.splitlines()), "")))
+    return pd.DataFrame(rows, columns=list(EXCLUDED_COLUMNS))
 
 
 class StageTimer:
@@ -285,31 +291,30 @@ def build_graphs(config: StudyConfig, backend: Backend, progress: bool) -> list[
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """One aggregator trained on one modality set: its fold folders."""
+    """One aggregator trained on one modality set in one repeat (seed): its fold folders."""
 
     aggregator: str
     modalities: tuple[str, ...]
     fold_dirs: tuple[Path, ...]
+    seed: int = 0
 
 
 def train_models(config: StudyConfig, progress: bool) -> list[TrainedModel]:
-    """Cross-validate every aggregator on every modality set, sharing one splits file."""
-    from radiograph.train.config import TrainConfig
+    """Cross-validate every aggregator on every modality set, for each seed of the repeated
+    cross-validation; the models of one seed share one splits file."""
     from radiograph.train.trainer import format_results, run_cross_validation
 
     trained = []
-    for modalities in config.modality_sets:
-        for aggregator in config.aggregators:
-            train_config = TrainConfig(
-                graphs_dir=config.graphs_dir, manifest=config.manifest_path,
-                out_dir=config.models_dir, modalities=modalities, aggregator=aggregator,
-                aggregator_options=config.aggregator_options.get(aggregator, {}),
-                splits=config.out_dir / "splits.json", **config.training)
-            print(f"-- {aggregator} on {' + '.join(modalities)}", flush=True)
-            results = run_cross_validation(train_config, progress=progress)
-            print(format_results(results))
-            trained.append(TrainedModel(aggregator, modalities,
-                                        tuple(r.fold_dir for r in results)))
+    for seed in config.seeds:
+        for modalities in config.modality_sets:
+            for aggregator in config.aggregators:
+                train_config = config.train_config(aggregator, modalities, seed)
+                repeat = f" (seed {seed})" if len(config.seeds) > 1 else ""
+                print(f"-- {aggregator} on {' + '.join(modalities)}{repeat}", flush=True)
+                results = run_cross_validation(train_config, progress=progress)
+                print(format_results(results))
+                trained.append(TrainedModel(aggregator, modalities,
+                                            tuple(r.fold_dir for r in results), seed))
     return trained
 
 
@@ -319,30 +324,58 @@ def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[Tra
 
     Per fold, the baselines see only the training subjects' vectors (scaling, screening and
     inner-CV tuning included) and are evaluated on the test subjects. Results and test risks
-    are cached in ``fold_<k>/baselines.csv`` and ``fold_<k>/baseline_risks.csv``. Warnings of
-    the hundreds of inner-CV fits (scikit-survival's overflows at weak penalties, screening's
-    features without a finite estimate) are summarised at the end, one line per source.
+    are cached in ``fold_<k>/baselines.csv`` and ``fold_<k>/baseline_risks.csv``, each with a
+    provenance record (:func:`baselines_provenance`); a fold whose embeddings or baselines
+    settings changed since is refitted, and how many is printed. Warnings of the hundreds of
+    inner-CV fits (scikit-survival's overflows at weak penalties, screening's features without
+    a finite estimate) are summarised at the end, one line per source.
     """
+    from radiograph.runner import Task
+
+    tasks = [Task(str(fold_dir.relative_to(config.models_dir)),
+                  (fold_dir / "baselines.csv", fold_dir / "baseline_risks.csv"), (model, fold_dir),
+                  baselines_provenance(config, fold_dir, model.seed))
+             for model in trained for fold_dir in model.fold_dirs]
+    changes = prepare_rerun("baselines", tasks, noun="folds")
+    if changes:
+        print(changes, flush=True)
     frames = []
     with warnings.catch_warnings(record=True) as caught:
-        for model in trained:
-            for fold_dir in model.fold_dirs:
-                results_path = fold_dir / "baselines.csv"
-                if not results_path.exists():
-                    results, risks = _fold_baselines(config, manifest, fold_dir)
-                    with atomic_open(fold_dir / "baseline_risks.csv", "w", newline="") as fh:
-                        risks.to_csv(fh, index=False)
-                    with atomic_open(results_path, "w", newline="") as fh:
-                        results.to_csv(fh, index=False)
-                frame = pd.read_csv(results_path)
-                frame.insert(0, "extractor", _extractor_label(config, model.modalities))
-                frame.insert(1, "modality", " + ".join(model.modalities))
-                frame.insert(2, "aggregator", model.aggregator)
-                frame.insert(4, "fold", int(fold_dir.name.split("_")[-1]))
-                frames.append(frame)
+        for task in tasks:
+            model, fold_dir = task.payload
+            results_path, risks_path = task.outputs
+            if not task.is_complete():
+                fit_fold = (_fold_classifiers if config.task == "classification"
+                            else _fold_baselines)
+                results, risks = fit_fold(config, manifest, fold_dir, model.seed)
+                begin_outputs(task.outputs, task.provenance)
+                with atomic_open(risks_path, "w", newline="") as fh:
+                    risks.to_csv(fh, index=False)
+                with atomic_open(results_path, "w", newline="") as fh:
+                    results.to_csv(fh, index=False)
+                record_outputs(task.outputs, task.provenance)
+            frame = pd.read_csv(results_path)
+            frame.insert(0, "extractor", _extractor_label(config, model.modalities))
+            frame.insert(1, "modality", " + ".join(model.modalities))
+            frame.insert(2, "aggregator", model.aggregator)
+            frame.insert(4, "seed", model.seed)
+            frame.insert(5, "fold", int(fold_dir.name.split("_")[-1]))
+            frames.append(frame)
     if caught:
         print(summarise_warnings(caught, "baselines"), file=sys.stderr)
     return pd.concat(frames, ignore_index=True)
+
+
+def baselines_provenance(config: StudyConfig, fold_dir: Path, seed: int) -> Provenance:
+    """What a fold's baselines are made from: the fingerprint of its ``embeddings.npz``, the
+    fold's digest (``summary.json``: training settings, split, targets, graphs) and the
+    settings the baselines use (``baselines``, ``report.n_boot``, the repeat's seed, the
+    task)."""
+    summary = read_json(fold_dir / "summary.json")
+    settings = {"baselines": config.baselines, "n_boot": int(config.report.get("n_boot", 0)),
+                "seed": seed, "task": config.task}
+    return make_provenance(settings, files={"embeddings": fold_dir / "embeddings.npz"},
+                           upstream={"fold": str(summary.get("fold_digest", ""))})
 
 
 def summarise_warnings(caught: Sequence[warnings.WarningMessage], stage: str) -> str:
@@ -364,8 +397,8 @@ def summarise_warnings(caught: Sequence[warnings.WarningMessage], stage: str) ->
     return "\n".join(lines)
 
 
-def _fold_baselines(config: StudyConfig, manifest: Manifest,
-                    fold_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fold_baselines(config: StudyConfig, manifest: Manifest, fold_dir: Path,
+                    seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.exceptions import FitFailedWarning
     from sksurv.util import Surv
 
@@ -382,7 +415,6 @@ def _fold_baselines(config: StudyConfig, manifest: Manifest,
     grids = options.pop("grids", {}) or {}
     model_params = options.pop("model_params", {}) or {}
     n_boot = int(config.report.get("n_boot", 0))
-    seed = int(config.training.get("seed", 0))
     embeddings = np.load(fold_dir / "embeddings.npz")
     subjects = manifest.by_id()
     ids = [str(s) for s in embeddings["subject_ids"]]
@@ -443,11 +475,16 @@ def write_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame)
         write_table,
     )
 
+    from radiograph.stats.discrimination import CLASSIFICATION_METRICS
+    from radiograph.survival import SURVIVAL_METRICS
+
     folder = config.report_dir
+    classification = config.task == "classification"
     with atomic_open(folder / "results.csv", "w", newline="") as fh:
         results.to_csv(fh, index=False)
     point = results[~results["metric"].str.contains("_ci_")]
-    table = table1(point, metrics=["c_index", "c_ipcw", "c_auc", "ibs"])
+    metrics = CLASSIFICATION_METRICS if classification else SURVIVAL_METRICS
+    table = table1(point, metrics=list(metrics))
     write_table(table, folder / "table1")
     for modalities in config.modality_sets:
         label = " + ".join(modalities)
@@ -455,52 +492,283 @@ def write_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame)
         slug = "_".join(modalities)
         plot_metric_bars(subset, folder / f"fig2_bars_{slug}.png")
         plot_fold_bands(subset, folder / f"fig3_bands_{slug}.png")
-    km_model = config.report.get("km_model", "coxph")
-    rule = config.report.get("risk_rule", "mean")
     full = max(config.modality_sets, key=len)
-    groups = _pooled_risk_groups(config, manifest, full, km_model, rule)
-    if groups:
-        plot_risk_groups(groups, folder / f"fig4_km_{'_'.join(full)}.png",
-                         time_unit=manifest.time_unit)
+    risks = long_risks(config, manifest)
+    if classification:
+        write_classification_statistics(config, risks)
+        write_cv_comparisons(config, results, risks, metric="auroc")
+    else:
+        km_model = config.report.get("km_model", "coxph")
+        rule = config.report.get("risk_rule", "mean")
+        groups = _pooled_risk_groups(config, risks, full, km_model, rule)
+        if groups:
+            plot_risk_groups(groups, folder / f"fig4_km_{'_'.join(full)}.png",
+                             time_unit=manifest.time_unit)
+        write_statistics(config, results, risks)
     if "sparra" in config.aggregators:
         from radiograph.train.look_inside import look_inside
 
-        fold_dir = config.models_dir / "sparra" / "+".join(full) / "fold_0"
+        fold_dir = config.seed_dir(config.seeds[0]) / "sparra" / "+".join(full) / "fold_0"
         look_inside(fold_dir, config.graphs_dir, config.manifest_path,
                     folder / "look_inside_sparra_fold0")
     print(f"\nTable 1 ({config.report_dir / 'table1.md'}):\n{to_markdown(table)}")
+    from radiograph.report.html import write_html_report
+    write_html_report(config, manifest, results)
 
 
-def _pooled_risk_groups(config: StudyConfig, manifest: Manifest, modalities: Sequence[str],
+def write_statistics(config: StudyConfig, results: pd.DataFrame, risks: pd.DataFrame) -> None:
+    """The study's intervals and paired comparisons under ``report/``:
+
+    - ``concordance_pooled.csv``: Harrell's C of each aggregator x baseline (and their
+      average) on the pooled out-of-fold test predictions, with a patient-level bootstrap
+      interval (``report.pooled_boot`` resamples, default 1000);
+    - ``comparisons_pooled.{csv,md}``: every pair of aggregators on the same test subjects
+      (Kang et al. 2015 and the paired bootstrap per baseline; the paired bootstrap for the
+      average over baselines);
+    - ``comparisons_cv.{csv,md}``: per-fold paired differences of the C-index over every
+      repeat and fold with the corrected resampled t-test (Nadeau & Bengio 2003);
+    - ``risk_groups.csv``: per fold and pooled, the hazard ratio of the high- vs low-risk test
+      subjects at the training fold's threshold (``report.risk_rule``: mean, median or
+      optimal) for the ``report.km_model`` baseline.
+    """
+    from radiograph.report.comparisons import (
+        aggregator_comparisons,
+        fold_risk_groups,
+        pooled_concordance,
+    )
+    from radiograph.report.tables import comparisons_to_markdown
+
+    folder = config.report_dir
+    n_boot = int(config.report.get("pooled_boot", 1000))
+    level = float(config.report.get("level", 0.95))
+    seed = config.seeds[0]
+    test = risks[risks["split"] == "test"]
+    if test.empty:
+        return
+    concordance = pooled_concordance(risks, n_boot=n_boot, seed=seed, level=level)
+    pairs = aggregator_comparisons(risks, n_boot=n_boot, seed=seed, level=level)
+    groups = fold_risk_groups(risks, config.report.get("km_model", "coxph"),
+                              rule=config.report.get("risk_rule", "mean"), level=level)
+    for name, frame in (("concordance_pooled", concordance), ("comparisons_pooled", pairs),
+                        ("risk_groups", groups)):
+        with atomic_open(folder / f"{name}.csv", "w", newline="") as fh:
+            frame.to_csv(fh, index=False)
+    with atomic_open(folder / "comparisons_pooled.md", "w") as fh:
+        fh.write(comparisons_to_markdown(pairs))
+    write_cv_comparisons(config, results, risks, metric="c_index")
+
+
+def write_cv_comparisons(config: StudyConfig, results: pd.DataFrame, risks: pd.DataFrame, *,
+                         metric: str) -> None:
+    """``report/comparisons_cv.{csv,md}``: the per-fold paired differences of ``metric``
+    between every pair of aggregators over every repeat and fold, with the corrected
+    resampled t-test (Nadeau & Bengio 2003), per downstream model and for their average."""
+    from radiograph.report.comparisons import cross_validated_comparisons
+    from radiograph.report.tables import comparisons_to_markdown
+
+    folder = config.report_dir
+    sizes = (risks.groupby(["seed", "modality", "aggregator", "fold", "model", "split"])
+             .size().unstack("split").reset_index()
+             .rename(columns={"train": "n_train", "test": "n_test"}))
+    cv = cross_validated_comparisons(results, sizes, metric=metric,
+                                     level=float(config.report.get("level", 0.95)))
+    with atomic_open(folder / "comparisons_cv.csv", "w", newline="") as fh:
+        cv.to_csv(fh, index=False)
+    with atomic_open(folder / "comparisons_cv.md", "w") as fh:
+        fh.write(comparisons_to_markdown(cv))
+    if not cv.empty:
+        average = cv[cv["model"] == "avg"]
+        print(f"\nPaired comparisons of the aggregators ({metric}, average of the downstream "
+              f"models; corrected resampled t-test over {len(config.seeds)} seed(s) x "
+              f"{config.training.get('folds', 5)} folds; {folder / 'comparisons_cv.md'}):\n"
+              f"{comparisons_to_markdown(average)}")
+
+
+def long_risks(config: StudyConfig, manifest: Manifest) -> pd.DataFrame:
+    """Every baseline's train and test risks of every repeat, modality set, aggregator and
+    fold, with the subjects' targets and patients
+    (:data:`radiograph.report.comparisons.RISK_COLUMNS`)."""
+    from radiograph.report.comparisons import RISK_COLUMNS
+    from radiograph.train.data import class_names
+
+    subjects = manifest.by_id()
+    frames = []
+    for seed in config.seeds:
+        for modalities in config.modality_sets:
+            for aggregator in config.aggregators:
+                folder = config.seed_dir(seed) / aggregator / "+".join(modalities)
+                for path in sorted(folder.glob("fold_*/baseline_risks.csv")):
+                    frame = pd.read_csv(path, dtype={"subject_id": str})
+                    frame["seed"], frame["modality"] = seed, " + ".join(modalities)
+                    frame["aggregator"] = aggregator
+                    frame["fold"] = int(path.parent.name.split("_")[-1])
+                    frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=[*RISK_COLUMNS, "label"])
+    risks = pd.concat(frames, ignore_index=True)
+    risks["patient_id"] = [subjects[s].patient_id for s in risks["subject_id"]]
+    risks["time"] = [subjects[s].time for s in risks["subject_id"]]
+    risks["event"] = [bool(subjects[s].event) for s in risks["subject_id"]]
+    classes = class_names({s.label for s in manifest.subjects if s.label is not None})
+    risks["label"] = [classes.index(subjects[s].label) if subjects[s].label is not None
+                      else -1 for s in risks["subject_id"]]
+    return risks[[*RISK_COLUMNS, "label"]]
+
+
+def _pooled_risk_groups(config: StudyConfig, risks: pd.DataFrame, modalities: Sequence[str],
                         km_model: str, rule: str) -> dict[str, Any]:
-    """Risk groups of ``km_model`` per aggregator, pooled over folds.
+    """Risk groups of ``km_model`` per aggregator, pooled over the folds of the first repeat.
 
     Each fold's test risks are shifted by that fold's training threshold (mean or median of
-    its training risks, as in the paper), so every test subject is classified by its own
-    fold's model and threshold; pooled, the threshold is 0.
+    its training risks, as in the paper, or the training fold's maximally selected log-rank
+    cut-point), so every test subject is classified by its own fold's model and threshold;
+    pooled, the threshold is 0.
     """
     from sksurv.util import Surv
 
+    from radiograph.report.comparisons import training_threshold
     from radiograph.survival import stratify_risk
 
-    subjects = manifest.by_id()
+    chosen = risks[(risks["model"] == km_model) & (risks["seed"] == config.seeds[0])
+                   & (risks["modality"] == " + ".join(modalities))]
     groups = {}
-    for aggregator in config.aggregators:
-        folder = config.models_dir / aggregator / "+".join(modalities)
-        shifted, ids = [], []
-        for risks_path in sorted(folder.glob("fold_*/baseline_risks.csv")):
-            risks = pd.read_csv(risks_path)
-            risks = risks[risks["model"] == km_model]
-            train = risks[risks["split"] == "train"]["risk"].to_numpy()
-            test = risks[risks["split"] == "test"]
-            threshold = np.mean(train) if rule == "mean" else np.median(train)
-            shifted.append(test["risk"].to_numpy() - threshold)
-            ids += list(test["subject_id"].astype(str))
-        if not ids:
-            continue
-        y = Surv.from_arrays([bool(subjects[s].event) for s in ids], [subjects[s].time for s in ids])
+    for aggregator, block in chosen.groupby("aggregator", sort=False):
+        shifted, tests = [], []
+        for _, fold_rows in block.groupby("fold", sort=True):
+            train = fold_rows[fold_rows["split"] == "train"]
+            test = fold_rows[fold_rows["split"] == "test"]
+            shifted.append(test["risk"].to_numpy(float) - training_threshold(train, rule))
+            tests.append(test)
+        test = pd.concat(tests)
+        y = Surv.from_arrays(test["event"].to_numpy(bool), test["time"].to_numpy(float))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             groups[f"{aggregator} + {km_model}"] = stratify_risk(
                 np.zeros(1), np.concatenate(shifted), y, rule="mean")
     return groups
+
+
+def _fold_classifiers(config: StudyConfig, manifest: Manifest, fold_dir: Path,
+                      seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The classifier baselines of one fold (``training.task: classification``): each fitted
+    on the training fold's subject vectors (inner-CV tuning included), evaluated on the test
+    fold at the training fold's Youden threshold.
+
+    Returns:
+        Long metrics (model, metric, value) and every subject's class-1 probability (columns
+        model, subject_id, split, risk: the probability, so that the files of both tasks
+        share one layout).
+    """
+    from radiograph.classify import DEFAULT_CLASSIFIERS, make_classifier, positive_probability
+    from radiograph.stats.discrimination import CLASSIFICATION_METRICS, evaluate_classification
+    from radiograph.train.data import class_names
+
+    options = dict(config.baselines)
+    names = options.pop("models", DEFAULT_CLASSIFIERS)
+    grids = options.pop("grids", {}) or {}
+    model_params = options.pop("model_params", {}) or {}
+    inner_folds = int(options.pop("inner_folds", 5))
+    n_jobs = options.pop("n_jobs", None)
+    if options:
+        raise StudyConfigError(f"{config.source}: key(s) {sorted(options)} under 'baselines' "
+                               "do not apply to classification (models, inner_folds, grids, "
+                               "model_params, n_jobs)")
+    n_boot = int(config.report.get("n_boot", 0))
+    embeddings = np.load(fold_dir / "embeddings.npz")
+    subjects = manifest.by_id()
+    ids = [str(s) for s in embeddings["subject_ids"]]
+    classes = class_names({s.label for s in manifest.subjects if s.label is not None})
+    if len(classes) != 2:
+        raise ValueError(f"{manifest.path}: the classification report needs two classes in "
+                         f"column 'label', found {list(classes)}")
+    label = np.array([classes.index(subjects[s].label) for s in ids])
+    x = np.asarray(embeddings["x"], dtype=np.float64)
+    test = np.asarray(embeddings["split"]) == "test"
+    patients = np.array([subjects[s].patient_id for s in ids])
+    rows, probs = [], []
+    for name in names:
+        model = make_classifier(name, seed=seed, inner_folds=inner_folds, grids=grids.get(name),
+                                model_params=model_params.get(name), n_jobs=n_jobs)
+        try:
+            model.fit(x[~test], label[~test])
+            prob = positive_probability(model, x)
+            metrics = evaluate_classification(prob[~test], label[~test], prob[test], label[test],
+                                              patient_ids=patients[test], n_boot=n_boot,
+                                              seed=seed)
+        except ValueError as err:  # a fold with one class
+            reason = str(err).strip().splitlines()[0]
+            print(f"baselines: {name} on {fold_dir} failed, its metrics are N/A: {reason}",
+                  file=sys.stderr)
+            rows += [{"model": name, "metric": k, "value": np.nan}
+                     for k in CLASSIFICATION_METRICS]
+            continue
+        rows += [{"model": name, "metric": k, "value": v} for k, v in metrics.items()]
+        probs.append(pd.DataFrame({"model": name, "subject_id": ids,
+                                   "split": np.where(test, "test", "train"), "risk": prob}))
+    columns = ["model", "subject_id", "split", "risk"]
+    probs = pd.concat(probs, ignore_index=True) if probs else pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows), probs[columns]
+
+
+def write_classification_statistics(config: StudyConfig, probs: pd.DataFrame) -> None:
+    """A classification study's statistics under ``report/``, on the pooled out-of-fold test
+    probabilities of the first repeat (:mod:`radiograph.report.classification`):
+
+    - ``auc_pooled.csv``: AUROC of each aggregator x classifier with DeLong's interval;
+    - ``comparisons_pooled.{csv,md}``: DeLong's paired test of every pair of aggregators per
+      classifier; ``delong_<modalities>.csv``: DeLong p-values between every aggregator x
+      classifier;
+    - ``threshold_metrics.csv``: accuracy, sensitivity, specificity, PPV, NPV, F1 (Wilson
+      intervals) at each fold's training Youden threshold;
+    - ``calibration.csv``, ``calibration_<modalities>.png``: intercept, slope,
+      Hosmer-Lemeshow, Brier; ``decision_curves.csv``, ``decision_<modalities>.png``: net
+      benefit with bootstrap bands (``report.km_model`` names the classifier drawn, default
+      the first).
+    """
+    from radiograph.report.classification import (
+        auc_comparisons,
+        calibration_curves,
+        calibration_summary,
+        decision_curves,
+        delong_p_matrix,
+        pooled_auc,
+        threshold_metrics,
+    )
+    from radiograph.report.figures import plot_calibration_curves, plot_decision_curves
+    from radiograph.report.tables import comparisons_to_markdown
+
+    folder = config.report_dir
+    level = float(config.report.get("level", 0.95))
+    n_boot = int(config.report.get("pooled_boot", 1000))
+    seed = config.seeds[0]
+    probs = probs.rename(columns={"risk": "prob"})
+    first = probs[probs["seed"] == seed]
+    model = config.report.get("km_model") or str(first["model"].iloc[0])
+    pairs = auc_comparisons(first, level=level)
+    tables = {"auc_pooled": pooled_auc(probs, level=level), "comparisons_pooled": pairs,
+              "threshold_metrics": threshold_metrics(probs, level=level),
+              "calibration": calibration_summary(probs, level=level)}
+    decision_frames = []
+    thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    for modalities in config.modality_sets:
+        label = " + ".join(modalities)
+        slug = "_".join(modalities)
+        tables[f"delong_{slug}"] = delong_p_matrix(first, seed, label).reset_index(
+            names="model")
+        title = f"{label}, {model} (pooled out-of-fold predictions)"
+        plot_calibration_curves(calibration_curves(first, seed, label, model, level=level),
+                                folder / f"calibration_{slug}.png", title=title)
+        curves = decision_curves(first, seed, label, model, thresholds, n_boot=n_boot,
+                                 boot_seed=seed, level=level)
+        plot_decision_curves(curves, folder / f"decision_{slug}.png", title=title)
+        decision_frames += [curve.to_frame().assign(modality=label, aggregator=aggregator,
+                                                    model=model)
+                            for aggregator, curve in curves.items()]
+    tables["decision_curves"] = pd.concat(decision_frames, ignore_index=True)
+    for name, frame in tables.items():
+        with atomic_open(folder / f"{name}.csv", "w", newline="") as fh:
+            frame.to_csv(fh, index=False)
+    with atomic_open(folder / "comparisons_pooled.md", "w") as fh:
+        fh.write(comparisons_to_markdown(pairs))
+    print(f"\nAUROC (DeLong 95% CI) and paired DeLong tests ({folder}):\n"
+          f"{comparisons_to_markdown(pairs)}")

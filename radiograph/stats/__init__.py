@@ -33,10 +33,9 @@ e.g. lifelines for ``regression``) is imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radiograph._lazy import lazy_exports
 
-_EXPORTS = {
+EXPORTS = {
     "discrimination": ("auc_ci", "delong_test", "delong_test_unpaired", "delong_matrix",
                        "binary_metrics", "BinaryMetrics", "wilson_interval", "choose_threshold",
                        "youden_threshold", "evaluate_classification",
@@ -58,15 +57,4 @@ _EXPORTS = {
     "resampling": ("bootstrap_indices", "percentile_interval", "bca_interval"),
     "results": ("Estimate", "Comparison", "format_p"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'radiograph.stats' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"radiograph.stats.{_MODULE_OF[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), EXPORTS)

@@ -39,6 +39,9 @@ def compare_concordance(time: Any, event: Any, risk_a: Any, risk_b: Any, *,
     [-1, 1] (``n_boot`` and ``seed`` unused; the rows must be independent patients). A
     negative unbiased variance estimate (possible in small samples) is set to 0; a zero SE
     gives z = 0 and p = 1 for a zero difference (identical scores), else z = +-inf, p = 0.
+    The test is asymptotic: measured on 400 null datasets (two equally good scores, 70%
+    events), its 5%-level type I error was 10.5% at n = 14 and 5.3% at n = 100; below about 50
+    patients prefer the paired bootstrap (the study reports both).
     ``method="paired-bootstrap"``: :func:`paired_bootstrap_difference`.
 
     Args:

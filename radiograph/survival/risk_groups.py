@@ -33,6 +33,8 @@ class KaplanMeierCurve:
         survival: (k,) estimated S(t) just after each time.
         lower, upper: (k,) pointwise confidence band (log-log transform).
         n: subjects in the group.
+        at_risk: (k,) subjects at risk just before each time (observed time >= it).
+        censored: (k,) subjects censored at each time.
     """
 
     time: np.ndarray
@@ -40,6 +42,8 @@ class KaplanMeierCurve:
     lower: np.ndarray
     upper: np.ndarray
     n: int
+    at_risk: np.ndarray
+    censored: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,10 @@ def stratify_risk(
             t, s, (lo, hi) = kaplan_meier_estimator(
                 event[members], time[members], conf_type="log-log", conf_level=level
             )
-            curves[name] = KaplanMeierCurve(t, s, lo, hi, int(members.sum()))
-    chi2 = p = hr = hr_low = hr_high = np.nan
+            observed, died = time[members], event[members]
+            at_risk = observed.size - np.searchsorted(np.sort(observed), t, side="left")
+            censored = np.bincount(np.searchsorted(t, observed[~died]), minlength=t.size)
+            curves[name] = KaplanMeierCurve(t, s, lo, hi, int(members.sum()), at_risk, censored)
     if high.all() or not high.any():
         warnings.warn(
             f"risk groups: all {high.size} test subjects fall in one group at threshold "
@@ -121,19 +127,44 @@ def stratify_risk(
             UserWarning,
             stacklevel=2,
         )
-    else:
-        chi2, p = compare_survival(Surv.from_arrays(event, time), high.astype(int))
-        hr, hr_low, hr_high = _hazard_ratio(high, time, event, level)
-    return RiskGroups(
-        rule, threshold, high, curves, float(chi2), float(p), hr, hr_low, hr_high, level
-    )
+    chi2, p, hr, hr_low, hr_high = compare_groups(high, y_test, level=level)
+    return RiskGroups(rule, threshold, high, curves, chi2, p, hr, hr_low, hr_high, level)
+
+
+def compare_groups(
+    high: np.ndarray, y: np.ndarray, *, level: float = 0.95
+) -> tuple[float, float, float, float, float]:
+    """Log-rank test and Cox hazard ratio of the ``high`` group against the others.
+
+    Args:
+        high: (n,) bool group membership.
+        y: structured array (event, time) of the same subjects.
+        level: confidence level of the hazard-ratio interval.
+
+    Returns:
+        ``(logrank_chi2, logrank_p, hazard_ratio, hr_low, hr_high)``; all NaN when one group
+        is empty.
+    """
+    high = np.asarray(high, dtype=bool)
+    event, time = check_y_survival(y)
+    if high.all() or not high.any():
+        return (np.nan,) * 5
+    chi2, p = compare_survival(Surv.from_arrays(event, time), high.astype(int))
+    hr, hr_low, hr_high = _hazard_ratio(high, time, event, level)
+    return float(chi2), float(p), hr, hr_low, hr_high
 
 
 def _hazard_ratio(
     high: np.ndarray, time: np.ndarray, event: np.ndarray, level: float
 ) -> tuple[float, float, float]:
-    """exp(coef) of a Cox model on the high-risk indicator, with its Wald interval."""
-    fit = univariate_cox(high[:, None].astype(np.float64), time, event).iloc[0]
+    """exp(coef) of a Cox model on the high-risk indicator, with its Wald interval; NaN when
+    the partial likelihood has no finite maximum (the groups order the events perfectly: the
+    hazard ratio is 0 or infinite and has no Wald interval)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        fit = univariate_cox(high[:, None].astype(np.float64), time, event).iloc[0]
+    if not np.isfinite(fit["se"]):
+        return np.nan, np.nan, np.nan
     half = norm.ppf(0.5 + level / 2.0) * fit["se"]
     return (
         float(np.exp(fit["coef"])),

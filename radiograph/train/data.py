@@ -97,7 +97,7 @@ def node_scaling(
     return scaling
 
 
-def _class_names(labels: set[str]) -> tuple[str, ...]:
+def class_names(labels: set[str]) -> tuple[str, ...]:
     """Labels in a stable order: numerically when all are integers, else alphabetically."""
     try:
         return tuple(sorted(labels, key=int))
@@ -144,7 +144,7 @@ def load_graph_cohort(
     modalities = tuple(modalities)
     classes = None
     if task == "classification":
-        classes = _class_names({s.label for s in manifest.subjects if s.label is not None})
+        classes = class_names({s.label for s in manifest.subjects if s.label is not None})
         if len(classes) < 2:
             raise ValueError(
                 f"{manifest.path}: classification needs at least two classes in column 'label', "

@@ -306,3 +306,18 @@ def test_paired_bootstrap_of_model_averages_equals_the_mean_of_single_models():
     assert swapped.p_value == pytest.approx(block.p_value)
     with pytest.raises(ValueError, match="risk_b"):
         paired_bootstrap_difference(time, event, risks_a, risks_b[:, :10])
+
+
+def test_kang_test_holds_its_level_at_moderate_n():
+    """Under the null (two scores with the same noise around the truth), Kang's 5%-level test
+    rejects about 5% of 300 datasets of 100 patients (measured 5.3%; binomial sd 1.3%).
+    At n = 14 it rejected 10.5% of 400 (documented in the docstring: asymptotic test)."""
+    rng = np.random.default_rng(11)
+    rejections = 0
+    for _ in range(300):
+        time = rng.exponential(size=100)
+        event = rng.random(100) < 0.7
+        risk_a = -time + rng.normal(size=100)
+        risk_b = -time + rng.normal(size=100)
+        rejections += compare_concordance(time, event, risk_a, risk_b).p_value < 0.05
+    assert 0.02 <= rejections / 300 <= 0.09
