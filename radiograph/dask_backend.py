@@ -8,6 +8,11 @@ Fault tolerance is Dask's own: when a worker dies while running a task, the sche
 re-runs the task on another worker, up to ``distributed.scheduler.allowed-failures`` times
 (default 3), after which the task fails with ``KilledWorker``. The run record keeps, per
 task, how many attempts it took (1 + the number of workers that died running it).
+
+The lock of the output folder (one writer per folder, :mod:`radiograph.lock`) is taken on the
+client side, by the command that submits the tasks; workers neither take nor check it. A
+worker's temporary files carry its host and pid, and a later run removes those of another
+host only while no run holds the folder's lock.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ BAD_CASES = {
     "missing column": (
         [GOOD.replace(",days", "")],
         HEADER.replace(",time_unit", ""),
-        [(None, "time_unit", "missing")],
+        [(1, "time_unit", "missing")],
     ),
     "duplicate subject": ([GOOD, GOOD.replace("P1", "P9")], HEADER, [(3, "subject_id", "duplicate")]),
     "non-numeric time": ([GOOD.replace(",100,", ",abc,")], HEADER, [(2, "time", "not a number")]),

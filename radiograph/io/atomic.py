@@ -3,6 +3,10 @@
 Every writer in radiograph writes to a temporary file in the destination folder and renames it
 over the destination only after the content is complete and flushed (``os.replace`` is atomic
 on POSIX and Windows when source and destination are on the same file system).
+
+A temporary file's name carries its writer's host and pid, so that clean-up
+(:func:`stale_temporaries`) removes only the files of writers that are dead: never the
+in-flight file of another live run.
 """
 
 from __future__ import annotations
@@ -10,11 +14,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
+import socket
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from radiograph.lock import LOCK_NAME, held_by_another, pid_alive
+
 TMP_MARK = ".tmp-"
+#: ``<host>-<pid>-<random>`` between ``.tmp-<stem>-`` and the extension of a temporary name.
+_WRITER = re.compile(r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)-[0-9a-f]{12}")
+#: ``<random>`` alone: a temporary of a version that did not record its writer.
+_ANONYMOUS = re.compile(r"[0-9a-f]+")
 
 
 @contextlib.contextmanager
@@ -28,16 +40,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         path: final destination. Its parent folder is created if needed.
 
     Yields:
-        A path in the same folder named ``.tmp-<stem>-<random><extension>``, where the
-        extension is everything from the first dot of ``path``'s name (``.nii.gz`` stays whole,
-        so libraries that pick a writer from it still work). The file is created empty with
-        the usual permissions (umask applies).
+        A path in the same folder named ``.tmp-<stem>-<host>-<pid>-<random><extension>``
+        (host: this machine's name with characters other than letters, digits and ``_``
+        replaced by ``_``; pid: this process), where the extension is everything from the first
+        dot of ``path``'s name (``.nii.gz`` stays whole, so libraries that pick a writer from it
+        still work). The file is created empty with the usual permissions (umask applies).
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     stem, extension = _split_name(dest)
+    writer = f"{_host_token()}-{os.getpid()}"
     while True:
-        tmp = dest.with_name(f"{TMP_MARK}{stem}-{secrets.token_hex(6)}{extension}")
+        tmp = dest.with_name(f"{TMP_MARK}{stem}-{writer}-{secrets.token_hex(6)}{extension}")
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             break
@@ -54,12 +68,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Temporary files that writers of ``path`` left behind (e.g. when killed mid-write)."""
+    """Temporary files of ``path`` whose writers are dead (e.g. killed mid-write).
+
+    A temporary is stale when its writer (host and pid in its name, see :func:`atomic_path`)
+    is on this host and no longer running, or is on another host (a cluster worker) and no
+    other process holds the lock of the run folder (:mod:`radiograph.lock`; the nearest
+    folder above ``path`` with a lock file): then no run is writing there. A temporary without
+    a writer in its name (written by an older version) is stale. The in-flight file of a live
+    writer is never listed.
+    """
     dest = Path(path)
     if not dest.parent.is_dir():
         return []
     stem, extension = _split_name(dest)
-    return sorted(dest.parent.glob(f"{TMP_MARK}{stem}-*{extension}"))
+    prefix = f"{TMP_MARK}{stem}-"
+    stale = []
+    for tmp in dest.parent.glob(f"{prefix}*{extension}"):
+        middle = tmp.name[len(prefix):len(tmp.name) - len(extension)]
+        writer = _WRITER.fullmatch(middle)
+        if writer is not None:
+            if _writer_dead(dest.parent, writer["host"], int(writer["pid"])):
+                stale.append(tmp)
+        elif _ANONYMOUS.fullmatch(middle):
+            stale.append(tmp)
+        # anything else is the temporary of another output whose name starts with stem + "-"
+    return sorted(stale)
+
+
+def _writer_dead(folder: Path, host: str, pid: int) -> bool:
+    if host == _host_token():
+        return not pid_alive(pid)
+    for parent in (folder, *folder.parents):
+        if (parent / LOCK_NAME).exists():
+            return not held_by_another(parent)
+    return True
+
+
+def _host_token() -> str:
+    """This machine's name as it appears in temporary names (letters, digits and ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 
 
 def _split_name(path: Path) -> tuple[str, str]:

@@ -96,11 +96,13 @@ def write_features(path: str | os.PathLike, fs: FeatureSet) -> Path:
 
 
 def read_features(path: str | os.PathLike) -> FeatureSet:
-    """Read a feature file written by radiograph, CLAM or TRIDENT.
+    """Read a feature file written by radiograph, CLAM or TRIDENT, and check it.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file lacks ``features`` or ``coords``, naming the file.
+        ValueError: naming the file: not readable HDF5 (e.g. truncated), ``features`` or
+            ``coords`` missing, shapes that disagree (rows of ``features`` vs ``coords``, an
+            unsupported coordinate dimension), or NaN / Inf values (counting the rows).
     """
     path = Path(path)
     if not path.exists():
@@ -109,13 +111,23 @@ def read_features(path: str | os.PathLike) -> FeatureSet:
         with h5py.File(path, "r") as h5:
             missing = [k for k in ("features", "coords") if k not in h5]
             if missing:
-                raise ValueError(f"{path}: missing dataset(s) {missing}; found {list(h5.keys())}")
+                raise ValueError(f"missing dataset(s) {missing}; found {list(h5.keys())}")
             attrs: dict[str, Any] = {}
             for obj in (h5["features"], h5["coords"], h5):
                 attrs.update({k: _from_h5_attr(v) for k, v in obj.attrs.items()})
-            return FeatureSet(h5["features"][()], h5["coords"][()], attrs)
+            fs = FeatureSet(h5["features"][()], h5["coords"][()], attrs)
     except OSError as err:
         raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from err
+    subject = fs.attrs.get("subject_id")
+    where = f"{path} (subject {subject})" if subject else str(path)
+    for name, values in (("features", fs.features), ("coords", fs.coords)):
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{where}: {name} has {int(bad.sum())} of {len(values)} rows with "
+                             f"NaN or Inf (first at row {int(np.flatnonzero(bad)[0])})")
+    return fs
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -12,6 +12,11 @@ Intensity handling per modality:
   ``normalised`` is clipped to a HU window and scaled to [0, 1] (what SegVol's ViT saw).
 * MR: both are z-scored per channel with the mean and standard deviation inside the mask
   (MR intensities have no absolute unit).
+
+Reading is strict: a NIfTI or NRRD file is checked against its own header before SimpleITK
+decodes it (complete decompression with CRC and length, the header's voxel count, no NaN or
+Inf voxels; :mod:`radiograph.radiology.file_checks`), and a DICOM folder must hold one series
+whose files are all readable and whose slices are evenly spaced.
 """
 
 from __future__ import annotations
@@ -24,13 +29,19 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-#: Default CT window in HU (soft-tissue window: level 40, width 400).
-DEFAULT_HU_WINDOW = (-160.0, 240.0)
+from radiograph.radiology.config import DEFAULT_HU_WINDOW
+from radiograph.radiology.file_checks import verify_image_file
+
 #: Relative tolerance when comparing spacing, origin and direction of two images.
 GEOMETRY_RTOL = 1e-4
 #: Absolute tolerance (mm for origin, unitless for direction) for the same comparison.
 GEOMETRY_ATOL = 1e-3
 MODALITIES = ("CT", "MR")
+#: Largest deviation of a DICOM slice gap from the median gap: relative, plus absolute (mm).
+SLICE_GAP_RTOL = 0.01
+SLICE_GAP_ATOL = 1e-3
+#: DICOM tag of the Image Position (Patient): the slice's first voxel in mm.
+IMAGE_POSITION_TAG = "0020|0032"
 
 
 class VolumeError(ValueError):
@@ -94,11 +105,16 @@ class Volume:
 
 
 def read_image(path: str | os.PathLike, *, subject_id: str = "") -> sitk.Image:
-    """Read a NIfTI / NRRD file, or a folder holding exactly one DICOM series.
+    """Read a NIfTI / NRRD file, or a folder holding exactly one DICOM series, strictly.
 
     Raises:
-        VolumeError: the path does not exist or cannot be read, or a DICOM folder holds no
-            series or several (the message lists each series' UID, description and file count).
+        VolumeError: the path does not exist or cannot be read; a NIfTI / NRRD file is
+            truncated, has a corrupt compressed stream, holds fewer voxels than its header
+            says, or has NaN / Inf voxels (see
+            :func:`~radiograph.radiology.file_checks.verify_image_file`); a DICOM folder holds
+            no series or several (the message lists each series' UID, description and file
+            count), files that are not part of the series (unreadable or truncated), or
+            unevenly spaced slices (a slice missing).
     """
     path = Path(path)
     where = f"subject {subject_id!r}: {path}" if subject_id else str(path)
@@ -106,6 +122,10 @@ def read_image(path: str | os.PathLike, *, subject_id: str = "") -> sitk.Image:
         raise VolumeError(f"{where}: file or folder does not exist")
     if path.is_dir():
         return _read_dicom_series(path, where)
+    try:
+        verify_image_file(path)
+    except (ValueError, OSError) as err:
+        raise VolumeError(f"{where}: {err}") from err
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as err:
@@ -139,9 +159,11 @@ def load_volume(
     Raises:
         VolumeError: missing or unreadable file; channels on different grids; mask grid
             differs from the image's (without ``resample_mask``); mask values other than 0/1
-            (without ``mask_label``) or no voxel with ``mask_label``; NaN voxels (SimpleITK's
-            NIfTI reader itself returns NaN voxels as 0, so only NRRD and DICOM NaNs reach
-            this check); an empty mask. Each message names the subject and the file.
+            (without ``mask_label``) or no voxel with ``mask_label``; NaN or Inf voxels (in a
+            NIfTI or NRRD file found by :func:`read_image` before decoding, as ITK's NIfTI
+            reader would turn them into 0; in other formats found in the decoded array); a
+            truncated or corrupt file (:func:`read_image`); an empty mask. Each message names
+            the subject and the file.
     """
     modality = modality.upper()
     if modality not in MODALITIES:
@@ -222,8 +244,13 @@ def geometry_mismatch(image: sitk.Image, other: sitk.Image) -> str:
         a = np.array(getattr(image, f"Get{name}")())
         b = np.array(getattr(other, f"Get{name}")())
         if not np.allclose(a, b, rtol=GEOMETRY_RTOL, atol=GEOMETRY_ATOL):
-            return f"{name.lower()} {tuple(np.round(b, 4))} vs {tuple(np.round(a, 4))}"
+            return f"{name.lower()} {_plain(b)} vs {_plain(a)}"
     return ""
+
+
+def _plain(values: np.ndarray) -> tuple[float, ...]:
+    """Values rounded to 4 decimals as Python floats (their repr has no ``np.float64(...)``)."""
+    return tuple(np.round(values, 4).tolist())
 
 
 def zscore_in_mask(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -295,13 +322,52 @@ def _read_dicom_series(folder: Path, where: str) -> sitk.Image:
         listing = "; ".join(_describe_series(folder, uid) for uid in series)
         raise VolumeError(f"{where}: folder holds {len(series)} DICOM series ({listing}); put the "
                           "series to use in a folder of its own")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
+    _check_series_files(folder, files, series[0], where)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    reader.SetFileNames(files)
+    reader.MetaDataDictionaryArrayUpdateOn()
     try:
-        return reader.Execute()
+        image = reader.Execute()
     except RuntimeError as err:
         raise VolumeError(f"{where}: cannot read DICOM series {series[0]} "
                           f"({_first_line(err)})") from err
+    _check_slice_gaps(reader, files, image, where)
+    return image
+
+
+def _check_series_files(folder: Path, files: Sequence[str], uid: str, where: str) -> None:
+    """Every file of the folder (apart from hidden ones and a DICOMDIR) belongs to the series:
+    GDCM leaves out a file it cannot parse (e.g. truncated), which would drop a slice."""
+    members = {Path(f).name for f in files}
+    others = sorted(p.name for p in folder.iterdir()
+                    if p.is_file() and not p.name.startswith(".")
+                    and p.name.upper() != "DICOMDIR" and p.name not in members)
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise VolumeError(f"{where}: {len(others)} file(s) are not part of DICOM series {uid} "
+                          f"({shown}): unreadable or truncated DICOM, or not DICOM; re-copy "
+                          "them, or move files that are not slices out of the folder")
+
+
+def _check_slice_gaps(reader: sitk.ImageSeriesReader, files: Sequence[str], image: sitk.Image,
+                      where: str) -> None:
+    """Slices evenly spaced along the slice normal (ITK only warns about a missing slice and
+    then stretches the volume); skipped when a file has no Image Position (Patient)."""
+    if len(files) < 3 or not all(reader.HasMetaDataKey(i, IMAGE_POSITION_TAG)
+                                 for i in range(len(files))):
+        return
+    positions = np.array([reader.GetMetaData(i, IMAGE_POSITION_TAG).split("\\")
+                          for i in range(len(files))], dtype=np.float64)
+    normal = np.array(image.GetDirection()).reshape(3, 3)[:, 2]
+    gaps = np.diff(positions @ normal)
+    median = float(np.median(gaps))
+    worst = int(np.argmax(np.abs(gaps - median)))
+    if abs(gaps[worst] - median) > SLICE_GAP_RTOL * abs(median) + SLICE_GAP_ATOL:
+        raise VolumeError(f"{where}: slices are not evenly spaced: {float(gaps[worst]):.4g} mm "
+                          f"between {Path(files[worst]).name} and {Path(files[worst + 1]).name}, "
+                          f"{median:.4g} mm between most slices (a slice missing or duplicated); "
+                          "complete the series")
 
 
 def _describe_series(folder: Path, uid: str) -> str:

@@ -66,7 +66,8 @@ def test_build_graphs_command(cohort, capsys):
     assert status == {"pathology/S1": "done", "pathology/S2": "done", "pathology/S3": "failed",
                       "radiology/S1": "done", "radiology/S2": "done"}
     error = next(r["error"] for r in record["results"] if r["key"] == "pathology/S3")
-    assert "subject S3" in error and "slide_d" in error and "2 of 36 rows with NaN or Inf" in error
+    # read_features names the file (the subject's folder) and counts the rows
+    assert "S3/slide_d.h5" in error and "2 of 36 rows with NaN or Inf" in error
     assert "S3" in capsys.readouterr().err
 
     two_slides = load_graph(out / "pathology" / "S1.pt")

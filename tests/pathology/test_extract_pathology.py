@@ -175,7 +175,7 @@ def test_duplicate_slide_names_in_one_subject_are_refused(make_slide, tmp_path):
     a = make_slide(name="x.svs")
     (tmp_path / "sub").mkdir()
     b = make_slide(name="sub/x.svs")
-    manifest = write_manifest(tmp_path, [("S1", [a.name, "sub/x.svs"])])
     assert b.exists()
-    with pytest.raises(ValueError, match="share the name 'x'"):
+    with pytest.raises(ValueError, match="share the name 'x'"):  # refused by the manifest check
+        manifest = write_manifest(tmp_path, [("S1", [a.name, "sub/x.svs"])])
         extract_cohort(manifest, tmp_path / "run", CONFIG, progress=False)
