@@ -17,7 +17,7 @@ $(BIN)/.radiograph-installed: setup.cfg pyproject.toml
 setup: $(BIN)/.radiograph-installed
 
 demo: setup
-	$(BIN)/python experiments/radiopathomics.py --config experiments/configs/synthetic.yaml --out $(DEMO)
+	$(BIN)/radiograph study experiments/configs/synthetic.yaml --out $(DEMO)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import textwrap
 import warnings
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from radiograph.cli import main
 from radiograph.study import StudyConfigError, load_study_config, run_study, summarise_warnings
 
 TINY = """
@@ -32,19 +35,32 @@ report: {km_model: coxph}
 def test_unknown_and_missing_keys_are_named(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text("out_dir: x\ncohort: {manifest: m.csv}\ntrainig: {}\n")
-    with pytest.raises(StudyConfigError, match=r"unknown key\(s\) \['trainig'\]"):
+    with pytest.raises(StudyConfigError,
+                       match=r"unknown key 'trainig' \(did you mean 'training'\?\)"):
         load_study_config(path)
     path.write_text("out_dir: x\ncohort: {}\n")
     with pytest.raises(StudyConfigError, match="exactly one of 'synthetic' or 'manifest'"):
         load_study_config(path)
 
 
-def test_tiny_study_runs_end_to_end_and_resumes(tmp_path):
+def test_tiny_study_runs_end_to_end_and_resumes(tmp_path, capfd):
+    """The first run is the command ``radiograph study``: its log (not a terminal) holds no
+    progress bar, one line per per-subject stage, and warnings without source lines;
+    ``radiograph report`` redraws the same Table 1 from the saved results and config."""
     path = tmp_path / "study.yaml"
     path.write_text(textwrap.dedent(TINY))
     config = load_study_config(path)
     assert config.out_dir == tmp_path / "out"
-    results = run_study(config, progress=False)
+    capfd.readouterr()
+    assert main(["study", str(path)]) == 0
+    log = capfd.readouterr()
+    assert "\r" not in log.out + log.err and "warnings.warn(" not in log.err
+    for stage in ("extract-pathology", "extract-radiology", "graphs pathology",
+                  "graphs radiology"):
+        assert re.search(rf"^{stage}: \d+ done, 0 skipped", log.out, flags=re.M), stage
+    saved = config.out_dir / "study.yaml"
+    assert load_study_config(saved) == dataclasses.replace(config, source=saved)
+    results = pd.read_csv(config.report_dir / "results.csv", float_precision="round_trip")
 
     report = config.report_dir
     for name in ("results.csv", "table1.csv", "table1.md", "table1.tex", "stage_seconds.json",
@@ -59,6 +75,9 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path):
     assert results[results["metric"] == "c_index"]["value"].between(0, 1).all()
     table = (report / "table1.md").read_text()
     assert "SPARRA" in table.upper() and "C-Index" in table
+    (report / "table1.md").unlink()
+    assert main(["report", str(config.out_dir)]) == 0
+    assert (report / "table1.md").read_text() == table
 
     # every test subject is tested once per model, and the splits file is shared by all
     fold_dirs = sorted(config.models_dir.glob("*/*/fold_*"))
@@ -72,7 +91,7 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path):
     again = run_study(config, progress=False)
     pd.testing.assert_frame_equal(results, again)
     changed = [p for p in outputs if p.stat().st_mtime_ns != stamps[p]
-               and not p.name.endswith(".json")]
+               and not p.name.endswith(".json") and p.name != ".radiograph.lock"]
     assert changed == [], f"rerun redid {changed}"
 
 

@@ -14,35 +14,18 @@ Stable API:
 * Per-modality defaults in grid steps: :func:`step_params`, :func:`scaled_params`,
   :func:`grid_step`.
 * Edge rules on points: :func:`knn_edges`, :func:`radius_edges`, :func:`delaunay_edges`.
+
+The names load on first use (:mod:`radiograph._lazy`).
 """
 
-from radiograph.graph.build import (
-    METHOD_DEFAULTS,
-    GraphConstructionWarning,
-    build_spatial_graph,
-)
-from radiograph.graph.edges import delaunay_edges, knn_edges, radius_edges
-from radiograph.graph.export import from_networkx, to_networkx
-from radiograph.graph.params import grid_step, scaled_params, step_params
-from radiograph.graph.plot import plot_graph_2d, plot_graph_3d
-from radiograph.graph.slidegraph import SlideGraphParams
-from radiograph.graph.stats import cluster_quality, graph_stats
+from radiograph._lazy import lazy_exports
 
-__all__ = [
-    "METHOD_DEFAULTS",
-    "GraphConstructionWarning",
-    "SlideGraphParams",
-    "build_spatial_graph",
-    "cluster_quality",
-    "delaunay_edges",
-    "from_networkx",
-    "graph_stats",
-    "grid_step",
-    "knn_edges",
-    "plot_graph_2d",
-    "plot_graph_3d",
-    "radius_edges",
-    "scaled_params",
-    "step_params",
-    "to_networkx",
-]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    "build": ("METHOD_DEFAULTS", "GraphConstructionWarning", "build_spatial_graph"),
+    "edges": ("delaunay_edges", "knn_edges", "radius_edges"),
+    "export": ("from_networkx", "to_networkx"),
+    "params": ("grid_step", "scaled_params", "step_params"),
+    "plot": ("plot_graph_2d", "plot_graph_3d"),
+    "slidegraph": ("SlideGraphParams",),
+    "stats": ("cluster_quality", "graph_stats"),
+})

@@ -3,6 +3,11 @@
 Reads ``FEATURES/pathology/<subject>/<slide>.h5`` (one or more slides per subject) and
 ``FEATURES/radiology/<subject>.h5``; writes ``OUT/<modality>/<subject>.pt`` (PyG ``Data``, see
 :func:`subject_graph`) through the cohort runner (resume, failure isolation, run record).
+
+Each graph has a provenance record ``<subject>.pt.prov.json`` (:mod:`radiograph.provenance`):
+the fingerprints of its feature files and the digest of the construction settings. A rerun
+rebuilds exactly the graphs whose features or settings changed, and removes the graphs of
+subjects whose feature files are gone (a rerun of extraction discarded them).
 """
 
 from __future__ import annotations
@@ -11,18 +16,32 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
-from torch_geometric.data import Data
 
-from radiograph.graph.build import METHOD_DEFAULTS, build_spatial_graph
-from radiograph.graph.params import LENGTH_PARAMS, grid_step, scaled_params, step_params
+from radiograph.argtypes import below_one, non_negative_float, positive_float, positive_int
+from radiograph.graph.params import (
+    LENGTH_PARAMS,
+    STEP_DEFAULTS,
+    grid_step,
+    scaled_params,
+    step_params,
+)
 from radiograph.io.atomic import finished_files
-from radiograph.io.features import FeatureSet, read_features
-from radiograph.io.graphs import save_graph
+from radiograph.provenance import (
+    begin_outputs,
+    discard,
+    make_provenance,
+    prepare_rerun,
+    record_outputs,
+)
 from radiograph.runner import Task, add_backend_arguments, backend_from_args, finish, run_cohort
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+    from radiograph.io.features import FeatureSet
 
 MODALITIES = ("pathology", "radiology")
 #: Coordinate dimension of each modality's feature files.
@@ -56,22 +75,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--features", required=True, help="features folder")
     parser.add_argument("--out", required=True, help="graphs folder")
-    parser.add_argument("--method", choices=sorted(METHOD_DEFAULTS), default="slidegraph")
+    parser.add_argument("--method", choices=sorted(STEP_DEFAULTS["pathology"]),
+                        default="slidegraph")
     parser.add_argument("--modality", choices=(*MODALITIES, "both"), default="both")
     parser.add_argument("--record", default=None, help="run record (default OUT/build-graphs.json)")
     group = parser.add_argument_group("construction parameters (override the modality defaults)")
-    group.add_argument("--lambda-d", type=float, help="slidegraph: spatial decay per grid step")
-    group.add_argument("--lambda-f", type=float, help="slidegraph: feature-distance decay")
-    group.add_argument("--lambda-h", type=float, help="slidegraph: dendrogram cut in [0, 1)")
-    group.add_argument("--neighbour-search-radius", type=float,
+    group.add_argument("--lambda-d", type=non_negative_float,
+                       help="slidegraph: spatial decay per grid step")
+    group.add_argument("--lambda-f", type=non_negative_float,
+                       help="slidegraph: feature-distance decay")
+    group.add_argument("--lambda-h", type=below_one, help="slidegraph: dendrogram cut in [0, 1)")
+    group.add_argument("--neighbour-search-radius", type=non_negative_float,
                        help="slidegraph: patches at least this many steps apart are never merged")
-    group.add_argument("--connectivity-distance", type=float,
+    group.add_argument("--connectivity-distance", type=positive_float,
                        help="slidegraph, delaunay: longest edge, in steps")
-    group.add_argument("--feature-range-thresh", type=float,
+    group.add_argument("--feature-range-thresh", type=non_negative_float,
                        help="slidegraph: ignore features whose range is <= this")
-    group.add_argument("--k", type=int, help="knn: neighbours per patch")
-    group.add_argument("--max-distance", type=float, help="knn: longest edge, in steps")
-    group.add_argument("--radius", type=float, help="radius: connection distance, in steps")
+    group.add_argument("--k", type=positive_int, help="knn: neighbours per patch")
+    group.add_argument("--max-distance", type=positive_float,
+                       help="knn: longest edge, in steps")
+    group.add_argument("--radius", type=positive_float,
+                       help="radius: connection distance, in steps")
     add_backend_arguments(parser)
     parser.set_defaults(func=_run)
 
@@ -93,8 +117,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     record = run_cohort(tasks, build_subject_graph, record_path=args.record or out / "build-graphs.json",
                         stage="build-graphs", backend=backend_from_args(args),
-                        overwrite=args.overwrite)
-    return finish(record)
+                        overwrite=args.overwrite, progress=not args.no_progress)
+    return finish(record, args.allow_failures)
 
 
 def graph_tasks(
@@ -104,7 +128,13 @@ def graph_tasks(
     modalities: Sequence[str] = MODALITIES,
     overrides: Mapping[str, Any] | None = None,
 ) -> list[Task]:
-    """One task per subject and modality found under ``features_dir``.
+    """One task per subject and modality found under ``features_dir``, and the graph folder
+    brought in line with the features.
+
+    Each task carries its expected provenance (feature files' fingerprints, method and
+    parameters). Before returning, this removes the graphs that are out of date (so no graph
+    of old features or settings survives a failed rebuild) and the graphs of subjects that
+    have no feature file any more, printing per modality how many changed.
 
     Raises:
         ValueError: unknown method, or a parameter the method does not take.
@@ -118,22 +148,47 @@ def graph_tasks(
                         if d.is_dir()}
         else:
             subjects = {f.stem: [f] for f in finished_files(folder, "*.h5")}
+        subjects = {subject_id: paths for subject_id, paths in subjects.items() if paths}
+        stage = f"graphs {modality}"
+        _remove_orphans(stage, out_dir / modality, set(subjects))
+        settings = {"modality": modality, "method": method, "params_in_steps": params}
+        built = []
         for subject_id, paths in subjects.items():
-            if paths:
-                job = GraphJob(subject_id, modality, tuple(str(p) for p in paths), method, params)
-                tasks.append(Task(f"{modality}/{subject_id}", (out_dir / modality / f"{subject_id}.pt",),
-                                  job))
+            job = GraphJob(subject_id, modality, tuple(str(p) for p in paths), method, params)
+            provenance = make_provenance(settings, files={p.name: p for p in paths})
+            built.append(Task(f"{modality}/{subject_id}",
+                              (out_dir / modality / f"{subject_id}.pt",), job, provenance))
+        changes = prepare_rerun(stage, built)
+        if changes:
+            print(changes, flush=True)
+        tasks += built
     return tasks
+
+
+def _remove_orphans(stage: str, folder: Path, subjects: set[str]) -> None:
+    """Remove the graphs in ``folder`` of subjects without feature files, saying which."""
+    orphans = [p for p in finished_files(folder, "*.pt") if p.stem not in subjects]
+    for path in orphans:
+        discard(path)
+    if orphans:
+        names = ", ".join(p.stem for p in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
+        print(f"{stage}: removed {len(orphans)} graph(s) whose subject has no feature file any "
+              f"more: {names}", flush=True)
 
 
 def build_subject_graph(task: Task) -> None:
     """Runner stage: read the job's feature files, build the graph, save it atomically."""
+    from radiograph.io.features import read_features
+    from radiograph.io.graphs import save_graph
+
     job: GraphJob = task.payload
     feature_sets = [read_features(p) for p in job.feature_paths]
     names = [Path(p).stem for p in job.feature_paths]
     data = subject_graph(job.subject_id, job.modality, feature_sets, names, job.method,
                          job.params_in_steps)
+    begin_outputs(task.outputs, task.provenance)
     save_graph(task.outputs[0], data)
+    record_outputs(task.outputs, task.provenance)
 
 
 def subject_graph(
@@ -167,6 +222,10 @@ def subject_graph(
         ``params``: ``grid_step``, ``params_in_grid_steps``, ``slide_gap``, ``feature_files``
         and ``encoder``.
     """
+    import torch
+
+    from radiograph.graph.build import build_spatial_graph
+
     if not feature_sets:
         raise ValueError(f"subject {subject_id}: no feature files")
     dims = COORD_DIMS[modality]

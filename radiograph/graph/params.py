@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 #: Grid step (coordinate units between adjacent patches) assumed by TIAToolbox's defaults.
 PEER_PATCH_STEP = 512.0
@@ -107,6 +106,8 @@ def grid_step(coords: np.ndarray) -> float:
         The step in coordinate units; 1.0 when there are fewer than two distinct positions
         (then no length matters: the graph has one node).
     """
+    from scipy.spatial import cKDTree  # imported here: scipy.spatial costs ~0.5 s to import
+
     unique = np.unique(np.asarray(coords, dtype=np.float64), axis=0)
     if len(unique) < 2:
         return 1.0

@@ -27,6 +27,12 @@ is the partition of ``scipy.cluster.hierarchy.fcluster(linkage(D, "average"), la
 "distance")`` on the dense matrix, up to the order of exactly tied merges; the tests check
 this against scipy on the dense matrix.
 
+Memory grows with the number of pairs only: they are found, scored and merged in blocks of
+:data:`PAIR_BLOCK`, the list holds int32 indices and float64 similarities (16 bytes a pair), and
+the peak, SciPy's merge of duplicate pairs after a round, is about 45 bytes a pair (100k
+patches on a 224-px grid with TIAToolbox's search radius: 12.5M pairs, under 0.6 GB;
+``benchmarks/README.md``).
+
 Differences from TIAToolbox (the peer), all deliberate:
 
 * ``lambda_h`` must be < 1: at >= 1 the peer joins every patch into one cluster through the
@@ -105,40 +111,87 @@ def hybrid_clusters(coords: np.ndarray, features: np.ndarray, params: SlideGraph
         (N,) int64 cluster label of each patch, in 0..K-1, numbered by first appearance.
     """
     features = _significant_features(features, params.feature_range_thresh)
-    rows, cols, sim = neighbour_similarities(coords, features, params)
-    return average_linkage_cut(len(coords), rows, cols, sim, params.lambda_h)
+    pairs = list(neighbour_similarities(coords, features, params))
+    return _cut(len(coords), pairs, params.lambda_h)
+
+
+PAIR_BLOCK = 1 << 18
+"""Pairs handled per block, when they are found and in each step of the clustering: bounds the
+temporary memory at any neighbour density. What grows with the number of pairs is the list
+itself, 16 bytes a pair (int32 indices, float64 similarity), and SciPy's merge of duplicate
+pairs after each round (about 45 bytes a pair at the peak, measured)."""
 
 
 def neighbour_similarities(
-    coords: np.ndarray, features: np.ndarray, params: SlideGraphParams
+    coords: np.ndarray, features: np.ndarray, params: SlideGraphParams,
+    pair_block: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Similarities s_ij = exp(-lambda_f ||f_i - f_j||) exp(-lambda_d ||p_i - p_j||) of the pairs
     i < j closer than ``neighbour_search_radius`` (strictly, as in TIAToolbox).
 
+    The pairs are counted first, then found block by block of patches (about ``pair_block``
+    pairs each, default :data:`PAIR_BLOCK`; a k-d tree of the block against one of all
+    patches) straight into the result, so the temporaries stay bounded however many neighbours
+    a patch has.
+
     Returns:
-        rows, cols: (P,) int64 pair indices with rows < cols; sim: (P,) float64 in [0, 1].
-        Pairs whose similarity underflows to 0 are left out (they act as non-neighbours).
+        rows, cols: (P,) int32 pair indices with rows < cols, sorted by (row, col); sim: (P,)
+        float64 in [0, 1]. Pairs whose similarity underflows to 0 are left out (they act as
+        non-neighbours).
     """
     coords = np.asarray(coords, dtype=np.float64)
-    radius = params.neighbour_search_radius
-    pairs = cKDTree(coords).query_pairs(radius, output_type="ndarray").astype(np.int64)
-    rows, cols = pairs[:, 0], pairs[:, 1]
-    dist = np.linalg.norm(coords[rows] - coords[cols], axis=1)
-    inside = dist < radius
-    rows, cols, dist = rows[inside], cols[inside], dist[inside]
-    order = np.lexsort((cols, rows))
-    rows, cols, dist = rows[order], cols[order], dist[order]
-    # One gather per pair: each patch against all its (later) neighbours at once.
-    starts = np.searchsorted(rows, np.arange(len(coords) + 1))
-    feat_dist = np.empty(len(rows))
-    for i in np.flatnonzero(np.diff(starts)):
-        block = slice(starts[i], starts[i + 1])
-        diff = features[cols[block]]
-        diff -= features[i]
-        feat_dist[block] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    sim = np.exp(-params.lambda_f * feat_dist) * np.exp(-params.lambda_d * dist)
-    keep = sim > 0
-    return rows[keep], cols[keep], sim[keep]
+    n, radius = len(coords), params.neighbour_search_radius
+    pair_block = pair_block or PAIR_BLOCK
+    tree = cKDTree(coords)
+    within = tree.query_ball_point(coords, radius, return_length=True)  # self included
+    capacity = (int(within.sum()) - n) // 2
+    out_rows = np.empty(capacity, dtype=np.int32)
+    out_cols = np.empty(capacity, dtype=np.int32)
+    out_sim = np.empty(capacity, dtype=np.float64)
+    filled, start = 0, 0
+    per_patch = np.cumsum(within)
+    while start < n:
+        # as many patches as make about pair_block (directed) neighbour pairs
+        stop = int(np.searchsorted(per_patch, per_patch[start] - within[start] + 2 * pair_block))
+        stop = min(n, max(stop, start + 1))
+        found = cKDTree(coords[start:stop]).sparse_distance_matrix(
+            tree, radius, output_type="ndarray")
+        rows = found["i"].astype(np.int32) + np.int32(start)
+        cols = found["j"].astype(np.int32)
+        del found
+        later = cols > rows
+        rows, cols = rows[later], cols[later]
+        order = np.lexsort((cols, rows))
+        rows, cols = rows[order], cols[order]
+        dist = np.linalg.norm(coords[rows] - coords[cols], axis=1)
+        inside = dist < radius
+        rows, cols, dist = rows[inside], cols[inside], dist[inside]
+        sim = np.exp(-params.lambda_f * _feature_distances(features, rows, cols))
+        sim *= np.exp(-params.lambda_d * dist)
+        keep = sim > 0
+        count = int(keep.sum())
+        if filled + count > len(out_rows):  # the count and the search rounded differently
+            grow = filled + count - len(out_rows)
+            out_rows, out_cols, out_sim = (np.concatenate([a, np.empty(grow, a.dtype)])
+                                           for a in (out_rows, out_cols, out_sim))
+        out_rows[filled:filled + count] = rows[keep]
+        out_cols[filled:filled + count] = cols[keep]
+        out_sim[filled:filled + count] = sim[keep]
+        filled += count
+        start = stop
+    return out_rows[:filled], out_cols[:filled], out_sim[:filled]
+
+
+def _feature_distances(features: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(P,) float64 ``||features[rows] - features[cols]||`` for pairs sorted by row, in the
+    features' precision: one gather per pair, each patch against all its neighbours at once."""
+    out = np.empty(len(rows))
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]) if len(rows) else rows
+    for start, stop in zip(starts, [*starts[1:], len(rows)]):
+        diff = features[cols[start:stop]]
+        diff -= features[rows[start]]
+        out[start:stop] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return out
 
 
 def average_linkage_cut(
@@ -148,42 +201,55 @@ def average_linkage_cut(
     ``threshold`` (merge while D <= threshold < 1).
 
     Args:
-        num_points: N.
-        rows, cols: (P,) pairs with rows < cols, each pair at most once.
-        sim: (P,) similarities in [0, 1].
+        num_points: N (< 2^31).
+        rows, cols: (P,) pairs with rows < cols, each pair at most once (not modified).
+        sim: (P,) similarities in [0, 1] (not modified).
         threshold: the cut height.
 
     Returns:
         (N,) int64 labels numbered by first appearance.
     """
+    pairs = [rows.astype(np.int32), cols.astype(np.int32), sim.astype(np.float64)]
+    return _cut(num_points, pairs, threshold)
+
+
+def _cut(num_points: int, pairs: list[np.ndarray], threshold: float) -> np.ndarray:
+    """:func:`average_linkage_cut` of ``pairs = [rows (int32), cols (int32), sim (float64)]``,
+    which it takes over: the list is emptied and the arrays are compacted and relabelled in
+    place. Each round's per-pair steps (average similarity, nearest neighbours, their
+    tie-breaks, relabelling) run over blocks of :data:`PAIR_BLOCK` pairs."""
+    lo, hi, total = pairs
+    pairs.clear()
     min_sim = 1.0 - threshold
     point_cluster = np.arange(num_points, dtype=np.int64)
     sizes = np.ones(num_points, dtype=np.float64)
-    lo, hi, total = rows.astype(np.int64), cols.astype(np.int64), sim.astype(np.float64)
     while len(lo):
         k = len(sizes)
-        avg = total / (sizes[lo] * sizes[hi])  # 1 - average-linkage distance
         best = np.full(k, -np.inf)
-        np.maximum.at(best, lo, avg)
-        np.maximum.at(best, hi, avg)
+        for b in _blocks(len(lo)):
+            avg = _average(total[b], lo[b], hi[b], sizes)
+            np.maximum.at(best, lo[b], avg)
+            np.maximum.at(best, hi[b], avg)
         # Clusters whose closest neighbour is beyond the cut are final: drop their pairs.
-        alive = best >= min_sim
-        keep = alive[lo] & alive[hi]
-        if not keep.any():
+        kept = _compact(best >= min_sim, lo, hi, total)
+        if kept == 0:
             break
-        lo, hi, total, avg = lo[keep], hi[keep], total[keep], avg[keep]
-        src, dst = np.concatenate([lo, hi]), np.concatenate([hi, lo])
-        both = np.concatenate([avg, avg])
+        lo, hi, total = lo[:kept], hi[:kept], total[:kept]
         # Each cluster's nearest neighbour; exact ties broken by a hash that is unique per pair
-        # and symmetric, so the closest pair overall is always a reciprocal pair.
-        tie = (lo.astype(np.uint64) * np.uint64(k) + hi.astype(np.uint64)) * _HASH
-        tie = np.concatenate([tie, tie])
-        nearest = both == best[src]
+        # and symmetric, so the closest pair overall is always a reciprocal pair. Both
+        # orientations of a pair are looked at (lo's view, then hi's).
         tie_best = np.zeros(k, dtype=np.uint64)
-        np.maximum.at(tie_best, src[nearest], tie[nearest])
-        chosen = nearest & (tie == tie_best[src])
+        for b in _blocks(len(lo)):
+            near_lo, near_hi, tie = _nearest(total[b], lo[b], hi[b], sizes, best)
+            np.maximum.at(tie_best, lo[b][near_lo], tie[near_lo])
+            np.maximum.at(tie_best, hi[b][near_hi], tie[near_hi])
         partner = np.full(k, -1, dtype=np.int64)
-        partner[src[chosen]] = dst[chosen]
+        for b in _blocks(len(lo)):
+            near_lo, near_hi, tie = _nearest(total[b], lo[b], hi[b], sizes, best)
+            near_lo &= tie == tie_best[lo[b]]
+            near_hi &= tie == tie_best[hi[b]]
+            partner[lo[b][near_lo]] = hi[b][near_lo]
+            partner[hi[b][near_hi]] = lo[b][near_hi]
         a = np.flatnonzero(partner >= 0)
         b = partner[a]
         mutual = (partner[b] == a) & (a < b)
@@ -191,23 +257,64 @@ def average_linkage_cut(
         merged = np.arange(k, dtype=np.int64)
         merged[b] = a
         uniq, relabel = np.unique(merged, return_inverse=True)
+        relabel = relabel.astype(np.int32)
         point_cluster = relabel[point_cluster]
         sizes = np.bincount(relabel, weights=sizes, minlength=len(uniq))
-        lo, hi, total = _coalesce(relabel[lo], relabel[hi], total, len(uniq))
+        for block in _blocks(len(lo)):
+            first, second = relabel[lo[block]], relabel[hi[block]]
+            np.minimum(first, second, out=lo[block])
+            np.maximum(first, second, out=hi[block])
+        lo, hi, total = _coalesce(lo, hi, total, len(uniq))
     _, first, inverse = np.unique(point_cluster, return_index=True, return_inverse=True)
     rank = np.empty(len(first), dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
     return rank[inverse.ravel()]
 
 
+def _blocks(n: int) -> list[slice]:
+    return [slice(s, s + PAIR_BLOCK) for s in range(0, n, PAIR_BLOCK)]
+
+
+def _compact(alive: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: np.ndarray) -> int:
+    """Move the pairs whose clusters are both ``alive`` to the front, in order, in place;
+    returns their number."""
+    filled = 0
+    for b in _blocks(len(lo)):
+        keep = alive[lo[b]] & alive[hi[b]]
+        count = int(keep.sum())
+        for array in (lo, hi, total):
+            array[filled:filled + count] = array[b][keep]
+        filled += count
+    return filled
+
+
+def _average(total: np.ndarray, lo: np.ndarray, hi: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """1 - average-linkage distance of each pair: S(A, B) / (|A| |B|)."""
+    avg = sizes[lo]
+    avg *= sizes[hi]
+    return np.divide(total, avg, out=avg)
+
+
+def _nearest(total: np.ndarray, lo: np.ndarray, hi: np.ndarray, sizes: np.ndarray,
+             best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whether each pair is lo's and hi's nearest (average similarity equal to their best), and
+    the pair's tie-break hash."""
+    avg = _average(total, lo, hi, sizes)
+    tie = lo.astype(np.uint64)
+    tie *= np.uint64(len(sizes))
+    tie += hi.astype(np.uint64)
+    tie *= _HASH
+    return avg == best[lo], avg == best[hi], tie
+
+
 def _coalesce(
-    a: np.ndarray, b: np.ndarray, value: np.ndarray, k: int
+    lo: np.ndarray, hi: np.ndarray, value: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum ``value`` over repeated unordered pairs {a, b}; drop a == b; return lo < hi."""
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keep = lo != hi
-    coo = sp.coo_matrix((value[keep], (lo[keep], hi[keep])), shape=(k, k)).tocsr().tocoo()
-    return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+    """Sum ``value`` over repeated pairs (lo <= hi); drop lo == hi; return new int32 arrays."""
+    coo = sp.coo_matrix((value, (lo, hi)), shape=(k, k)).tocsr().tocoo()
+    apart = coo.row != coo.col  # a pair inside one merged cluster is no pair any more
+    return (coo.row[apart].astype(np.int32, copy=False),
+            coo.col[apart].astype(np.int32, copy=False), coo.data[apart])
 
 
 def _significant_features(features: np.ndarray, thresh: float | None) -> np.ndarray:

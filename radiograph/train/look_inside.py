@@ -4,8 +4,10 @@ For the test subjects of a fold with the highest and lowest predicted risk, each
 graph is drawn with its nodes coloured by the importance the model gave them
 (``importance/<subject>.npz`` of the fold), using :func:`radiograph.graph.plot_graph_2d` over the
 slide thumbnail and :func:`radiograph.graph.plot_graph_3d` over three projections of the CT
-volume. A subject whose slide or volume is not in the manifest (e.g. a synthetic cohort) is
-drawn over a blank background of the graph's extent.
+volume. On a slide, nodes are drawn at the centres of their patches (the tiling grid does not
+overlap, so a patch's side in level-0 pixels is the ``grid_step`` the graph records) with a
+scale bar in micrometres (the slide's level-0 mpp). A subject whose slide or volume is not in
+the manifest (e.g. a synthetic cohort) is drawn over a blank background of the graph's extent.
 """
 
 from __future__ import annotations
@@ -88,10 +90,20 @@ def _blank_2d(pos: np.ndarray) -> tuple[np.ndarray, float]:
     return np.full((height, width, 3), 255, dtype=np.uint8), downsample
 
 
+def patch_side(graph: Data) -> float:
+    """Side of a patch in level-0 pixels: the graph's recorded ``grid_step`` (the median
+    nearest-neighbour distance of its patches, which on the non-overlapping tiling grid is the
+    patch side); 0 for a graph without that record (built in code), whose nodes are then
+    drawn at their positions as given."""
+    params = getattr(graph, "params", None) or {}
+    return float(params.get("grid_step", 0.0))
+
+
 def plot_pathology(
     graph: Data, importance: np.ndarray, subject: Subject | None, title: str, out: Path
 ) -> list[Path]:
-    """One PNG per slide of the pathology graph, nodes coloured by ``importance``."""
+    """One PNG (with PDF and SVG) per slide of the pathology graph, nodes coloured by
+    ``importance`` at their patch centres, with a scale bar where the resolution is known."""
     names = list(getattr(graph, "slide_names", []) or [])
     slides = range(len(names)) if len(names) > 1 else [None]
     written = []
@@ -105,16 +117,18 @@ def plot_pathology(
                 level = wsi.best_level_for_downsample(downsample)
                 thumbnail = wsi.read_level(level)
                 downsample = wsi.level_downsamples[level]
+                mpp = wsi.mpp
             note = ""
         else:
             pos = graph.pos.cpu().numpy()
             if slide is not None:
                 pos = pos - graph.slide_offsets[slide].cpu().numpy()
-            thumbnail, downsample = _blank_2d(pos)
+            thumbnail, downsample = _blank_2d(pos + patch_side(graph))
+            mpp = subject.mpp if subject is not None else None
             note = " (no slide: blank background)"
         plot_graph_2d(graph, thumbnail, downsample, importance, slide=slide,
-                      value_label="node importance", cmap="magma", title=title + note,
-                      path=target)
+                      patch_size=patch_side(graph), mpp=mpp, value_label="node importance",
+                      cmap="magma", title=title + note, path=target)
         written.append(target)
     return written
 
@@ -122,7 +136,8 @@ def plot_pathology(
 def plot_radiology(
     graph: Data, importance: np.ndarray, subject: Subject | None, title: str, out: Path
 ) -> list[Path]:
-    """One PNG of the radiology graph over axial, coronal and sagittal projections."""
+    """One PNG (with PDF and SVG) of the radiology graph over axial, coronal and sagittal
+    projections, axes in millimetres."""
     target = out.with_suffix(".png")
     if subject is not None and subject.volume_paths and subject.mask_path is not None:
         volume = load_volume(subject.subject_id, subject.volume_paths, subject.mask_path,
@@ -155,11 +170,11 @@ def look_inside(
         graphs_dir: the graphs the fold was trained on (``<modality>/<subject>.pt``).
         manifest: the cohort manifest (slide and volume paths).
         out_dir: where the PNGs go (default ``fold_dir/look_inside``); names are
-            ``<rank>_<subject>_<modality>[_<slide>].png``.
+            ``<rank>_<subject>_<modality>[_<slide>].png``, with the PDF and SVG beside.
         n: subjects at each end of the risk ranking.
 
     Returns:
-        The PNG files written.
+        The PNG files written (not their PDF and SVG twins).
 
     Raises:
         FileNotFoundError: the fold has no ``predictions.csv`` or a subject's importance file

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from radiograph.io.atomic import partial_files
-from radiograph.report.tables import best_cells, table1, to_latex, to_markdown, write_table
+from radiograph.report.tables import (
+    best_cells,
+    table1,
+    table1_caption,
+    to_latex,
+    to_markdown,
+    write_table,
+)
 
 # Fold values by hand: (aggregator, model, metric) -> values over 3 folds.
 VALUES = {
@@ -96,8 +103,29 @@ def test_write_table_is_complete_and_atomic(results, tmp_path):
     back = pd.read_csv(paths["csv"])
     assert list(back.columns[:3]) == ["extractor", "aggregator", "metric"]
     np.testing.assert_allclose(back["rsf_mean"], table[("rsf", "mean")].to_numpy())
-    assert paths["md"].read_text(encoding="utf-8") == to_markdown(table)
+    assert paths["md"].read_text(encoding="utf-8") == to_markdown(
+        table, caption=table1_caption(table))
+    tex = paths["tex"].read_text(encoding="utf-8")
+    assert tex.startswith(r"% Needs \usepackage{booktabs}")
+    assert "% Caption: " in tex and r"\toprule" in tex
     assert partial_files(tmp_path) == []
+
+
+def test_captions_say_what_the_cells_the_spread_and_the_bold_mean(results):
+    table = table1(results)
+    caption = table1_caption(table)
+    assert "mean ± SD" in caption and "sample standard deviation" in caption
+    assert "over the 3 outer cross-validation folds" in caption  # 3 folds in the fixture
+    assert "Bold: the best mean of its column" in caption and "lowest for IBS" in caption
+    assert "N/A" in caption  # FSVM's IBS
+    assert "SD as subscript" in table1_caption(table, latex=True)
+    repeated = pd.concat([results.assign(seed=0), results.assign(seed=1)])
+    assert "of each of 2 repeats" in table1_caption(table1(repeated))
+    assert "population" in table1_caption(table1(results, ddof=0))
+    complete = results[results["metric"] == "c_index"]
+    assert "N/A" not in table1_caption(table1(complete))
+    markdown = to_markdown(table, caption=caption).splitlines()
+    assert markdown[-1] == f"*Table 1.* {caption}" and markdown[0].startswith("| Extractor")
 
 
 def test_duplicates_and_missing_columns_are_reported(results):
