@@ -8,10 +8,14 @@ Peers, on the same synthetic slide and at the same parameters:
   memory.
 - ``radiograph``: :func:`radiograph.graph.build_spatial_graph` (method ``slidegraph``), the same
   clustering from the sparse similarities of patch pairs within the search radius.
+- ``radiograph@REV`` (``--baseline REV``): the same with the clustering module
+  (``radiograph/graph/slidegraph.py``) of an earlier git revision, to time a change against the
+  code it replaces in the same run.
 
-The slide: N patches on a square grid with a 512-pixel step (the setting TIAToolbox's defaults
-assume), 1024-d float32 features: 40 Voronoi regions of 6 "tissue types", each type a random
-prototype (sd 5 per dimension) plus per-patch noise (sd 1). Parameters: TIAToolbox's defaults
+The slide: N patches on a square grid with a 512-pixel step (``--step``; the setting
+TIAToolbox's defaults assume; at a 224-pixel step, 224-px tiles at 20x, the default search
+radius holds about 250 patches instead of 48), 1024-d float32 features: 40 Voronoi regions of
+6 "tissue types", each type a random prototype (sd 5 per dimension) plus per-patch noise (sd 1). Parameters: TIAToolbox's defaults
 (lambda_d 3e-3, lambda_f 1e-3, lambda_h 0.8, connectivity 4000, search radius 2000,
 feature_range_thresh 1e-4), for both.
 
@@ -33,6 +37,8 @@ Usage:
     .venv/bin/python benchmarks/graph.py          # small: peer 2k, 4k; ours 2k, 4k, 25k
     .venv/bin/python benchmarks/graph.py --full   # peer 2k, 4k, 8k; ours 2k .. 200k
     .venv/bin/python benchmarks/graph.py --peer-sizes 2000 --sizes 2000,50000
+    .venv/bin/python benchmarks/graph.py --step 224 --sizes 100000 --peer-sizes 0 \
+        --baseline 6a28b96                        # dense layout, against the earlier code
 """
 
 from __future__ import annotations
@@ -58,13 +64,14 @@ PARAMS = dict(lambda_d=3.0e-3, lambda_f=1.0e-3, lambda_h=0.8, connectivity_dista
               neighbour_search_radius=2000, feature_range_thresh=1e-4)
 
 
-def synthetic_slide(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) grid coordinates (pixels) and (N, 1024) float32 features, built in chunks."""
+def synthetic_slide(n: int, step: float = STEP, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) grid coordinates (pixels, ``step`` apart) and (N, 1024) float32 features, built in
+    chunks."""
     rng = np.random.default_rng(seed)
     side = int(np.ceil(np.sqrt(n)))
     cells = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)[:n]
-    coords = cells * STEP
-    seeds = rng.uniform(0, side * STEP, (40, 2))
+    coords = cells * step
+    seeds = rng.uniform(0, side * step, (40, 2))
     tissue_of_seed = rng.integers(0, 6, 40)
     prototypes = (rng.standard_normal((6, DIM)) * 5).astype(np.float32)
     features = np.empty((n, DIM), dtype=np.float32)
@@ -103,12 +110,24 @@ def _reset_peak_memory() -> None:
         fh.write("5")
 
 
-def child(impl: str, n: int, labels_path: str) -> None:
-    """Run one case in this (fresh) process and print a JSON line."""
-    from radiograph.graph import build_spatial_graph, cluster_quality
+def load_baseline_clustering(rev: str) -> types.ModuleType:
+    """``radiograph/graph/slidegraph.py`` as of git revision ``rev``, as a module."""
+    source = subprocess.run(["git", "show", f"{rev}:radiograph/graph/slidegraph.py"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType(f"slidegraph_{rev}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{rev}:radiograph/graph/slidegraph.py", "exec"), module.__dict__)
+    return module
 
+
+def child(impl: str, n: int, labels_path: str, step: float) -> None:
+    """Run one case in this (fresh) process and print a JSON line."""
+    from radiograph.graph import build, build_spatial_graph, cluster_quality
+
+    if impl.startswith("radiograph@"):
+        build.hybrid_clusters = load_baseline_clustering(impl.split("@", 1)[1]).hybrid_clusters
     peer = load_peer() if impl == "tiatoolbox" else None
-    coords, features = synthetic_slide(n)
+    coords, features = synthetic_slide(n, step)
     captured = {}
     if peer is not None:
         real = peer.hierarchy
@@ -138,9 +157,9 @@ def child(impl: str, n: int, labels_path: str) -> None:
                       "edges": num_edges, **quality}))
 
 
-def run_case(impl: str, n: int, folder: Path, timeout: float) -> dict | None:
+def run_case(impl: str, n: int, folder: Path, timeout: float, step: float) -> dict | None:
     labels = folder / f"{impl}-{n}.npy"
-    cmd = [sys.executable, __file__, "--child", impl, str(n), str(labels)]
+    cmd = [sys.executable, __file__, "--child", impl, str(n), str(labels), "--step", str(step)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     except subprocess.TimeoutExpired:
@@ -169,45 +188,53 @@ def main() -> None:
     parser.add_argument("--sizes", default=None, help="radiograph sizes, comma-separated")
     parser.add_argument("--peer-sizes", default=None, help="TIAToolbox sizes, comma-separated")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per case")
+    parser.add_argument("--step", type=float, default=STEP, help="grid step in pixels")
+    parser.add_argument("--baseline", default=None,
+                        help="git revision whose clustering is timed beside today's "
+                             "(at the radiograph sizes)")
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "N", "LABELS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.child[2])
+        child(args.child[0], int(args.child[1]), args.child[2], args.step)
         return
     sizes = [2000, 4000, 8000, 25000, 50000, 100000, 200000] if args.full else [2000, 4000, 25000]
     peer_sizes = [2000, 4000, 8000] if args.full else [2000, 4000]
     if args.sizes:
         sizes = [int(s) for s in args.sizes.split(",")]
     if args.peer_sizes:
-        peer_sizes = [int(s) for s in args.peer_sizes.split(",")]
+        peer_sizes = [int(s) for s in args.peer_sizes.split(",") if int(s) > 0]
     if not PEER_FILE.exists():
         print(f"TIAToolbox not found at {PEER_FILE}; install it with\n    {INSTALL}\n"
               "(radiograph runs alone)", file=sys.stderr)
         peer_sizes = []
-    print(f"SlideGraph construction, grid step {STEP:.0f} px, {DIM}-d features, parameters {PARAMS}",
-          file=sys.stderr)
+    print(f"SlideGraph construction, grid step {args.step:.0f} px, {DIM}-d features, parameters "
+          f"{PARAMS}", file=sys.stderr)
+    baseline = f"radiograph@{args.baseline}" if args.baseline else None
+    impls = ["tiatoolbox", *([baseline] if baseline else []), "radiograph"]
     results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in sorted(set(sizes) | set(peer_sizes)):
-            for impl in ("tiatoolbox", "radiograph"):
-                if (impl == "tiatoolbox" and n in peer_sizes) or (impl == "radiograph" and n in sizes):
-                    result = run_case(impl, n, Path(tmp), args.timeout)
+            for impl in impls:
+                if n in (peer_sizes if impl == "tiatoolbox" else sizes):
+                    result = run_case(impl, n, Path(tmp), args.timeout, args.step)
                     if result is not None:
                         results[impl, n] = result
         for (impl, n), result in results.items():
-            peer = results.get(("tiatoolbox", n))
+            # compared with the dense peer where it ran, else with the baseline revision
+            peer = results.get(("tiatoolbox", n)) or (
+                results.get((baseline, n)) if impl == "radiograph" else None)
             result["same"] = ("" if impl == "tiatoolbox" or peer is None else
                               "yes" if same_partition(np.load(result["labels"]), np.load(peer["labels"]))
                               else "NO")
             result["speedup"] = (f"{peer['seconds'] / result['seconds']:.1f}x"
-                                 if impl == "radiograph" and peer is not None else "")
-    header = (f"| {'N patches':>9} | {'impl':<10} | {'time (s)':>8} | {'peak MiB':>8} | {'speed-up':>8} | "
+                                 if impl != "tiatoolbox" and peer is not None else "")
+    header = (f"| {'N patches':>9} | {'impl':<18} | {'time (s)':>8} | {'peak MiB':>8} | {'speed-up':>8} | "
               f"{'nodes':>7} | {'edges':>7} | {'var within node':>15} | {'node diam (px)':>14} | "
               f"{'same partition':>14} |")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for (impl, n), r in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0] != "tiatoolbox")):
-        print(f"| {n:>9,} | {impl:<10} | {r['seconds']:>8.2f} | {r['peak_mib']:>8.0f} | {r['speedup']:>8} | "
+    for (impl, n), r in sorted(results.items(), key=lambda kv: (kv[0][1], impls.index(kv[0][0]))):
+        print(f"| {n:>9,} | {impl:<18} | {r['seconds']:>8.2f} | {r['peak_mib']:>8.0f} | {r['speedup']:>8} | "
               f"{r['num_nodes']:>7,} | {r['edges']:>7,} | {r['mean_node_feature_variance']:>15.1f} | "
               f"{r['mean_node_diameter']:>14.1f} | {r['same']:>14} |")
 

@@ -139,9 +139,10 @@ class Aggregator(torch.nn.Module):
             scaled = copy.copy(batched)
             mean = getattr(self, f"node_mean_{modality}")
             std = getattr(self, f"node_std_{modality}")
-            scaled.x = (batched.x - mean.to(batched.x.dtype)) / std.to(batched.x.dtype)
+            # one (N, d) allocation: the difference, divided in place
+            scaled.x = torch.sub(batched.x, mean.to(batched.x.dtype)).div_(std.to(batched.x.dtype))
             graphs[modality] = scaled
-        return SubjectBatch(batch.num_subjects, graphs, batch.subject_of_graph)
+        return dataclasses.replace(batch, graphs=graphs)
 
     def _predict(self, embedding: Tensor) -> Tensor:
         out = self.head(embedding)
@@ -164,23 +165,87 @@ class FastDropout(torch.nn.Dropout):
 
     def forward(self, x: Tensor) -> Tensor:
         """(..., n) -> (..., n), entries zeroed with probability p in training mode."""
+        keep = self.keep_mask(x)
+        return x if keep is None else x * keep
+
+    def keep_mask(self, x: Tensor) -> Tensor | None:
+        """The scaled mask this layer multiplies ``x`` by: entries ``1 / (1 - p)`` with
+        probability 1 - p, else 0 (all 0 when p = 1); None when the layer is the identity
+        (evaluation mode or p = 0). Draws ``x.numel()`` uniforms, as :meth:`forward` does."""
         if not self.training or self.p == 0.0:
-            return x
+            return None
         if self.p == 1.0:
-            return x * 0.0
-        keep = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
-        return x * keep
+            return torch.zeros_like(x)
+        return torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
 
 
-def encoder_block(in_dim: int, out_dim: int, dropout: float) -> torch.nn.Sequential:
-    """Per-modality node encoder: ``Linear(in_dim -> out_dim) -> ReLU -> Dropout(dropout)``."""
-    return torch.nn.Sequential(
-        torch.nn.Linear(in_dim, out_dim), torch.nn.ReLU(), FastDropout(dropout)
-    )
+class NodeEncoder(torch.nn.Sequential):
+    r"""``Linear -> ReLU -> FastDropout`` computed as one product and two in-place steps.
+
+    :math:`y = \mathrm{Dropout}(\mathrm{ReLU}(x W^T + b)) = \mathrm{ReLU}((x W^T + b) \odot m)`
+    for the dropout's mask m with entries 0 or s = 1 / (1 - p), so the (N, out) product is masked
+    and rectified in place, with the same random draws and, up to the sign of zero, the same
+    values as the three layers applied in turn. The backward pass needs only y: the gradient of
+    the product is :math:`s \, g \odot [y > 0]`, and s is applied to the (out, in) weight
+    gradient rather than to the (N, out) one; the mask is freed after the forward pass. The
+    children (and so the ``state_dict`` keys ``0.weight``, ``0.bias``) are those of the plain
+    ``Sequential``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, in_dim) -> (N, out_dim)."""
+        linear, _, dropout = self
+        if dropout.p == 1.0 and dropout.training:
+            return torch.nn.functional.linear(x, linear.weight, linear.bias) * 0.0
+        scale = 1.0 / (1.0 - dropout.p) if dropout.training else 1.0
+        return _MaskedLinearReLU.apply(x, linear.weight, linear.bias, dropout, scale)
+
+
+class _MaskedLinearReLU(torch.autograd.Function):
+    """:class:`NodeEncoder`'s ``relu((x W^T + b) * mask)``, in the autocast dtype when autocast
+    is on (as ``torch.nn.functional.linear`` would be), with its backward from the output."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None,
+                dropout: FastDropout, scale: float) -> Tensor:
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        x, w = x.to(dtype), weight.to(dtype)
+        b = None if bias is None else bias.to(dtype)
+        with torch.autocast(device, enabled=False):
+            y = torch.nn.functional.linear(x, w, b)
+        keep = dropout.keep_mask(y)
+        if keep is not None:
+            y.mul_(keep)
+            del keep
+        y.relu_()
+        ctx.save_for_backward(x, w, y)
+        ctx.scale = scale
+        ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, w, y = ctx.saved_tensors
+        g = torch.ops.aten.threshold_backward(grad.to(y.dtype), y, 0)  # g * [y > 0]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (g @ w).mul_(ctx.scale)
+        if ctx.needs_input_grad[1]:
+            grad_w = (g.t() @ x).to(ctx.dtypes[0]).mul_(ctx.scale)
+        if ctx.needs_input_grad[2]:
+            grad_b = g.sum(0, dtype=ctx.dtypes[1]).mul_(ctx.scale)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def encoder_block(in_dim: int, out_dim: int, dropout: float) -> NodeEncoder:
+    """Per-modality node encoder: ``Linear(in_dim -> out_dim) -> ReLU -> Dropout(dropout)``
+    (:class:`NodeEncoder`)."""
+    return NodeEncoder(torch.nn.Linear(in_dim, out_dim), torch.nn.ReLU(), FastDropout(dropout))
 
 
 class GatedAttention(torch.nn.Module):
-    """Gated attention net (Ilse et al. 2018; CLAM): ``Linear(tanh(a(h)) * sigmoid(b(h)))``.
+    r"""Gated attention net (Ilse et al. 2018; CLAM): ``Linear(tanh(a(h)) * sigmoid(b(h)))``.
 
     Args:
         in_dim: node feature dimension L.
@@ -189,6 +254,12 @@ class GatedAttention(torch.nn.Module):
         dropout: dropout after each branch.
 
     Shapes: (N, L) -> (N, out_dim).
+
+    Both branches are one (N, L) x (L, 2D) product with the two weight matrices stacked, and
+    the two dropout masks are multiplied once into the gated product:
+    :math:`(\tanh(a) \odot m_a) \odot (\sigma(b) \odot m_b) = (\tanh(a) \odot \sigma(b))
+    \odot (m_a \odot m_b)`, the masks drawn in the order of the two branches. The parameters
+    (and ``state_dict`` keys) are those of the two ``Sequential`` branches.
     """
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> None:
@@ -203,7 +274,19 @@ class GatedAttention(torch.nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         """Scores of each node: (N, L) -> (N, out_dim)."""
-        return self.out(self.tanh_branch(h) * self.sigmoid_branch(h))
+        a_linear, b_linear = self.tanh_branch[0], self.sigmoid_branch[0]
+        both = torch.nn.functional.linear(
+            h,
+            torch.cat([a_linear.weight, b_linear.weight]),
+            torch.cat([a_linear.bias, b_linear.bias]),
+        )
+        a, b = both.split(a_linear.out_features, dim=1)
+        gated = torch.tanh(a) * torch.sigmoid(b)
+        keep_a = self.tanh_branch[2].keep_mask(gated)
+        keep_b = self.sigmoid_branch[2].keep_mask(gated)
+        if keep_a is not None and keep_b is not None:
+            gated = gated.mul_(keep_a.mul_(keep_b))
+        return self.out(gated)
 
 
 def build_aggregator(

@@ -8,7 +8,7 @@ subject lacking a modality is simply absent from that modality's batch.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch_geometric.data import Batch, Data
@@ -25,18 +25,37 @@ class SubjectBatch:
             ``edge_index`` (2, E) and ``pos`` (N, 2|3) when the input had it; graph g's nodes are
             ``graphs[m].ptr[g]:graphs[m].ptr[g + 1]``.
         subject_of_graph: modality -> (G_m,) long, the subject index in [0, B) of each graph.
+        source_edges: modality -> the caller's own ``edge_index`` tensor of each graph, in batch
+            order (left on the caller's device): the keys under which a model caches what it
+            derives from a graph's edges once per graph (SPARRA's propagation matrices). Empty
+            for a batch assembled by hand; a model then derives it from ``graphs`` each time.
     """
 
     num_subjects: int
     graphs: dict[str, Batch]
     subject_of_graph: dict[str, torch.Tensor]
+    source_edges: dict[str, tuple[torch.Tensor, ...]] = field(default_factory=dict)
 
-    def to(self, device: torch.device | str) -> SubjectBatch:
-        """Return a copy with every tensor on ``device``."""
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SubjectBatch:
+        """Return a copy with every tensor on ``device`` (``non_blocking``: asynchronous copies
+        from pinned memory, see :meth:`pin_memory`); ``source_edges`` stay where they are."""
         return SubjectBatch(
             num_subjects=self.num_subjects,
-            graphs={m: g.to(device) for m, g in self.graphs.items()},
-            subject_of_graph={m: s.to(device) for m, s in self.subject_of_graph.items()},
+            graphs={m: g.to(device, non_blocking=non_blocking) for m, g in self.graphs.items()},
+            subject_of_graph={
+                m: s.to(device, non_blocking=non_blocking) for m, s in self.subject_of_graph.items()
+            },
+            source_edges=self.source_edges,
+        )
+
+    def pin_memory(self) -> SubjectBatch:
+        """A copy in page-locked host memory, so that ``to("cuda", non_blocking=True)``
+        overlaps the copy with computation; ``DataLoader(pin_memory=True)`` calls this."""
+        return SubjectBatch(
+            num_subjects=self.num_subjects,
+            graphs={m: g.pin_memory() for m, g in self.graphs.items()},
+            subject_of_graph={m: s.pin_memory() for m, s in self.subject_of_graph.items()},
+            source_edges=self.source_edges,
         )
 
 
@@ -111,6 +130,7 @@ def collate_subjects(
 
     graphs: dict[str, Batch] = {}
     subject_of_graph: dict[str, torch.Tensor] = {}
+    source_edges: dict[str, tuple[torch.Tensor, ...]] = {}
     for modality, entries in per_modality.items():
         if not entries:
             continue
@@ -126,4 +146,6 @@ def collate_subjects(
             )
         graphs[modality] = Batch.from_data_list([g for _, g in entries])
         subject_of_graph[modality] = torch.tensor([i for i, _ in entries], dtype=torch.long)
-    return SubjectBatch(num_subjects=len(items), graphs=graphs, subject_of_graph=subject_of_graph)
+        source_edges[modality] = tuple(g.edge_index for _, g in entries)
+    return SubjectBatch(num_subjects=len(items), graphs=graphs, subject_of_graph=subject_of_graph,
+                        source_edges=source_edges)

@@ -1,4 +1,6 @@
-r"""SPARRA: sparsity-informed probabilistic spatial aggregation (Gao et al., MICCAI; SPARRA.md).
+r"""SPARRA: sparsity-informed probabilistic spatial aggregation (Gao et al., MICCAI).
+
+The method, its presets and what the measurements show: ``docs/sparra.md``.
 
 Per subject and modality m with node features :math:`X_m` (N_m, d_m) and graph edges E_m:
 
@@ -29,12 +31,14 @@ importances depend on :math:`\mu_s, \sigma_s` through Eq. 4, never on the noise.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor
+from torch_geometric.data import Batch
 from torch_geometric.nn import GCNConv, SAGEConv, TopKPooling
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.nn.pool.select import SelectOutput, SelectTopK
@@ -51,18 +55,32 @@ LOGVAR_BOUND = 20.0
 REFERENCE_POOL_RATIO = {"radiology": 0.7, "pathology": 0.2}
 """Pool ratios of the reference implementation (the paper uses 0.2 for both)."""
 
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"pool_ratio": 0.2, "weight_norm": "modality"},
+    "reference": {"pool_ratio": REFERENCE_POOL_RATIO, "weight_norm": "joint"},
+}
+"""Model options of each preset (``docs/sparra.md``, "Presets"): the paper's (section 2 and
+3.1: k = 0.2, weights normalised per modality) and those of the public code that produced its
+numbers (shangqigao/RadioPath, ``m_gnn_survival_analysis.py``). The reference preset's training
+settings (Breslow ties, Cox loss as the batch mean, last incomplete batch dropped, weight
+decay 0) are applied by ``radiograph.train`` (``SPARRA_REFERENCE_TRAINING``)."""
+
 
 @dataclass
 class SparraConfig:
     """SPARRA hyper-parameters; defaults follow the paper, the reference values are options.
 
     Attributes:
+        preset: ``"paper"`` (default) or ``"reference"``: fills ``pool_ratio`` and
+            ``weight_norm`` from :data:`PRESETS` where they are not given; a value given
+            explicitly wins over the preset.
         n_e: encoder output size (reference 256).
         n_h: pooling-module hidden size; the subject vector has ``n_modalities * n_h`` entries.
         pool_ratio: TopK ratio k of both pooling layers, one float for all modalities (paper 0.2)
-            or modality -> ratio (reference: ``REFERENCE_POOL_RATIO``).
+            or modality -> ratio (reference: ``REFERENCE_POOL_RATIO``); None: the preset's.
         weight_norm: ``"modality"`` (paper: weights sum to 1 per subject per modality) or
-            ``"joint"`` (reference: to 1 over all modalities of a subject).
+            ``"joint"`` (reference: to 1 over all modalities of a subject); None: the
+            preset's.
         conv: graph convolution of the pooling module and the decoder, ``"gcn"`` (paper) or
             ``"sage"``.
         dropout: encoder dropout (paper 0.5).
@@ -73,10 +91,11 @@ class SparraConfig:
         alpha0, beta0, mu0, lambda0: Normal-Gamma prior (paper 2, 1e-2, 0, 1).
     """
 
+    preset: Literal["paper", "reference"] = "paper"
     n_e: int = 256
     n_h: int = 128
-    pool_ratio: float | dict[str, float] = 0.2
-    weight_norm: Literal["modality", "joint"] = "modality"
+    pool_ratio: float | dict[str, float] | None = None
+    weight_norm: Literal["modality", "joint"] | None = None
     conv: Literal["gcn", "sage"] = "gcn"
     dropout: float = 0.5
     attention_dim: int = 256
@@ -89,6 +108,11 @@ class SparraConfig:
     lambda0: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {self.preset!r}")
+        for key, value in PRESETS[self.preset].items():
+            if getattr(self, key) is None:
+                setattr(self, key, dict(value) if isinstance(value, dict) else value)
         if self.weight_norm not in ("modality", "joint"):
             raise ValueError(f"weight_norm must be 'modality' or 'joint', got {self.weight_norm!r}")
         if self.conv not in ("gcn", "sage"):
@@ -159,6 +183,173 @@ def propagation_matrix(
         return to_torch_csr_tensor(edge_index.flip(0), weight, size=num_nodes)
 
 
+class Propagation(NamedTuple):
+    """A convolution's neighbourhood step: the (N, N) CSR :func:`propagation_matrix` P and, when
+    known in advance, its transpose (the backward pass multiplies by P^T; without it PyTorch
+    transposes P, a sort of its non-zeros, at every backward pass)."""
+
+    matrix: Tensor
+    transpose: Tensor | None = None
+
+
+class PropagationCache:
+    """The first convolution's :func:`propagation_matrix` of each graph and its transpose,
+    built once per graph.
+
+    A batch's matrices are block-diagonal in its graphs, so they are assembled from the graphs'
+    cached CSR parts (row pointers shifted by the non-zeros before, columns by the nodes
+    before): concatenations instead of PyG's normalisation and a sort of every edge of the
+    batch at every forward pass, and of the transpose's sort at every backward pass. The values
+    are those of :func:`propagation_matrix` on the whole batch (the graphs share no node, so
+    every degree is the same); within a row the columns may come in another order, which
+    changes sums by rounding only. A symmetric P (GCN on an undirected graph) is its own
+    transpose and is stored once.
+
+    Entries are keyed by the caller's ``edge_index`` tensor of each graph
+    (:attr:`~radiograph.nn.batch.SubjectBatch.source_edges`), its in-place version counter and
+    node count, and the dtype and device asked for; an entry is dropped when its tensor is freed.
+    Copying or pickling the cache gives an empty one.
+
+    Args:
+        conv: ``"gcn"`` or ``"sage"`` (see :func:`propagation_matrix`).
+    """
+
+    def __init__(self, conv: str) -> None:
+        self.conv = conv
+        self._entries: dict[tuple[int, torch.dtype, torch.device], _CachedGraph] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __deepcopy__(self, memo: dict) -> PropagationCache:
+        return PropagationCache(self.conv)
+
+    def __getstate__(self) -> dict:
+        return {"conv": self.conv}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["conv"])
+
+    def batch_step(
+        self, source_edges: Sequence[Tensor] | None, graphs: Batch, dtype: torch.dtype
+    ) -> Propagation:
+        """The :class:`Propagation` of the batched ``graphs`` (N nodes in all).
+
+        Args:
+            source_edges: the caller's (2, E_g) ``edge_index`` of each graph, in batch order;
+                None (or a count other than the batch's graphs) builds the matrix from
+                ``graphs.edge_index`` without the cache (and without a transpose).
+            graphs: the batch (``ptr``, ``edge_index``, device).
+            dtype: dtype of the values.
+        """
+        device = graphs.edge_index.device
+        if source_edges is None or len(source_edges) != graphs.num_graphs:
+            return Propagation(
+                propagation_matrix(graphs.edge_index, graphs.num_nodes, self.conv, dtype)
+            )
+        sizes = graphs.ptr.diff().tolist()
+        parts = [self._graph(e, n, dtype, device) for e, n in zip(source_edges, sizes)]
+        matrix = _block_diagonal([p.matrix for p in parts], graphs.ptr)
+        if all(p.matrix is p.transpose for p in parts):
+            return Propagation(matrix, matrix)
+        return Propagation(matrix, _block_diagonal([p.transpose for p in parts], graphs.ptr))
+
+    def _graph(
+        self, edge_index: Tensor, num_nodes: int, dtype: torch.dtype, device: torch.device
+    ) -> _CachedGraph:
+        key = (id(edge_index), dtype, device)
+        entry = self._entries.get(key)
+        if (
+            entry is not None
+            and entry.source() is edge_index
+            and entry.version == edge_index._version
+            and entry.num_nodes == num_nodes
+        ):
+            return entry
+        matrix = propagation_matrix(edge_index.to(device).long(), num_nodes, self.conv, dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            transpose = matrix.t().to_sparse_csr()
+        if all(torch.equal(a, b) for a, b in zip(_csr_parts(matrix), _csr_parts(transpose))):
+            transpose = matrix
+        entries = self._entries
+        entry = _CachedGraph(
+            source=weakref.ref(edge_index, lambda _: entries.pop(key, None)),
+            version=edge_index._version,
+            num_nodes=num_nodes,
+            matrix=matrix,
+            transpose=transpose,
+        )
+        entries[key] = entry
+        return entry
+
+
+class _CachedGraph(NamedTuple):
+    """One graph's matrices in :class:`PropagationCache`."""
+
+    source: weakref.ref
+    version: int
+    num_nodes: int
+    matrix: Tensor
+    transpose: Tensor
+
+
+def _csr_parts(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    return matrix.crow_indices(), matrix.col_indices(), matrix.values()
+
+
+def _block_diagonal(blocks: Sequence[Tensor], ptr: Tensor) -> Tensor:
+    """The CSR matrix with the square CSR ``blocks`` on its diagonal; block g starts at row and
+    column ``ptr[g]`` (``ptr``: (G + 1,) cumulative block sizes)."""
+    nnz = torch.tensor([0] + [b.values().numel() for b in blocks], device=ptr.device).cumsum(0)
+    crow = torch.cat([b.crow_indices()[:-1] + nnz[g] for g, b in enumerate(blocks)] + [nnz[-1:]])
+    col = torch.cat([b.col_indices() + ptr[g] for g, b in enumerate(blocks)])
+    values = torch.cat([b.values() for b in blocks])
+    size = int(ptr[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(crow, col, values, (size, size))
+
+
+class _SparseProduct(torch.autograd.Function):
+    """P h for a constant sparse P, with the backward's P^T given rather than derived."""
+
+    @staticmethod
+    def forward(ctx: Any, matrix: Tensor, transpose: Tensor, h: Tensor) -> Tensor:
+        ctx.transpose = transpose
+        return torch.sparse.mm(matrix, h)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, None, Tensor]:
+        return None, None, torch.sparse.mm(ctx.transpose, grad)
+
+
+def sparse_dtype(dtype: torch.dtype) -> torch.dtype:
+    """dtype of a propagation matrix for features of ``dtype``: float32 for the reduced
+    precisions of autocast (PyTorch's CPU sparse products have no bfloat16 or float16 kernel,
+    and the neighbourhood sums stay as accurate as in float32)."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def propagate(step: Propagation, h: Tensor) -> Tensor:
+    """(N, n) -> (N, n): the neighbourhood sums P h (``torch.sparse.mm``), differentiable in h;
+    h is cast to P's dtype (:func:`sparse_dtype`)."""
+    h = h.to(step.matrix.dtype)
+    with torch.autocast(h.device.type, enabled=False):  # autocast would cast P to bf16 / fp16
+        if step.transpose is None:
+            return torch.sparse.mm(step.matrix, h)
+        return _SparseProduct.apply(step.matrix, step.transpose, h)
+
+
+def convolve(conv: torch.nn.Module, h: Tensor, step: Propagation) -> Tensor:
+    """``conv`` (a :func:`_conv` layer) applied to (N, n_in) features with its neighbourhood
+    step given as a :class:`Propagation`: PyG's own order of operations, GCN
+    ``P (h W^T) + b`` and SAGE ``lin_l(P h) + lin_r(h)``, with :func:`propagate` for P."""
+    if isinstance(conv, GCNConv):
+        return propagate(step, conv.lin(h)) + conv.bias
+    return conv.lin_l(propagate(step, h)) + conv.lin_r(h)
+
+
 class Pooled(NamedTuple):
     """Output of :class:`PoolingModule` for the graphs of one modality.
 
@@ -206,12 +397,13 @@ def _topk_pooling(n_h: int, ratio: float) -> TopKPooling:
 
 
 class PoolingModule(torch.nn.Module):
-    """Two layers of ``conv(n -> n_h) -> TopKPooling(n_h, ratio)`` (SPARRA.md step 2).
+    """Two layers of ``conv(n -> n_h) -> TopKPooling(n_h, ratio)`` (docs/sparra.md, step 2).
 
     PyG's TopKPooling scores nodes by ``tanh(x p / |p|)``, keeps the ``ceil(ratio * N)`` best of
     each graph and multiplies their features by the score; its ``perm`` indexes its input nodes,
     so the kept nodes of the second layer are the input nodes ``perm1[perm2]``. The convolutions
-    take :func:`propagation_matrix` of the current graph, TopK the ``edge_index`` it filters.
+    take the :func:`propagation_matrix` of the current graph (:func:`convolve`), TopK the
+    ``edge_index`` it filters.
     """
 
     def __init__(self, in_dim: int, n_h: int, ratio: float, conv: str) -> None:
@@ -222,17 +414,25 @@ class PoolingModule(torch.nn.Module):
         self.conv2 = _conv(conv, n_h, n_h)
         self.pool2 = _topk_pooling(n_h, ratio)
 
-    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor) -> Pooled:
-        """(N, in_dim) node features of a batch of graphs -> :class:`Pooled`."""
-        h = self.conv1(x, propagation_matrix(edge_index, x.size(0), self.conv, x.dtype))
+    def forward(
+        self, x: Tensor, edge_index: Tensor, batch: Tensor, step: Propagation | None = None
+    ) -> Pooled:
+        """(N, in_dim) node features of a batch of graphs -> :class:`Pooled`; ``step``: the
+        :class:`Propagation` of ``edge_index`` when the caller has it (cached)."""
+        dtype = sparse_dtype(x.dtype)
+        if step is None:
+            step = Propagation(propagation_matrix(edge_index, x.size(0), self.conv, dtype))
+        h = convolve(self.conv1, x, step)
         h, edge_index, _, batch, perm1, _ = self.pool1(h, edge_index, batch=batch)
-        h = self.conv2(h, propagation_matrix(edge_index, h.size(0), self.conv, h.dtype))
+        step = Propagation(propagation_matrix(edge_index, h.size(0), self.conv, dtype))
+        h = convolve(self.conv2, h, step)
         h, edge_index, _, batch, perm2, _ = self.pool2(h, edge_index, batch=batch)
         return Pooled(h, edge_index, batch, perm1[perm2])
 
 
 class Sparra(Aggregator):
-    """SPARRA aggregator; see the module docstring for the model and SPARRA.md for the spec.
+    """SPARRA aggregator; see the module docstring for the model and docs/sparra.md for the
+    spec, the presets and what the measurements show.
 
     ``aux_terms`` holds ``"kl"`` (mean over every pooled node of the batch) and ``"mse"`` (sum
     over the present modalities of the per-modality reconstruction MSE); ``aux_loss`` is
@@ -265,12 +465,13 @@ class Sparra(Aggregator):
             {m: torch.nn.Linear(cfg.n_e, d) for m, d in self.in_dims.items()}
         )
         self._make_head(len(self.modalities) * cfg.n_h)
+        self.propagation = PropagationCache(cfg.conv)
 
     def _decode(self, modality: str, s: Tensor, edge_index: Tensor) -> Tensor:
         """Step 9: (M,) samples -> (M, d_m) reconstructed input features of the pooled nodes."""
         h = torch.relu(self.decoder_in(s[:, None]))
-        step = propagation_matrix(edge_index, h.size(0), self.config.conv, h.dtype)
-        h = torch.relu(self.decoder_conv(h, step))
+        matrix = propagation_matrix(edge_index, h.size(0), self.config.conv, sparse_dtype(h.dtype))
+        h = torch.relu(convolve(self.decoder_conv, h, Propagation(matrix)))
         return self.decoder_out[modality](h)
 
     def forward(self, batch: SubjectBatch) -> AggregatorOutput:
@@ -289,7 +490,9 @@ class Sparra(Aggregator):
         for m in present:
             graphs = batch.graphs[m]
             h = self.encoders[m](graphs.x.to(dtype))
-            pooled[m] = self.pools[m](h, graphs.edge_index, graphs.batch)
+            step = self.propagation.batch_step(batch.source_edges.get(m), graphs,
+                                               sparse_dtype(h.dtype))
+            pooled[m] = self.pools[m](h, graphs.edge_index, graphs.batch, step)
             out = self.attention(pooled[m].x)
             mu[m] = out[:, 0]
             logvar[m] = out[:, 1].clamp(-LOGVAR_BOUND, LOGVAR_BOUND)

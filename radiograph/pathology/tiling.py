@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,10 @@ def tile_grid(slide: Slide, tissue: TissueMask, *, target_mpp: float = 0.5,
     The grid starts at level-0 (0, 0) with a step of one patch (``patch_size * target_mpp /
     level0_mpp`` level-0 pixels, rounded per patch), and holds every patch whose read region
     lies inside the slide.
+
+    Raises:
+        SlideError: the slide is narrower or shorter than one patch (no grid position fits),
+            or every level is coarser than the target (:func:`read_plan`).
     """
     if patch_size <= 0 or target_mpp <= 0:
         raise ValueError(f"patch_size and target_mpp must be > 0; got {patch_size}, {target_mpp}")
@@ -89,6 +94,12 @@ def tile_grid(slide: Slide, tissue: TissueMask, *, target_mpp: float = 0.5,
     width, height = slide.dimensions
     nx = max(0, math.floor((width - extent) / step + 1e-9) + 1)
     ny = max(0, math.floor((height - extent) / step + 1e-9) + 1)
+    if nx == 0 or ny == 0:
+        raise SlideError(f"slide {slide.path}: {width} x {height} level-0 pixels "
+                         f"({width * slide.mpp:.0f} x {height * slide.mpp:.0f} um) is smaller "
+                         f"than one patch ({patch_size} px at {target_mpp:g} um/px = "
+                         f"{patch_size * target_mpp:g} um, {math.ceil(extent)} level-0 pixels); "
+                         "pass a smaller --patch-size or check the slide's mpp")
     gx, gy = np.meshgrid(np.arange(nx), np.arange(ny))
     coords = np.stack([np.round(gx.ravel() * step), np.round(gy.ravel() * step)], axis=1)
     coords = coords.astype(np.int64)
@@ -110,8 +121,10 @@ def read_tile(slide: Slide, grid: TileGrid, index: int) -> np.ndarray:
 
 
 def render_thumbnail(tissue: TissueMask, grid: TileGrid, *, max_side: int = 1024,
-                     max_upscale: float = 4.0) -> Image.Image:
-    """The low-resolution view with the tissue mask tinted green and kept patches outlined blue.
+                     max_upscale: float = 4.0,
+                     outlines: Sequence[np.ndarray] = ()) -> Image.Image:
+    """The low-resolution view with the tissue mask tinted green, kept patches outlined blue
+    and ``outlines`` (level-0 (V, 2) rings, e.g. ROI polygons and holes) drawn red.
 
     The view is scaled so that its long side is ``max_side`` pixels, enlarging small views by
     at most ``max_upscale``.
@@ -130,13 +143,17 @@ def render_thumbnail(tissue: TissueMask, grid: TileGrid, *, max_side: int = 1024
     for x, y in grid.coords:
         draw.rectangle([x * sx, y * sy, (x + grid.size_level0) * sx - 1,
                         (y + grid.size_level0) * sy - 1], outline=(30, 60, 220))
+    for ring in outlines:
+        points = [(float(x) * sx, float(y) * sy) for x, y in ring]
+        draw.line([*points, points[0]], fill=(220, 30, 30), width=2)
     return thumb
 
 
 def save_thumbnail(path: str | os.PathLike, tissue: TissueMask, grid: TileGrid, *,
-                   max_side: int = 1024, max_upscale: float = 4.0) -> Path:
+                   max_side: int = 1024, max_upscale: float = 4.0,
+                   outlines: Sequence[np.ndarray] = ()) -> Path:
     """Write :func:`render_thumbnail` as a PNG, atomically."""
     with atomic_path(path) as tmp:
-        render_thumbnail(tissue, grid, max_side=max_side, max_upscale=max_upscale).save(
-            tmp, format="PNG")
+        render_thumbnail(tissue, grid, max_side=max_side, max_upscale=max_upscale,
+                         outlines=outlines).save(tmp, format="PNG")
     return Path(path)

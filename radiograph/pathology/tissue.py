@@ -17,28 +17,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from radiograph.pathology.config import TissueParams
 from radiograph.pathology.slide import Slide
-
-
-@dataclass(frozen=True)
-class TissueParams:
-    """Parameters of :func:`tissue_mask`.
-
-    Attributes:
-        min_saturation: floor on the saturation threshold, in [0, 1] (background and glass
-            sit near 0; eosin-stained tissue near 0.2-0.5); the threshold when the whole view
-            is stained.
-        median_size: side in mask pixels of the median filter applied to the saturation.
-        close_iterations: iterations of the 3x3 binary closing that joins nearby fragments.
-        min_region_um2: connected tissue regions smaller than this area (um^2) are dropped.
-        max_hole_um2: holes inside tissue smaller than this area (um^2) are filled.
-    """
-
-    min_saturation: float = 0.05
-    median_size: int = 5
-    close_iterations: int = 2
-    min_region_um2: float = 10_000.0
-    max_hole_um2: float = 2_000.0
 
 
 @dataclass(frozen=True)

@@ -3,25 +3,15 @@
 >>> volume = load_volume("S1", ["ct.nii.gz"], "mask.nii.gz")            # doctest: +SKIP
 >>> units = grid_units(volume.mask, volume.spacing[0], size_mm=8.0)      # doctest: +SKIP
 >>> feats, names = RadiomicsExtractor(modality="CT").extract(volume, units)  # doctest: +SKIP
+
+The names load on first use (:mod:`radiograph._lazy`).
 """
 
-from radiograph.radiology.habitats import HabitatModel, HabitatModelError, HabitatSummary
-from radiograph.radiology.radiomics_features import RadiomicsError, RadiomicsExtractor
-from radiograph.radiology.units import NoUnitsError, Units, grid_units, habitat_units
-from radiograph.radiology.volume import Volume, VolumeError, load_volume, read_image
+from radiograph._lazy import lazy_exports
 
-__all__ = [
-    "HabitatModel",
-    "HabitatModelError",
-    "HabitatSummary",
-    "NoUnitsError",
-    "RadiomicsError",
-    "RadiomicsExtractor",
-    "Units",
-    "Volume",
-    "VolumeError",
-    "grid_units",
-    "habitat_units",
-    "load_volume",
-    "read_image",
-]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    "habitats": ("HabitatModel", "HabitatModelError", "HabitatSummary"),
+    "radiomics_features": ("RadiomicsError", "RadiomicsExtractor"),
+    "units": ("NoUnitsError", "Units", "grid_units", "habitat_units"),
+    "volume": ("Volume", "VolumeError", "load_volume", "read_image"),
+})

@@ -7,20 +7,15 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from radiograph.encoders.base import EncoderError
+from radiograph.argtypes import positive_float, positive_int
 from radiograph.manifest import ManifestError, load_manifest
-from radiograph.radiology.extract import (
+from radiograph.radiology.config import (
+    DEFAULT_HU_WINDOW,
+    DEFAULT_K_RANGE,
     PYRADIOMICS,
     UNIT_KINDS,
     RadiologyConfig,
-    extract_cohort,
-    features_dir,
-    fit_habitat_model,
-    radiology_jobs,
 )
-from radiograph.radiology.habitats import DEFAULT_K_RANGE, HabitatModel, HabitatModelError
-from radiograph.radiology.radiomics_features import RadiomicsError
-from radiograph.radiology.volume import DEFAULT_HU_WINDOW
 from radiograph.runner import add_backend_arguments, backend_from_args, finish
 
 
@@ -45,11 +40,13 @@ def register(subparsers) -> None:
                    help="use a seeded randomly initialised encoder (features without meaning)")
     p.add_argument("--params", default=None,
                    help="pyradiomics YAML parameter file (default: the packaged CT / MR file)")
-    p.add_argument("--spacing", type=float, default=1.0, help="isotropic spacing in mm (default 1)")
-    p.add_argument("--unit-size", type=float, default=8.0, help="grid cube side in mm (default 8)")
+    p.add_argument("--spacing", type=positive_float, default=1.0,
+                   help="isotropic spacing in mm (default 1)")
+    p.add_argument("--unit-size", type=positive_float, default=8.0,
+                   help="grid cube side in mm (default 8)")
     p.add_argument("--min-fraction", type=float, default=0.5,
                    help="grid: minimum tumour fraction of a cube (default 0.5)")
-    p.add_argument("--min-unit-voxels", type=int, default=27,
+    p.add_argument("--min-unit-voxels", type=positive_int, default=27,
                    help="habitat: minimum voxels of a connected component (default 27)")
     p.add_argument("--habitat-model", default=None, metavar="PATH",
                    help="habitat model JSON: reused when it exists, else fitted and written "
@@ -61,7 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--habitat-k", type=int, nargs="+", default=list(DEFAULT_K_RANGE),
                    metavar="K", help="candidate numbers of habitats; the one with the highest "
                                      "Calinski-Harabasz score is used (default 2..10)")
-    p.add_argument("--habitat-voxels", type=int, default=2000,
+    p.add_argument("--habitat-voxels", type=positive_int, default=2000,
                    help="tumour voxels sampled per subject to fit habitats (default 2000)")
     p.add_argument("--resample-mask", action="store_true",
                    help="resample a mask on another grid onto the image (nearest neighbour)")
@@ -71,9 +68,10 @@ def register(subparsers) -> None:
                    metavar=("LOW", "HIGH"), help="CT window in HU for encoders and habitats "
                                                  f"(default {DEFAULT_HU_WINDOW[0]:g} "
                                                  f"{DEFAULT_HU_WINDOW[1]:g})")
-    p.add_argument("--slice-tile", type=int, default=32,
+    p.add_argument("--slice-tile", type=positive_int, default=32,
                    help="2D encoders: tile side in voxels (default 32)")
-    p.add_argument("--batch-size", type=int, default=8, help="windows / tiles per forward pass")
+    p.add_argument("--batch-size", type=positive_int, default=8,
+                   help="windows / tiles per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of random weights and of the habitat fit (default 0)")
@@ -83,6 +81,11 @@ def register(subparsers) -> None:
 
 def run_extract_radiology(args: argparse.Namespace) -> int:
     """Run the command; 0 when every subject succeeded, 1 otherwise."""
+    from radiograph.encoders.base import EncoderError
+    from radiograph.radiology.extract import extract_cohort, radiology_jobs
+    from radiograph.radiology.habitats import HabitatModelError
+    from radiograph.radiology.radiomics_features import RadiomicsError
+
     try:
         manifest = load_manifest(args.manifest)
     except ManifestError as err:
@@ -101,17 +104,21 @@ def run_extract_radiology(args: argparse.Namespace) -> int:
             mask_label=args.mask_label, hu_window=tuple(args.hu_window),
             slice_tile=args.slice_tile, batch_size=args.batch_size, device=args.device,
             seed=args.seed)
+        config.feature_kind  # noqa: B018 - an unknown name is an error before the habitat fit
         if config.units == "habitat":
             config = _with_habitat_model(config, jobs, args)
         record = extract_cohort(jobs, args.out, config, backend=backend_from_args(args),
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, progress=not args.no_progress)
     except (ValueError, EncoderError, HabitatModelError, RadiomicsError) as err:
         print(f"extract-radiology: {err}", file=sys.stderr)
         return 1
-    return finish(record)
+    return finish(record, args.allow_failures)
 
 
 def _with_habitat_model(config: RadiologyConfig, jobs, args: argparse.Namespace) -> RadiologyConfig:
+    from radiograph.radiology.extract import features_dir, fit_habitat_model
+    from radiograph.radiology.habitats import HabitatModel
+
     path = Path(args.habitat_model) if args.habitat_model else (
         features_dir(args.out) / "habitat_model.json")
     if path.exists():
@@ -128,7 +135,8 @@ def _with_habitat_model(config: RadiologyConfig, jobs, args: argparse.Namespace)
             raise ValueError(f"--habitat-fit-subjects: no radiology for subject(s) {unknown}")
         fit_jobs = [job for job in jobs if job.subject_id in set(wanted)]
     model, failures = fit_habitat_model(fit_jobs, config, k_range=args.habitat_k,
-                                        voxels_per_subject=args.habitat_voxels)
+                                        voxels_per_subject=args.habitat_voxels,
+                                        progress=not args.no_progress)
     for subject, message in failures:
         print(f"habitat fit: left out {subject}: {message}", file=sys.stderr)
     model.save(path)

@@ -179,4 +179,12 @@ def _batches(items: np.ndarray, size: int, progress: bool, desc: str) -> Iterato
 
 @torch.inference_mode()
 def _run(encoder: torch.nn.Module, x: torch.Tensor, device: torch.device | str) -> np.ndarray:
-    return encoder(x.to(device=device, dtype=torch.float32)).float().cpu().numpy()
+    """float32 encoder outputs of the batch ``x``; on CUDA copied from pinned memory and run
+    under float16 autocast, as the pathology encoders are (:func:`radiograph.pathology.extract.
+    encode_tiles`)."""
+    device = torch.device(device)
+    x = x.to(dtype=torch.float32)
+    if device.type != "cuda":
+        return encoder(x.to(device)).float().cpu().numpy()
+    with torch.autocast("cuda", dtype=torch.float16):
+        return encoder(x.pin_memory().to(device, non_blocking=True)).float().cpu().numpy()

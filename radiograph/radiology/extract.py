@@ -13,6 +13,11 @@ The h5 holds ``features`` (N, D) and ``coords`` (N, 3): the physical centroid (m
 of each unit's voxels, plus ``unit_voxels`` (N,) and, for habitats, ``habitat`` (N,) and the
 per-habitat summary ``habitat_mean_intensity`` (K, C), ``habitat_volume_mm3`` (K,),
 ``habitat_proportion`` (K,).
+
+Each h5 has a provenance record ``<subject_id>.h5.prov.json`` (:mod:`radiograph.provenance`):
+the fingerprints of the volume(s), the mask, the habitat model, the pyradiomics parameter file
+and the encoder weights, and the digest of the settings that shape the features
+(:func:`radiology_settings`). A rerun redoes exactly the subjects whose record differs.
 """
 
 from __future__ import annotations
@@ -30,87 +35,28 @@ from tqdm.auto import tqdm
 
 from radiograph.devices import resolve_device
 from radiograph.encoders import ENCODERS, PatchEncoder, build_encoder
-from radiograph.encoders.registry import TIMM_PREFIX
 from radiograph.encoders.vit3d import VOLUME_ENCODERS, ViT3D, build_volume_encoder
 from radiograph.io.atomic import atomic_path
 from radiograph.io.features import FeatureSet, file_sha256, write_features
 from radiograph.manifest import Manifest
 from radiograph.radiology.deep_features import encode_slices, encode_volume, unit_features
-from radiograph.radiology.habitats import DEFAULT_K_RANGE, HabitatModel
-from radiograph.radiology.radiomics_features import RadiomicsExtractor
+from radiograph.radiology.config import DEFAULT_K_RANGE, PYRADIOMICS, RadiologyConfig
+from radiograph.radiology.habitats import HabitatModel
+from radiograph.provenance import (
+    Provenance,
+    begin_outputs,
+    canonical,
+    fingerprint_files,
+    make_provenance,
+    prepare_rerun,
+    record_outputs,
+)
+from radiograph.radiology.radiomics_features import DEFAULT_PARAMS, RadiomicsExtractor
 from radiograph.radiology.units import NoUnitsError, Units, grid_units, habitat_units
-from radiograph.radiology.volume import DEFAULT_HU_WINDOW, Volume, VolumeError, load_volume
-from radiograph.runner import Backend, RunRecord, Task, run_cohort
+from radiograph.radiology.volume import Volume, VolumeError, load_volume
+from radiograph.runner import Backend, RunRecord, Task, run_cohort, terminal_only
 
 STAGE = "extract-radiology"
-PYRADIOMICS = "pyradiomics"
-UNIT_KINDS = ("grid", "habitat")
-
-
-@dataclass(frozen=True)
-class RadiologyConfig:
-    """Everything that decides a subject's radiology features (apart from its files).
-
-    Attributes:
-        features: "pyradiomics", a 3D encoder name (``segvol-vit``, ``vit3d-tiny``) or any 2D
-            encoder name of :func:`radiograph.encoders.build_encoder` (slice by slice).
-        units: "grid" or "habitat".
-        spacing_mm: isotropic resampling spacing in mm.
-        unit_size_mm: grid cube side in mm.
-        min_fraction: grid: minimum tumour fraction of a cube.
-        min_unit_voxels: habitat: minimum voxels of a connected component.
-        habitat_model: fitted habitat model JSON (required for ``units == "habitat"``).
-        params: pyradiomics parameter file (None: the modality's default).
-        weights: encoder weights file.
-        random_weights: use a seeded random encoder.
-        resample_mask: resample a mask on another grid onto the image grid.
-        mask_label: tumour label of the mask (None: the mask must be 0/1).
-        hu_window: CT window (HU) for encoder / habitat intensities.
-        slice_tile: 2D encoders: tile side in voxels.
-        batch_size: windows (3D) or tiles (2D) per forward pass.
-        device: "auto" (CUDA when available), "cpu", "cuda", ...
-        seed: seed of random encoder weights.
-    """
-
-    features: str = PYRADIOMICS
-    units: str = "grid"
-    spacing_mm: float = 1.0
-    unit_size_mm: float = 8.0
-    min_fraction: float = 0.5
-    min_unit_voxels: int = 27
-    habitat_model: str | None = None
-    params: str | None = None
-    weights: str | None = None
-    random_weights: bool = False
-    resample_mask: bool = False
-    mask_label: int | None = None
-    hu_window: tuple[float, float] = DEFAULT_HU_WINDOW
-    slice_tile: int = 32
-    batch_size: int = 8
-    device: str = "auto"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.units not in UNIT_KINDS:
-            raise ValueError(f"units must be one of {UNIT_KINDS}; got {self.units!r}")
-        if self.spacing_mm <= 0 or self.unit_size_mm <= 0 or self.slice_tile <= 0:
-            raise ValueError("spacing_mm, unit_size_mm and slice_tile must be > 0")
-        if not 0.0 <= self.min_fraction <= 1.0:
-            raise ValueError(f"min_fraction must be in [0, 1]; got {self.min_fraction}")
-        self.feature_kind  # noqa: B018 - raises on an unknown feature name
-
-    @property
-    def feature_kind(self) -> str:
-        """"pyradiomics", "3d" or "2d"."""
-        if self.features == PYRADIOMICS:
-            return PYRADIOMICS
-        if self.features in VOLUME_ENCODERS:
-            return "3d"
-        if self.features in ENCODERS or self.features.startswith(TIMM_PREFIX):
-            return "2d"
-        raise ValueError(f"unknown features {self.features!r}: use 'pyradiomics', a 3D encoder "
-                         f"({', '.join(sorted(VOLUME_ENCODERS))}), a 2D encoder "
-                         f"({', '.join(sorted(ENCODERS))}) or 'timm:<model name>'")
 
 
 @dataclass(frozen=True)
@@ -275,7 +221,8 @@ def fit_habitat_model(jobs: list[RadiologyJob], config: RadiologyConfig, *,
         HabitatModelError: no training subject could be loaded.
     """
     samples, ids, failures = [], [], []
-    for job in tqdm(jobs, desc="habitat fit: loading", unit="subject", disable=not progress):
+    for job in tqdm(jobs, desc="habitat fit: loading", unit="subject",
+                    disable=terminal_only(progress)):
         try:
             volume = load_job_volume(job, config)
         except VolumeError as err:
@@ -289,9 +236,53 @@ def fit_habitat_model(jobs: list[RadiologyJob], config: RadiologyConfig, *,
 
 
 def extract_radiology_task(task: Task) -> None:
-    """Runner stage function: ``task.payload`` is ``(RadiologyJob, RadiologyConfig)``."""
+    """Runner stage function: ``task.payload`` is ``(RadiologyJob, RadiologyConfig)``; writes
+    the output's provenance record once it is complete."""
     job, config = task.payload
+    begin_outputs(task.outputs, task.provenance)
     extract_subject(job, config)
+    record_outputs(task.outputs, task.provenance)
+
+
+#: RadiologyConfig fields that do not shape the features: speed only (batch size, device:
+#: equal up to floating-point order) and paths whose content is an input (fingerprinted).
+UNSHAPING_FIELDS = ("batch_size", "device", "habitat_model", "params", "weights")
+
+
+def radiology_settings(config: RadiologyConfig) -> dict[str, Any]:
+    """The settings that shape every subject's features (canonical form): ``config`` less
+    :data:`UNSHAPING_FIELDS`, and ``seed`` only with random weights (the only use of it here;
+    the habitat model's seed is in that file, an input)."""
+    settings = canonical(config, exclude=UNSHAPING_FIELDS)
+    if not config.random_weights:
+        settings.pop("seed")
+    return settings
+
+
+def shared_inputs(config: RadiologyConfig) -> dict[str, str]:
+    """Fingerprints of the files every subject's features depend on: the habitat model, a
+    given pyradiomics parameter file, the encoder weights (given or packaged)."""
+    files = {"habitat_model": config.habitat_model if config.units == "habitat" else None,
+             "params": config.params if config.feature_kind == PYRADIOMICS else None,
+             "weights": None}
+    if config.feature_kind != PYRADIOMICS and not config.random_weights:
+        spec = ENCODERS.get(config.features)
+        default = spec.default_weights() if spec is not None and spec.default_weights else None
+        files["weights"] = config.weights or default
+    return fingerprint_files({name: path for name, path in files.items() if path is not None})
+
+
+def subject_provenance(job: RadiologyJob, config: RadiologyConfig, settings: dict[str, Any],
+                       shared: dict[str, str]) -> Provenance:
+    """What ``job``'s features are made from: its volume(s) and mask, the shared inputs, the
+    settings and the subject's imaging modality (and the default pyradiomics parameter file of
+    that modality when none is given)."""
+    files: dict[str, Any] = {f"volume_{i}": p for i, p in enumerate(job.volume_paths)}
+    files["mask"] = job.mask_path
+    if config.feature_kind == PYRADIOMICS and config.params is None:
+        files["params"] = DEFAULT_PARAMS.get(job.modality.upper(), "")
+    return make_provenance({**settings, "modality": job.modality}, files=files,
+                           fingerprints=shared)
 
 
 def extract_cohort(jobs: list[RadiologyJob], out_dir: str | os.PathLike,
@@ -299,11 +290,19 @@ def extract_cohort(jobs: list[RadiologyJob], out_dir: str | os.PathLike,
                    overwrite: bool = False, progress: bool = True) -> RunRecord:
     """Extract every job with resume and a failure report (``<out>/runs/extract-radiology.json``).
 
-    Subjects whose h5 exists are skipped unless ``overwrite``; a failing subject is recorded
-    and the others go on. Without a backend, subjects run one after another in this process
-    (the encoder is built once).
+    Subjects whose h5 exists and was made from the same files and settings (its provenance
+    record) are skipped unless ``overwrite``; the h5 of the others is removed first (so the
+    folder never mixes two settings) and the number of changed subjects is printed. A failing
+    subject is recorded and the others go on. Without a backend, subjects run one after
+    another in this process (the encoder is built once).
     """
-    tasks = [Task(job.subject_id, (job.features_path,), (job, config)) for job in jobs]
+    settings = radiology_settings(config)
+    shared = shared_inputs(config)
+    tasks = [Task(job.subject_id, (job.features_path,), (job, config),
+                  provenance=subject_provenance(job, config, settings, shared)) for job in jobs]
+    changes = prepare_rerun(STAGE, tasks)
+    if changes:
+        print(changes, flush=True)
     return run_cohort(tasks, extract_radiology_task,
                       record_path=Path(out_dir) / "runs" / f"{STAGE}.json", stage=STAGE,
                       workers=1 if backend is None else None, backend=backend,

@@ -36,10 +36,9 @@ from sklearn.metrics import calinski_harabasz_score
 from threadpoolctl import threadpool_limits
 
 from radiograph.io.atomic import read_json, write_json
+from radiograph.radiology.config import DEFAULT_K_RANGE
 
 FORMAT = "radiograph-habitat-model"
-#: Candidate numbers of clusters (seeds/000 tests two to ten).
-DEFAULT_K_RANGE = tuple(range(2, 11))
 
 
 class HabitatModelError(ValueError):

@@ -290,7 +290,7 @@ def run_baselines(
     values = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
     rows = []
     jobs = [(fold, name) for fold in range(len(splits)) for name in names]
-    for fold, name in tqdm(jobs, desc="baselines", leave=False):
+    for fold, name in tqdm(jobs, desc="baselines", leave=False, disable=None):  # terminal only
         train, test = splits[fold]
         model = make_baseline(
             name,

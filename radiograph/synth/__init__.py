@@ -10,8 +10,12 @@ Modules: ``cohort`` (subjects, hazard, times, manifest, ground truth), ``slides`
 ``volumes`` (CT volumes), ``regions`` (random blobs and noise shared by both), ``commands``
 (the ``radiograph synth`` command). ``planted_graphs`` makes graph-level planted cohorts
 without images (imported on its own: it needs torch).
+
+The names load on first use (:mod:`radiograph._lazy`).
 """
 
-from radiograph.synth.cohort import SynthParams, make_cohort, plan_cohort, true_log_hazard
+from radiograph._lazy import lazy_exports
 
-__all__ = ["SynthParams", "make_cohort", "plan_cohort", "true_log_hazard"]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    "cohort": ("SynthParams", "make_cohort", "plan_cohort", "true_log_hazard"),
+})

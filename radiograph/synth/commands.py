@@ -7,7 +7,6 @@ import time
 
 from radiograph.io.atomic import read_json
 from radiograph.runner import add_backend_arguments, backend_from_args
-from radiograph.synth.cohort import TRUTH_JSON, make_cohort
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("out_dir", help="output folder")
     parser.add_argument("--subjects", type=int, default=60, help="number of subjects (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--kind", choices=("radiopathomics", "signature", "habitat-fusion"),
+                        default="radiopathomics",
+                        help="signature: the 3-centre pathomics-signature / treatment-benefit "
+                             "stand-in (radiograph.synth.signature_cohort; --subjects unused)")
     parser.add_argument("--slide-mpp", type=float, default=0.5,
                         help="level-0 microns per pixel of the slides: 0.5 (20x, default) or "
                              "0.25 (40x)")
@@ -32,17 +35,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         default=None,
                         help="level-0 slide size in pixels (default: a 1500 x 1000 um field, "
                              "3000 x 2000 px at 0.5 um/px)")
-    add_backend_arguments(parser)
+    add_backend_arguments(parser, output="out_dir", failures=False)
     parser.set_defaults(func=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.kind == "habitat-fusion":
+        from radiograph.synth.fusion_cohort import make_fusion_cohort
+        try:
+            path = make_fusion_cohort(args.out_dir, args.seed, patients=max(args.subjects, 80),
+                                      overwrite=args.overwrite)
+        except (FileExistsError, ValueError) as err:
+            print(f"radiograph synth: {err}")
+            return 1
+        print(f"wrote {path}")
+        return 0
+    if args.kind == "signature":
+        from radiograph.synth.signature_cohort import make_signature_cohort
+        try:
+            path = make_signature_cohort(args.out_dir, args.seed, overwrite=args.overwrite)
+        except FileExistsError as err:
+            print(f"radiograph synth: {err}")
+            return 1
+        print(f"wrote {path}")
+        return 0
+    from radiograph.synth.cohort import TRUTH_JSON, make_cohort
+
     start = time.perf_counter()
     try:
         manifest = make_cohort(
             args.out_dir, args.subjects, args.seed, slide_mpp=args.slide_mpp,
             slide_size=tuple(args.slide_size) if args.slide_size else None,
             backend=backend_from_args(args), overwrite=args.overwrite,
+            progress=not args.no_progress,
         )
     except (FileExistsError, RuntimeError, ValueError) as err:
         print(f"radiograph synth: {err}")

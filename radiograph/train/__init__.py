@@ -6,37 +6,17 @@
 * :func:`run_cross_validation`, :func:`train_fold`, :func:`fit`, :func:`predict`,
   :func:`load_fold_model`: training, evaluation and the per-fold outputs.
 * :func:`look_inside`: node-importance plots of the top- and bottom-risk test subjects.
+
+The names load on first use (:mod:`radiograph._lazy`): importing the package imports no torch.
 """
 
-from radiograph.train.config import ConfigError, TrainConfig, config_from_dict, load_config
-from radiograph.train.data import GraphCohort, SubjectRecord, load_graph_cohort
-from radiograph.train.look_inside import look_inside
-from radiograph.train.splits import SplitsError, load_or_create_splits, make_splits
-from radiograph.train.trainer import (
-    FoldResult,
-    fit,
-    load_fold_model,
-    predict,
-    run_cross_validation,
-    train_fold,
-)
+from radiograph._lazy import lazy_exports
 
-__all__ = [
-    "ConfigError",
-    "FoldResult",
-    "GraphCohort",
-    "SplitsError",
-    "SubjectRecord",
-    "TrainConfig",
-    "config_from_dict",
-    "fit",
-    "load_config",
-    "load_fold_model",
-    "load_graph_cohort",
-    "load_or_create_splits",
-    "look_inside",
-    "make_splits",
-    "predict",
-    "run_cross_validation",
-    "train_fold",
-]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    "config": ("ConfigError", "TrainConfig", "config_from_dict", "load_config"),
+    "data": ("GraphCohort", "SubjectRecord", "load_graph_cohort"),
+    "look_inside": ("look_inside",),
+    "splits": ("SplitsError", "load_or_create_splits", "make_splits"),
+    "trainer": ("FoldResult", "fit", "load_fold_model", "predict", "run_cross_validation",
+                "train_fold"),
+})

@@ -6,10 +6,8 @@ import argparse
 import sys
 
 from radiograph.manifest import ManifestError
+from radiograph.runner import add_lock_arguments, add_progress_argument, lock_from_args
 from radiograph.train.config import ConfigError, load_config
-from radiograph.train.look_inside import look_inside
-from radiograph.train.splits import SplitsError
-from radiograph.train.trainer import FoldConflictError, format_results, run_cross_validation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "summary.json. Finished folds are skipped on a rerun.",
     )
     train.add_argument("--config", required=True, help="training config YAML")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_argument(train)
+    add_lock_arguments(train, output=None)  # _train locks the config's out_dir
     train.set_defaults(func=_train)
 
     look = subparsers.add_parser(
@@ -42,9 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from radiograph.train.splits import SplitsError
+    from radiograph.train.trainer import (
+        FoldConflictError,
+        format_results,
+        run_cross_validation,
+    )
+
     try:
         config = load_config(args.config)
-        results = run_cross_validation(config, progress=not args.quiet)
+        with lock_from_args(args, config.out_dir, "radiograph train"):
+            results = run_cross_validation(config, progress=not args.no_progress)
     except (ConfigError, ManifestError, SplitsError, FoldConflictError, FileNotFoundError,
             ValueError) as err:
         print(f"train: {err}", file=sys.stderr)
@@ -55,6 +62,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _look_inside(args: argparse.Namespace) -> int:
+    from radiograph.train.look_inside import look_inside
+
     try:
         config = load_config(args.config)
         fold_dir = config.model_dir / f"fold_{args.fold}"

@@ -26,9 +26,18 @@ from typing import Any
 
 import yaml
 
+from radiograph.devices import PRECISIONS
+
 TASKS = ("survival", "classification")
 AGGREGATORS = ("sparra", "abmil", "mean")
 TIES = ("efron", "breslow")
+
+SPARRA_REFERENCE_TRAINING: dict[str, Any] = {"ties": "breslow", "weight_decay": 0.0}
+"""Training settings of SPARRA's ``reference`` preset (``aggregator_options: {preset:
+reference}``), as in the code that produced the paper's numbers (shangqigao/RadioPath,
+``m_gnn_survival_analysis.py``; ``docs/sparra.md``, "Presets"). The preset also makes the Cox
+loss the batch mean (:attr:`TrainConfig.sparra_reference`) and drops the last incomplete
+training batch (``drop_last=True``)."""
 
 
 class ConfigError(ValueError):
@@ -49,7 +58,10 @@ class TrainConfig:
             the manifest's ``label``).
         aggregator: ``"sparra"``, ``"abmil"`` or ``"mean"``.
         aggregator_options: fields of the aggregator's config dataclass (e.g. ``pool_ratio``);
-            ``dropout`` is set by the top-level key, not here.
+            ``dropout`` is set by the top-level key, not here. SPARRA's ``preset: reference``
+            also sets ``ties`` and ``weight_decay`` (:data:`SPARRA_REFERENCE_TRAINING`; any
+            other value than the paper's default or the reference's is an error), the Cox loss
+            to the batch mean and drops the last incomplete training batch.
         lr: initial Adam learning rate (paper 3e-4), annealed to 0 by a cosine schedule over
             ``epochs``.
         weight_decay: Adam weight decay (paper 1e-5).
@@ -63,10 +75,11 @@ class TrainConfig:
         restarts: independent initialisations tried per fold. 1 (default) is the paper's
             single run. With N > 1 each initialisation is trained on four fifths of the fold's
             training patients and scored by its task loss on the other fifth; the best one is
-            then trained on the whole training fold (cost: about 0.8 N + 1 runs). SPARRA's TopK
-            layers pass no gradient through the nodes they drop, so whether a run finds a
-            small prognostic region is decided by its initialisation; restarts make that less
-            of a lottery.
+            then trained on the whole training fold (cost: about 0.8 N + 1 runs). Not part of
+            the paper: a hedge against a two-basin outcome. Nothing in SPARRA's objective
+            steers its TopK selection toward the prognostic nodes, so with the same data some
+            runs (initial weights and dropout stream) keep a small prognostic region and others
+            a distractor or background (measured: ``docs/sparra.md``).
         standardize: z-score each node feature with the mean and standard deviation of the
             fold's training nodes (default True); the statistics are stored in the model, so a
             checkpoint takes raw features. Radiomic features span orders of magnitude, and
@@ -75,6 +88,11 @@ class TrainConfig:
         splits: the splits file shared by every model and baseline (default
             ``out_dir/splits.json``); written once, then reused.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        precision: arithmetic of the model's matrix products in training and prediction:
+            ``"fp32"`` (default), ``"bf16"`` (autocast to bfloat16, CPU or CUDA) or ``"fp16"``
+            (autocast to float16 with loss scaling, CUDA only); parameters stay float32
+            (:func:`radiograph.devices.autocast`; speed and C-index change measured in
+            ``benchmarks/README.md``).
         source: the YAML file this config was read from (None when built in code).
     """
 
@@ -98,6 +116,7 @@ class TrainConfig:
     ties: str = "efron"
     splits: Path | None = None
     device: str = "auto"
+    precision: str = "fp32"
     source: Path | None = None
 
     def __post_init__(self) -> None:
@@ -136,6 +155,15 @@ class TrainConfig:
             fail("lr", f"must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             fail("weight_decay", f"must be >= 0, got {self.weight_decay}")
+        preset = self.aggregator_options.get("preset", "paper")
+        if self.aggregator == "sparra" and preset not in ("paper", "reference"):
+            fail("aggregator_options", f"preset must be 'paper' or 'reference', got {preset!r}")
+        if self.sparra_reference:
+            for key, value in SPARRA_REFERENCE_TRAINING.items():
+                if getattr(self, key) not in (value, _DEFAULTS[key]):
+                    fail(key, f"SPARRA's reference preset sets it to {value!r}; got "
+                              f"{getattr(self, key)!r} (remove the key or the preset)")
+                object.__setattr__(self, key, value)
         if not 0 <= self.dropout < 1:
             fail("dropout", f"must lie in [0, 1), got {self.dropout}")
         for key, low in (("epochs", 1), ("batch_size", 2), ("folds", 2), ("seed", 0),
@@ -150,6 +178,13 @@ class TrainConfig:
             object.__setattr__(self, "run_folds", folds)
         if not isinstance(self.device, str) or not self.device:
             fail("device", f"must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            fail("precision", f"must be one of {PRECISIONS}, got {self.precision!r}")
+
+    @property
+    def sparra_reference(self) -> bool:
+        """Whether SPARRA runs with its ``reference`` preset (see ``aggregator_options``)."""
+        return self.aggregator == "sparra" and self.aggregator_options.get("preset") == "reference"
 
     @property
     def splits_path(self) -> Path:
@@ -180,6 +215,8 @@ class TrainConfig:
             out[f.name] = value
         return out
 
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 PATH_KEYS = ("graphs_dir", "manifest", "out_dir", "splits")
 FLOAT_KEYS = ("lr", "weight_decay", "dropout")

@@ -17,9 +17,12 @@ Per fold k the outputs go to ``config.model_dir / f"fold_{k}"``:
   positions, ``<m>_patch_importance`` (P,) the importance of each patch's node and
   ``<m>_patch_coords`` (P, 2|3), each when the graph has ``pos``, ``node_of_patch`` and
   ``patch_coords``;
-- ``summary.json`` (written last): metrics, sizes, seconds and a hash of the settings. A fold
-  whose summary exists with the same settings is skipped on a rerun; with other settings the
-  run stops with an error rather than mixing results.
+- ``summary.json`` (written last): metrics, sizes, seconds, a hash of the settings
+  (:func:`settings_hash`) and the fold digest (:func:`fold_digest`: the settings hash, the
+  fold's split, the manifest rows (targets) of its subjects and the fingerprints of their
+  graph files). A fold whose summary holds the same digest is skipped on a rerun; one whose
+  data changed (a graph rebuilt or added, a target corrected) is retrained, saying why; other
+  training settings stop the run with an error rather than mixing results.
 
 All files are written atomically. On CPU a fixed seed gives identical outputs twice.
 """
@@ -28,14 +31,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -44,9 +49,10 @@ from sksurv.metrics import concordance_index_censored
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from radiograph.devices import resolve_device
+from radiograph.devices import autocast, grad_scaler, host_memory_reuse, resolve_device
 from radiograph.io.atomic import atomic_open, atomic_path, read_json, write_json
 from radiograph.manifest import Manifest, load_manifest
+from radiograph.provenance import digest_of, file_fingerprint
 from radiograph.nn import (
     AbmilConfig,
     Aggregator,
@@ -66,8 +72,15 @@ from radiograph.train.splits import load_or_create_splits, make_splits
 AGGREGATOR_CONFIGS = {"sparra": SparraConfig, "abmil": AbmilConfig, "mean": MeanConfig}
 """Config dataclass of each aggregator, to know which take the top-level ``dropout``."""
 
-HASH_EXCLUDED = ("run_folds", "device", "out_dir")
-"""Settings that do not change a fold's result (device: up to floating-point order)."""
+HASH_EXCLUDED = ("run_folds", "device", "out_dir", "graphs_dir", "manifest", "splits")
+"""Settings that do not change a fold's result (device: up to floating-point order), and the
+paths of its data, whose content the fold digest covers instead (:func:`fold_inputs`), so a
+moved study folder is not retrained."""
+
+GraphFingerprints = Mapping[str, Mapping[str, str]]
+"""modality -> subject id -> :func:`radiograph.provenance.file_fingerprint` of its graph file."""
+
+T = TypeVar("T")
 
 INNER_FOLDS = 5
 """Restarts are scored on one of this many patient-level folds of the training subjects."""
@@ -102,6 +115,7 @@ class FoldResult:
             ``accuracy_train``, ``accuracy_test``.
         seconds: wall time of training and prediction.
         skipped: True when the fold was already complete and not retrained.
+        retrained: why a finished fold was trained again ("" when it was not).
     """
 
     fold: int
@@ -111,6 +125,7 @@ class FoldResult:
     metrics: dict[str, float]
     seconds: float
     skipped: bool = False
+    retrained: str = ""
 
 
 @dataclass
@@ -144,6 +159,101 @@ def settings_hash(config: TrainConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def graph_fingerprints(graphs_dir: str | Path, modalities: Sequence[str],
+                       subject_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """:data:`GraphFingerprints` of the graph files that exist (a subject without a file for a
+    modality is absent from that modality's mapping, so adding the file changes it)."""
+    out: dict[str, dict[str, str]] = {}
+    for modality in modalities:
+        out[modality] = {}
+        for subject_id in subject_ids:
+            path = Path(graphs_dir) / modality / f"{subject_id}.pt"
+            if path.is_file():
+                out[modality][subject_id] = file_fingerprint(path)
+    return out
+
+
+def fold_inputs(cohort: GraphCohort, split: Mapping[str, Sequence[str]],
+                graphs: GraphFingerprints) -> dict[str, Any]:
+    """The data one fold is trained and tested on, JSON-ready.
+
+    Returns:
+        ``split`` (train and test subject ids), ``targets`` (subject id -> [patient id, time,
+        event, label index] of each fold subject the cohort holds: the manifest rows the fold
+        uses), ``classes`` (classification) and ``graphs`` (modality -> subject id ->
+        fingerprint of each fold subject's graph file).
+    """
+    subjects = [*split["train"], *split["test"]]
+    records = cohort.records
+    return {
+        "split": {"train": list(split["train"]), "test": list(split["test"])},
+        "targets": {s: [records[s].patient_id, records[s].time, records[s].event,
+                        records[s].label] for s in subjects if s in records},
+        "classes": list(cohort.classes) if cohort.classes else None,
+        "graphs": {m: {s: graphs[m][s] for s in subjects if s in graphs.get(m, {})}
+                   for m in cohort.modalities},
+    }
+
+
+def fold_digest(config: TrainConfig, inputs: Mapping[str, Any]) -> str:
+    """Digest of everything a fold's results depend on: :func:`settings_hash` and
+    :func:`fold_inputs` (BLAKE2b of their canonical JSON,
+    :func:`radiograph.provenance.digest_of`)."""
+    return digest_of({"settings_hash": settings_hash(config), "inputs": dict(inputs)})
+
+
+def fold_status(config: TrainConfig, fold: int, inputs: Mapping[str, Any]) -> tuple[str, str]:
+    """Whether fold ``fold`` must be (re)trained for ``inputs``, and why.
+
+    Returns:
+        ``("current", "")`` (finished with this digest), ``("new", "")`` (no summary), or
+        ``("changed", reason)``: a finished fold of an older version (no digest), or one whose
+        split, targets or graphs differ (reason names what, and up to three subjects).
+
+    Raises:
+        FoldConflictError: the fold folder holds a finished fold of other training settings.
+    """
+    summary_path = config.model_dir / f"fold_{fold}" / "summary.json"
+    if not summary_path.exists():
+        return "new", ""
+    summary = read_json(summary_path)
+    if "fold_digest" not in summary:
+        return "changed", "no fold digest (trained by an older version of radiograph)"
+    if summary.get("settings_hash") != settings_hash(config):
+        raise FoldConflictError(
+            f"{summary_path.parent} holds a finished fold trained with other settings "
+            f"(hash {summary.get('settings_hash')} != {settings_hash(config)}); use another "
+            "out_dir or delete the folder"
+        )
+    if summary["fold_digest"] == fold_digest(config, inputs):
+        return "current", ""
+    return "changed", _inputs_difference(summary.get("fold_inputs") or {}, inputs)
+
+
+def _inputs_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """Which parts of two :func:`fold_inputs` differ, naming up to three subjects."""
+    reasons = []
+    for part in ("split", "classes"):
+        if old.get(part) != new.get(part):
+            reasons.append(f"{part} changed")
+    changed_targets = _changed_keys(old.get("targets") or {}, new["targets"])
+    if changed_targets:
+        reasons.append(f"targets of {_names(changed_targets)} changed")
+    for modality, graphs in new["graphs"].items():
+        changed = _changed_keys((old.get("graphs") or {}).get(modality) or {}, graphs)
+        if changed:
+            reasons.append(f"{modality} graphs of {_names(changed)} changed")
+    return "; ".join(reasons) or "fold inputs changed"
+
+
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def _names(keys: Sequence[str]) -> str:
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
 def collate_records(
     records: Sequence[SubjectRecord], modalities: Sequence[str]
 ) -> tuple[SubjectBatch, Targets]:
@@ -162,16 +272,41 @@ def targets_of(records: Sequence[SubjectRecord]) -> Targets:
 
 
 def task_loss(
-    prediction: torch.Tensor, targets: Targets, task: str, ties: str = "efron"
+    prediction: torch.Tensor, targets: Targets, task: str, ties: str = "efron",
+    cox_mean: str = "events",
 ) -> torch.Tensor:
-    """Cox negative partial log-likelihood (survival) or cross-entropy (classification)."""
+    """Cox negative partial log-likelihood (survival) or cross-entropy (classification).
+
+    ``cox_mean``: the Cox sum over events divided by the number of events (``"events"``,
+    :func:`~radiograph.nn.cox_nll`) or by the number of subjects of the batch (``"batch"``,
+    the reference code's ``-mean((risk - log cumsum exp(risk)) * event)``; SPARRA's reference
+    preset).
+    """
     if task == "survival":
-        return cox_nll(prediction, targets.time, targets.event, ties=ties)
+        loss = cox_nll(prediction, targets.time, targets.event, ties=ties)
+        if cox_mean == "batch":
+            return loss * targets.event.sum().to(loss.dtype) / targets.event.numel()
+        if cox_mean != "events":
+            raise ValueError(f"cox_mean must be 'events' or 'batch', got {cox_mean!r}")
+        return loss
     if targets.label is None:
         raise ValueError("classification needs a label for every subject of the batch")
     return cross_entropy_loss(prediction, targets.label)
 
 
+def _reusing_host_memory(func: Callable[..., T]) -> Callable[..., T]:
+    """Run ``func`` inside :func:`radiograph.devices.host_memory_reuse`: the activations one
+    batch frees are reused by the next instead of being returned to the OS and faulted in again."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with host_memory_reuse():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_reusing_host_memory
 def fit(
     model: Aggregator,
     records: Sequence[SubjectRecord],
@@ -186,12 +321,16 @@ def fit(
 
     The loss of a batch is the task loss plus ``AggregatorOutput.aux_loss``. Batches are
     reshuffled every epoch with ``generator``; dropout and SPARRA's sampling draw from torch's
-    global generator (seed it, e.g. inside ``torch.random.fork_rng``).
+    global generator (seed it, e.g. inside ``torch.random.fork_rng``). With SPARRA's reference
+    preset (``config.sparra_reference``) the Cox loss is the batch mean and the last
+    incomplete batch is dropped (when a full batch remains). The forward pass runs at
+    ``config.precision`` (:func:`radiograph.devices.autocast`; the losses in float32, fp16 with
+    loss scaling); batches go to a CUDA device from pinned memory.
 
     Args:
         model: the aggregator, already on ``device``.
         records: training subjects.
-        config: lr, weight_decay, epochs, batch_size, task, ties.
+        config: lr, weight_decay, epochs, batch_size, task, ties, precision.
         device: where to compute.
         generator: CPU generator of the batch order.
         progress: show a tqdm bar over the epochs.
@@ -203,12 +342,16 @@ def fit(
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    scaler = grad_scaler(device, config.precision)
+    reference = config.sparra_reference  # docs/sparra.md, "Presets"
     loader = DataLoader(
         list(records),
         batch_size=config.batch_size,
         shuffle=True,
         generator=generator,
         collate_fn=lambda rs: collate_records(rs, model.modalities),
+        drop_last=reference and len(records) > config.batch_size,
+        pin_memory=device.type == "cuda",
     )
     log: list[dict[str, float]] = []
     bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=terminal_only(progress),
@@ -220,13 +363,17 @@ def fit(
         batches = no_event = 0
         lr = optimizer.param_groups[0]["lr"]
         for batch, targets in loader:
-            batch, targets = batch.to(device), targets.to(device)
-            out = model(batch)
-            loss_task = task_loss(out.prediction, targets, config.task, config.ties)
+            batch, targets = batch.to(device, non_blocking=True), targets.to(device)
+            with autocast(device, config.precision):
+                out = model(batch)
+            prediction = out.prediction if config.precision == "fp32" else out.prediction.float()
+            loss_task = task_loss(prediction, targets, config.task, config.ties,
+                                  "batch" if reference else "events")
             loss = loss_task + out.aux_loss
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             terms = {"loss": loss, "task_loss": loss_task, "aux_loss": out.aux_loss}
             terms.update(out.aux_terms)
             for name, value in terms.items():
@@ -243,21 +390,25 @@ def fit(
     return log
 
 
+@_reusing_host_memory
 @torch.no_grad()
 def predict(
     model: Aggregator,
     records: Sequence[SubjectRecord],
     batch_size: int,
     device: torch.device,
+    precision: str = "fp32",
 ) -> Predictions:
-    """Evaluation-mode outputs of ``model`` for ``records`` (in order)."""
+    """Evaluation-mode outputs of ``model`` for ``records`` (in order), the forward pass at
+    ``precision`` (:func:`radiograph.devices.autocast`)."""
     model.eval()
     predictions, embeddings = [], []
     importance: list[dict[str, np.ndarray]] = [{} for _ in records]
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         batch, _ = collate_records(chunk, model.modalities)
-        out = model(batch.to(device))
+        with autocast(device, precision):
+            out = model(batch.to(device))
         predictions.append(out.prediction.double().cpu())
         embeddings.append(out.embedding.double().cpu())
         for modality, values in out.importance.items():
@@ -366,7 +517,7 @@ def selection_loss(
 ) -> float:
     """Task loss of a trained model on all of ``records`` at once, in evaluation mode (the
     criterion that picks one of several restarts, on held-out training subjects)."""
-    preds = predict(model, records, config.batch_size, device)
+    preds = predict(model, records, config.batch_size, device, config.precision)
     prediction = torch.from_numpy(preds.prediction)
     return float(task_loss(prediction, targets_of(records), config.task, config.ties))
 
@@ -454,6 +605,7 @@ def train_fold(
     fold: int,
     split: dict[str, Sequence[str]],
     *,
+    graphs: GraphFingerprints | None = None,
     progress: bool = True,
 ) -> FoldResult:
     """Train and evaluate one fold; write its outputs (see the module docstring).
@@ -464,10 +616,13 @@ def train_fold(
         fold: fold index (names the folder ``fold_<fold>`` and seeds the fold).
         split: ``{"train": [...], "test": [...]}`` subject ids; subjects the cohort lacks
             (no graphs) are left out.
+        graphs: fingerprints of the graph files (:func:`graph_fingerprints`); None: computed
+            here for the fold's subjects.
         progress: show tqdm progress.
 
     Returns:
-        The :class:`FoldResult` (``skipped=True`` when the fold was already complete).
+        The :class:`FoldResult` (``skipped=True`` when the fold was already complete with the
+        same digest; ``retrained`` says why a finished fold was trained again).
 
     Raises:
         FoldConflictError: the fold folder holds a finished fold of other settings.
@@ -475,17 +630,17 @@ def train_fold(
     """
     fold_dir = config.model_dir / f"fold_{fold}"
     summary_path = fold_dir / "summary.json"
-    digest = settings_hash(config)
-    if summary_path.exists():
+    if graphs is None:
+        graphs = graph_fingerprints(config.graphs_dir, cohort.modalities,
+                                    [*split["train"], *split["test"]])
+    inputs = fold_inputs(cohort, split, graphs)
+    status, reason = fold_status(config, fold, inputs)
+    if status == "current":
         summary = read_json(summary_path)
-        if summary.get("settings_hash") != digest:
-            raise FoldConflictError(
-                f"{fold_dir} holds a finished fold trained with other settings "
-                f"(hash {summary.get('settings_hash')} != {digest}); use another out_dir or "
-                "delete the folder"
-            )
         return FoldResult(fold, fold_dir, summary["n_train"], summary["n_test"],
                           summary["metrics"], summary["seconds"], skipped=True)
+    # from here the old results are stale: a killed retraining must not leave them "finished"
+    summary_path.unlink(missing_ok=True)
 
     train = cohort.select(split["train"])
     test = cohort.select(split["test"])
@@ -515,7 +670,7 @@ def train_fold(
                                device, progress=progress, desc=f"{config.aggregator} fold {fold}")
     log += [{"run": "final", "restart": chosen, **row} for row in rows]
     records = train + test
-    preds = predict(model, records, config.batch_size, device)
+    preds = predict(model, records, config.batch_size, device, config.precision)
     is_test = np.array([False] * len(train) + [True] * len(test))
     metrics = _metrics(records, preds, is_test, config.task)
 
@@ -549,7 +704,8 @@ def train_fold(
     seconds = time.perf_counter() - start
     write_json(summary_path, {
         "fold": fold,
-        "settings_hash": digest,
+        "settings_hash": settings_hash(config),
+        "fold_digest": fold_digest(config, inputs),
         "n_train": len(train),
         "n_test": len(test),
         "metrics": metrics,
@@ -558,8 +714,9 @@ def train_fold(
         "restarts": restarts,
         "chosen_restart": chosen,
         "config": config.to_dict(),
+        "fold_inputs": inputs,
     })
-    return FoldResult(fold, fold_dir, len(train), len(test), metrics, seconds)
+    return FoldResult(fold, fold_dir, len(train), len(test), metrics, seconds, retrained=reason)
 
 
 def load_fold_model(checkpoint: str | Path, device: str = "cpu") -> Aggregator:
@@ -583,12 +740,17 @@ def run_cross_validation(config: TrainConfig, *, progress: bool = True) -> list[
 
     Loads the manifest and graphs, reads or creates the shared splits file (patient-level,
     stratified by event or label, over every manifest subject), then runs
-    :func:`train_fold` on each fold of ``config.fold_indices``; finished folds are skipped.
+    :func:`train_fold` on each fold of ``config.fold_indices``. Finished folds with the same
+    digest are skipped; the folds whose data changed (:func:`fold_status`) are retrained,
+    and how many is printed first.
 
     Returns:
         One :class:`FoldResult` per fold run.
     """
     manifest = load_manifest(config.manifest, check_files=False)
+    # fingerprinted before reading: a graph rewritten meanwhile makes the next run retrain
+    graphs = graph_fingerprints(config.graphs_dir, config.modalities,
+                                [s.subject_id for s in manifest.subjects])
     cohort = load_graph_cohort(config.graphs_dir, manifest, config.modalities, config.task,
                                progress=progress)
     if config.task == "survival" and not any(r.event for r in cohort.records.values()):
@@ -604,10 +766,17 @@ def run_cross_validation(config: TrainConfig, *, progress: bool = True) -> list[
         config.folds,
         config.seed,
     )
-    results = []
+    changed = []
     for k in config.fold_indices:
-        results.append(train_fold(config, cohort, k, folds[k], progress=progress))
-    return results
+        status, reason = fold_status(config, k, fold_inputs(cohort, folds[k], graphs))
+        if status == "changed":
+            changed.append((k, reason))
+    if changed:
+        print(f"{config.aggregator} on {'+'.join(config.modalities)}: {len(changed)} of "
+              f"{len(config.fold_indices)} folds changed since the last run (settings or inputs): "
+              f"retraining them; fold {changed[0][0]}: {changed[0][1]}", flush=True)
+    return [train_fold(config, cohort, k, folds[k], graphs=graphs, progress=progress)
+            for k in config.fold_indices]
 
 
 def format_results(results: Sequence[FoldResult]) -> str:
@@ -618,7 +787,7 @@ def format_results(results: Sequence[FoldResult]) -> str:
     lines = ["fold  n_train  n_test  " + "  ".join(f"{n:>14}" for n in names) + "  seconds"]
     for r in results:
         values = "  ".join(f"{r.metrics[n]:>14.4f}" for n in names)
-        note = " (done before)" if r.skipped else ""
+        note = " (done before)" if r.skipped else " (retrained)" if r.retrained else ""
         lines.append(f"{r.fold:>4}  {r.n_train:>7}  {r.n_test:>6}  {values}  {r.seconds:>7.1f}{note}")
     means = "  ".join(
         f"{np.nanmean([r.metrics[n] for r in results]):>14.4f}" for n in names

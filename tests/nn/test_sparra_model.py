@@ -1,4 +1,5 @@
-"""SPARRA against a manual re-computation of SPARRA.md steps 1-11, and its structural properties."""
+"""SPARRA against a manual re-computation of docs/sparra.md steps 1-11, and its structural
+properties."""
 
 from __future__ import annotations
 

@@ -45,3 +45,11 @@ def warn_and_record(task: Task) -> None:
         warnings.warn("rg-test noise", UserWarning)
     with atomic_open(task.outputs[0], "w") as fh:
         fh.write("shown\n" if caught else "ignored\n")
+
+
+def write_warning_format(task: Task) -> None:
+    """Writes how this process formats a warning (``warnings.formatwarning``)."""
+    import warnings
+
+    with atomic_open(task.outputs[0], "w") as fh:
+        fh.write(warnings.formatwarning("rg-test noise", UserWarning, "/x/stage.py", 7))

@@ -43,7 +43,7 @@ def config_path(tiny, tmp_path_factory):
 
 
 def test_train_command(config_path, capsys):
-    assert _main(["train", "--config", str(config_path), "--quiet"]) == 0
+    assert _main(["train", "--config", str(config_path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "c_index_test" in out
     fold_dir = config_path.parent / "out" / "sparra" / "radiology+pathology" / "fold_1"
@@ -51,7 +51,7 @@ def test_train_command(config_path, capsys):
 
 
 def test_look_inside_command(config_path, capsys, tiny):
-    assert _main(["train", "--config", str(config_path), "--quiet"]) == 0
+    assert _main(["train", "--config", str(config_path), "--no-progress"]) == 0
     fold_dir = config_path.parent / "out" / "sparra" / "radiology+pathology" / "fold_1"
     capsys.readouterr()
     assert _main(["look-inside", "--config", str(config_path), "--fold", "1", "--n", "1"]) == 0
@@ -98,7 +98,7 @@ def test_look_inside_draws_over_the_slide_thumbnail(config_path, tiny, tmp_path)
     from radiograph.pathology.slide import write_pyramidal_tiff
     from radiograph.train.look_inside import look_inside
 
-    assert _main(["train", "--config", str(config_path), "--quiet"]) == 0
+    assert _main(["train", "--config", str(config_path), "--no-progress"]) == 0
     pink = np.zeros((2048, 2048, 3), dtype=np.uint8) + np.array([230, 150, 200], dtype=np.uint8)
     slide = write_pyramidal_tiff(tmp_path / "slide.tiff", pink, mpp=0.5)
     table = pd.read_csv(tiny.manifest, dtype=str)
