@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("out_dir", help="output folder")
     parser.add_argument("--subjects", type=int, default=60, help="number of subjects (default 60)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--kind", choices=("radiopathomics", "signature", "habitat-fusion"),
+    parser.add_argument("--kind", choices=("radiopathomics", "signature", "habitat-fusion",
+                                           "longitudinal"),
                         default="radiopathomics",
                         help="signature: the 3-centre pathomics-signature / treatment-benefit "
                              "stand-in (radiograph.synth.signature_cohort; --subjects unused)")
@@ -40,6 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.kind == "longitudinal":
+        from radiograph.synth.longitudinal_cohort import make_longitudinal_cohort
+        try:
+            path = make_longitudinal_cohort(args.out_dir, args.seed,
+                                            patients=max(args.subjects, 240),
+                                            overwrite=args.overwrite)
+        except (FileExistsError, ValueError) as err:
+            print(f"radiograph synth: {err}")
+            return 1
+        print(f"wrote {path}")
+        return 0
     if args.kind == "habitat-fusion":
         from radiograph.synth.fusion_cohort import make_fusion_cohort
         try:
