@@ -193,9 +193,13 @@ def load_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Manif
 
 
 def validate_manifest(
-    path: str | os.PathLike, *, check_files: bool = True
+    path: str | os.PathLike, *, check_files: bool = True, keep_valid_rows: bool = False
 ) -> tuple[Manifest | None, list[Problem]]:
     """Check a manifest completely. Returns (manifest or None, problems).
+
+    With ``keep_valid_rows``, when every problem belongs to a row (it has a line and a
+    subject), the manifest of the other subjects is returned beside the problems, so a study
+    can leave those subjects out and go on; a problem of the whole file still gives None.
 
     Every problem found is returned (not only the first), each with the line its row starts on.
     Findings about the events, which matter only to a survival task the manifest does not
@@ -224,10 +228,15 @@ def validate_manifest(
             subjects.append(subject)
     problems.extend(_mixed_time_units(rows))
     problems.extend(_label_conflicts(rows))
-    if problems:
+    if problems and not (keep_valid_rows and all(p.line is not None and p.subject_id
+                                                 for p in problems)):
+        return None, problems
+    failed = {p.subject_id for p in problems}
+    subjects = [s for s in subjects if s.subject_id not in failed]
+    if not subjects:
         return None, problems
     return Manifest(path=path, time_unit=rows[0].cells["time_unit"].lower(),
-                    subjects=tuple(subjects), warnings=tuple(_event_warnings(subjects))), []
+                    subjects=tuple(subjects), warnings=tuple(_event_warnings(subjects))), problems
 
 
 @dataclass(frozen=True)

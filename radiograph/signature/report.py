@@ -5,6 +5,7 @@ each patch's poor-outcome probability at its level-0 position, with a scale bar)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,8 +112,9 @@ def endpoint_figures(out: Path, endpoint: str, data: pd.DataFrame, time: str, ev
     if len(multi):
         _forest_file(out / f"forest_multivariable_{endpoint}.png", multi, "term",
                      "multivariable Cox (training)")
-    _forest_file(out / f"forest_meta_{endpoint}.png", tables["meta_analysis"], "label",
-                 "high vs low risk by centre (DL)")
+    if "estimate" in tables["meta_analysis"]:
+        _forest_file(out / f"forest_meta_{endpoint}.png", tables["meta_analysis"], "label",
+                     "high vs low risk by centre (DL)")
 
 
 def _forest_file(path: Path, frame: pd.DataFrame, label: str, title: str) -> None:
@@ -141,28 +143,86 @@ def risk_map_array(prob: np.ndarray, coords: np.ndarray,
     return grid, origin
 
 
-def risk_maps(out: Path, slides: Mapping[str, tuple[np.ndarray, np.ndarray, float]], *,
-              mpp: float = 0.5) -> None:
-    """``<id>.png`` (the map with a 1 mm scale bar) and ``<id>.npz`` (``grid``, ``origin``,
-    ``patch_size``, ``coords``, ``prob``: aligned to level-0 pixels) per slide id ->
-    (prob (N,), coords (N, 2), patch size in level-0 pixels)."""
+@dataclass(frozen=True)
+class RiskMapSlide:
+    """One slide's patches for a risk map.
+
+    Attributes:
+        prob: (N,) P(poor outcome) per patch.
+        coords: (N, 2) level-0 (x, y) of each patch's top-left corner.
+        patch_size: patch side in level-0 pixels.
+        level0_mpp: microns per level-0 pixel (sets the scale bar).
+        slide: the slide file (its coarsest pyramid level is the thumbnail drawn under the
+            map), or None when there is no readable slide (features-only cohorts).
+    """
+
+    prob: np.ndarray
+    coords: np.ndarray
+    patch_size: float
+    level0_mpp: float
+    slide: Path | None = None
+
+
+def risk_maps(out: Path, slides: Mapping[str, RiskMapSlide], *,
+              scale_bar_um: float = 1000.0) -> pd.DataFrame:
+    """Per slide id, ``<id>.png`` (the patch map drawn semi-transparently over the slide's
+    thumbnail, with a scale bar of ``scale_bar_um`` micrometres) and ``<id>.npz`` (``grid``,
+    ``origin``, ``patch_size``, ``coords``, ``prob``, ``level0_mpp``: cell (i, j) of ``grid``
+    covers level-0 pixels ``origin + (j, i) * patch_size`` + [0, patch_size)).
+
+    Both are in level-0 pixel coordinates: the figure's axes are level-0 pixels, the thumbnail
+    is stretched over the slide's level-0 extent. Returns one row per slide (``subject_id``,
+    ``png``, ``npz``, ``thumbnail``: the slide drawn under it or why none was).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    for sid, (prob, coords, size) in slides.items():
-        grid, origin = risk_map_array(prob, coords, size)
-        np.savez_compressed(out / f"{sid}.npz", grid=grid, origin=origin, patch_size=size,
-                            coords=coords, prob=prob)
+    rows = []
+    for sid, item in slides.items():
+        grid, origin = risk_map_array(item.prob, item.coords, item.patch_size)
+        np.savez_compressed(out / f"{sid}.npz", grid=grid, origin=origin,
+                            patch_size=item.patch_size, coords=item.coords, prob=item.prob,
+                            level0_mpp=item.level0_mpp)
         fig = _figure(1, width=4.5, height=4.0)
         ax = fig.subplots()
-        extent = (origin[0], origin[0] + grid.shape[1] * size,
-                  origin[1] + grid.shape[0] * size, origin[1])
-        image = ax.imshow(grid, cmap="inferno", vmin=0, vmax=1, extent=extent)
-        bar = 1000.0 / mpp  # 1 mm in level-0 pixels
-        x0, y0 = extent[0] + 0.05 * (extent[1] - extent[0]), extent[2] - 0.05 * (extent[2] - extent[3])
+        extent = (origin[0], origin[0] + grid.shape[1] * item.patch_size,
+                  origin[1] + grid.shape[0] * item.patch_size, origin[1])
+        thumbnail, note = _thumbnail(item.slide)
+        if thumbnail is not None:
+            image, (width, height) = thumbnail
+            ax.imshow(image, extent=(0, width, height, 0))
+            extent_all = (0, width, height, 0)
+        else:
+            extent_all = extent
+        mapped = ax.imshow(grid, cmap="inferno", vmin=0, vmax=1, extent=extent,
+                           alpha=0.6 if thumbnail is not None else 1.0)
+        ax.set_xlim(extent_all[0], extent_all[1])
+        ax.set_ylim(extent_all[2], extent_all[3])
+        bar = scale_bar_um / item.level0_mpp
+        x0 = extent_all[0] + 0.05 * (extent_all[1] - extent_all[0])
+        y0 = extent_all[2] - 0.05 * (extent_all[2] - extent_all[3])
         ax.plot([x0, x0 + bar], [y0, y0], color="cyan", linewidth=3)
-        ax.text(x0, y0, "1 mm", color="cyan", va="bottom", fontsize="small")
+        ax.text(x0, y0, f"{scale_bar_um:g} \u00b5m", color="cyan", va="bottom",
+                fontsize="small")
+        ax.set_xlabel("level-0 x (px)")
         ax.set_title(f"{sid}: P(poor outcome) per patch", fontsize="medium")
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        fig.colorbar(mapped, ax=ax, shrink=0.8)
         _save(fig, out / f"{sid}.png")
+        rows.append({"subject_id": sid, "png": f"{sid}.png", "npz": f"{sid}.npz",
+                     "thumbnail": note})
+    return pd.DataFrame(rows)
+
+
+def _thumbnail(slide: Path | None) -> tuple[tuple[np.ndarray, tuple[int, int]] | None, str]:
+    """The coarsest pyramid level of ``slide`` and its level-0 size, or None and why not."""
+    if slide is None:
+        return None, "none (no slide file: features-only cohort)"
+    from radiograph.pathology.slide import Slide, SlideError
+
+    try:
+        with Slide(slide) as opened:
+            image = opened.read_level(len(opened.level_downsamples) - 1)
+            return (image, opened.dimensions), str(slide)
+    except (OSError, SlideError) as err:
+        return None, f"none ({slide}: {err})"
 
 
 def write_markdown(path: Path, config: SignatureStudyConfig, result: StudyResult) -> None:

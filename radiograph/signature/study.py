@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from sklearn.model_selection import train_test_split
 from sksurv.util import Surv
 
 from radiograph.io.features import read_features
-from radiograph.manifest import binary_column_problems, load_manifest
+from radiograph.manifest import ManifestError, binary_column_problems, validate_manifest
 from radiograph.signature import report
 from radiograph.signature.model import SignatureModel
 from radiograph.signature.slide_features import PatchClassifier, outcome_labels, slide_features
@@ -47,6 +48,9 @@ from radiograph.stats import (
 from radiograph.survival.risk_groups import compare_groups
 
 COHORTS = ("train", "internal", "external")
+#: Columns of ``problems.csv``: the subject, the manifest field, what is wrong (with the
+#: manifest line) and the stage that left the subject out.
+PROBLEM_COLUMNS = ("subject_id", "field", "message", "stage")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class SignatureStudyConfig:
         risk_maps: subjects with risk maps at each end of the score.
         n_boot: bootstrap resamples of the C-index and AUC intervals.
         seed: seed of the split, the classifier subsample and the LASSO folds.
+        allow_failures: subjects that may be left out (a count, or a fraction in [0, 1] of
+            the manifest's rows) before the run ends with
+            :class:`radiograph.study.SubjectsFailedError` (exit status 1), as in the
+            radiopathomics study; the tables are written either way.
     """
 
     manifest: Path
@@ -96,6 +104,7 @@ class SignatureStudyConfig:
     risk_maps: int = 2
     n_boot: int = 500
     seed: int = 0
+    allow_failures: int | float = 0
 
     def __post_init__(self) -> None:
         if self.cutoff not in ("maxstat", "quantile"):
@@ -104,6 +113,11 @@ class SignatureStudyConfig:
             raise ValueError(f"internal_fraction: must lie in (0, 1), got {self.internal_fraction}")
         if not 0.0 < self.cutoff_quantile < 1.0:
             raise ValueError(f"cutoff_quantile: must lie in (0, 1), got {self.cutoff_quantile}")
+        if isinstance(self.allow_failures, bool) or not (
+                (isinstance(self.allow_failures, int) and self.allow_failures >= 0)
+                or (isinstance(self.allow_failures, float) and 0 <= self.allow_failures <= 1)):
+            raise ValueError("allow_failures: must be a count (an integer >= 0) or a fraction "
+                             f"in [0, 1], got {self.allow_failures!r}")
         if self.label_endpoint not in self.endpoints:
             raise ValueError(f"label_endpoint: {self.label_endpoint!r} is not among endpoints "
                              f"{list(self.endpoints)}")
@@ -150,46 +164,94 @@ def run_signature_study(config: SignatureStudyConfig) -> StudyResult:
     """Run the whole study (module docstring) and write its tables, figures and
     ``report.md`` under ``config.out``. The ``radiograph study`` command dispatches here.
 
-    Subjects without features or with a treatment value other than 0/1 are listed in
-    ``problems.csv`` (subject, field, message) and left out of what they cannot enter; the
-    rest of the cohort goes on.
+    A manifest row with a problem (e.g. RFS after OS, an unreadable time), a subject without
+    features or with a treatment value other than 0/1 is listed in ``problems.csv`` and
+    ``excluded_subjects.csv`` (subject, stage, error naming the line and field) and left out
+    of what it cannot enter; the rest of the cohort goes on. Afterwards, more such subjects
+    than ``config.allow_failures`` raise :class:`radiograph.study.SubjectsFailedError`.
     """
+    from radiograph.study import StageTimer
+
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.json")
-    table, patches, problems = _subjects(config)
+    timer = StageTimer()
+    with timer("manifest + features"):
+        table, patches, problems = _subjects(config)
     label_time, label_event = (table[f"{config.label_endpoint}_{p}"].to_numpy()
                                for p in ("time", "event"))
     labels = dict(zip(table.index, outcome_labels(label_time, label_event,
                                                   poor_before=config.poor_before,
                                                   good_after=config.good_after)))
     train_ids = list(table.index[table["cohort"] == "train"])
-    X, probs, _ = slide_features({s: patches[s][0] for s in table.index}, labels, train_ids,
-                                 classifier=PatchClassifier(seed=config.seed))
-    result = StudyResult(problems=pd.DataFrame(problems, columns=["subject_id", "field",
-                                                                  "message"]))
+    with timer("patch classifier + slide features"):
+        X, probs, _ = slide_features({s: patches[s][0] for s in table.index}, labels,
+                                     train_ids, classifier=PatchClassifier(seed=config.seed))
+    result = StudyResult(problems=pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)))
     for endpoint in config.endpoints:
-        result.tables[endpoint] = _endpoint(config, endpoint, table, X, result)
+        with timer(f"{endpoint}: signature + tables"):
+            result.tables[endpoint] = _endpoint(config, endpoint, table, X, result)
         for name, frame in result.tables[endpoint].items():
             frame.to_csv(out / endpoint / f"{name}.csv", index=False)
     result.subjects = table
     result.problems.to_csv(out / "problems.csv", index=False)
+    excluded = excluded_subjects(result.problems)
+    excluded.to_csv(out / "excluded_subjects.csv", index=False)
     score = table[f"score_{config.label_endpoint}"]
-    report.risk_maps(out / "risk_maps", {s: (probs[s], patches[s][1], patches[s][2]) for s in
-                     [*score.nlargest(config.risk_maps).index,
-                      *score.nsmallest(config.risk_maps).index]})
-    report.write_markdown(out / "report.md", config, result)
+    chosen = [*score.nlargest(config.risk_maps).index, *score.nsmallest(config.risk_maps).index]
+    with timer("risk maps + report"):
+        maps = report.risk_maps(out / "risk_maps", {
+            key: item for s in chosen for key, item in _map_slides(s, probs[s], patches[s][1])})
+        maps.to_csv(out / "risk_maps" / "risk_maps.csv", index=False)
+        report.write_markdown(out / "report.md", config, result)
+    timer.save(out / "stage_seconds.json")
+    print(timer.table())
+    _check_failures(config, excluded, result)
     return result
+
+
+def excluded_subjects(problems: pd.DataFrame) -> pd.DataFrame:
+    """The radiopathomics study's excluded-subjects table (``subject_id, stage, error``) of
+    the problems (:data:`PROBLEM_COLUMNS`)."""
+    return pd.DataFrame({"subject_id": problems["subject_id"], "stage": problems["stage"],
+                         "error": problems["field"] + ": " + problems["message"]})
+
+
+def _check_failures(config: SignatureStudyConfig, excluded: pd.DataFrame,
+                    result: StudyResult) -> None:
+    """Raise SubjectsFailedError when more subjects were left out than allowed."""
+    failed = excluded["subject_id"].nunique()
+    if not failed:
+        return
+    from radiograph.runner import allowed_failures
+    from radiograph.study import SubjectsFailedError
+
+    total = len(result.subjects) + len(set(excluded["subject_id"]) - set(result.subjects.index))
+    allowed = allowed_failures(config.allow_failures, total)
+    summary = (f"{failed} of {total} subjects left out of an analysis (at most {allowed} "
+               f"allowed by allow_failures {config.allow_failures}), see "
+               f"{Path(config.out) / 'excluded_subjects.csv'}:\n" + "\n".join(
+                   f"  {row.subject_id} ({row.stage}): {row.error}"
+                   for row in excluded.itertuples(index=False)))
+    if failed > allowed:
+        raise SubjectsFailedError(summary, excluded, pd.DataFrame())
+    print(summary, file=sys.stderr)
 
 
 def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tuple]]:
     """One row per usable subject (index subject_id), its patches and the problems found."""
-    manifest = load_manifest(config.manifest, check_files=False)
-    problems: list[tuple[str, str, str]] = []
+    manifest, found = validate_manifest(config.manifest, check_files=False,
+                                        keep_valid_rows=True)
+    if manifest is None:
+        raise ManifestError(Path(config.manifest), found)
+    problems: list[tuple[str, str, str, str]] = [
+        (p.subject_id, p.column, f"line {p.line}: {p.message}; left out", "manifest")
+        for p in found]
     bad_treatment = set()
     if config.treatment is not None:
         for p in binary_column_problems(manifest, config.treatment):
-            problems.append((p.subject_id, p.column, p.message))
+            problems.append((p.subject_id, p.column, f"line {p.line}: {p.message}; left out "
+                             "of the treatment analyses", "treatment"))
             bad_treatment.add(p.subject_id)
     rows, patches = [], {}
     for s in manifest.subjects:
@@ -199,12 +261,11 @@ def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tu
         if not files or missing:
             what = "no feature file" if not files else f"endpoint(s) {missing} unknown"
             problems.append((s.subject_id, "features" if not files else "endpoints",
-                             f"{what}; left out"))
+                             f"line {s.line}: {what}; left out", "features"))
             continue
         sets = [read_features(f) for f in files]
-        size = float(sets[0].attrs.get("patch_size_level0", 224))
         patches[s.subject_id] = (np.concatenate([f.features for f in sets]),
-                                 np.concatenate([f.coords for f in sets]), size)
+                                 [(f.coords, f.attrs) for f in sets])
         row = {"subject_id": s.subject_id, "centre": s.centre, **s.covariates}
         for e, (t, ev) in s.endpoints.items():
             row[f"{e}_time"], row[f"{e}_event"] = t, ev
@@ -222,6 +283,22 @@ def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tu
     table.loc[train, "cohort"] = "train"
     table.loc[internal, "cohort"] = "internal"
     return table, patches, problems
+
+
+def _map_slides(subject: str, prob: np.ndarray, slides: list[tuple[np.ndarray, dict]],
+                ) -> list[tuple[str, report.RiskMapSlide]]:
+    """One risk map per slide of a subject (its patches' share of ``prob``), keyed by the
+    subject id (one slide) or ``<subject>_<k>``; the slide is the features' ``source``."""
+    items, start = [], 0
+    for k, (coords, attrs) in enumerate(slides):
+        source = Path(str(attrs.get("source", ""))) if attrs.get("source") else None
+        item = report.RiskMapSlide(
+            prob[start:start + len(coords)], coords,
+            float(attrs.get("patch_size_level0", 224)), float(attrs.get("level0_mpp", 0.5)),
+            source if source is not None and source.is_file() else None)
+        items.append((subject if len(slides) == 1 else f"{subject}_{k}", item))
+        start += len(coords)
+    return items
 
 
 def _endpoint(config: SignatureStudyConfig, endpoint: str, table: pd.DataFrame, X: np.ndarray,
@@ -244,7 +321,8 @@ def _endpoint(config: SignatureStudyConfig, endpoint: str, table: pd.DataFrame, 
                         risk_group=np.where(score > cut, "high", "low"))
     tables = {
         "signature": pd.DataFrame({"feature": model.kept_, "coef": model.coef_}).assign(
-            alpha=model.alpha_, cutoff=cut),
+            alpha=model.alpha_, cutoff=cut,
+            cutoff_train_share_low=float((score[is_train] <= cut).mean())),
         "concordance": _concordance(config, data, time, event),
         "risk_groups": _risk_groups(data, time, event),
         "time_auc": _time_auc(config, data, time, event),
@@ -357,15 +435,23 @@ def _subgroups(config: SignatureStudyConfig, data: pd.DataFrame, time: str,
 
 def _meta(data: pd.DataFrame, time: str, event: str) -> pd.DataFrame:
     """Per-centre HR of high vs low risk, pooled by DerSimonian-Laird (validation centres and
-    the internal split; the training subjects are left out)."""
-    logs, ses, labels = [], [], []
+    the internal split; the training subjects are left out). A centre whose subjects all fall
+    in one risk group has no HR: it is listed in ``note`` and left out of the pooling."""
+    logs, ses, labels, skipped = [], [], [], []
     held = data[data["cohort"] != "train"]
     for centre, d in held.groupby("centre"):
+        if d["high_risk"].nunique() < 2 or not d[event].any():
+            skipped.append(f"{centre}: {len(d)} subjects all in one risk group or no event")
+            continue
         row = cox_regression(d, time, event, ["high_risk"]).table.iloc[0]
         logs.append(row["coef"]), ses.append(row["se"]), labels.append(str(centre))
+    note = "; ".join(skipped)
+    if not logs:
+        return pd.DataFrame({"label": ["none"], "note": [note or "no held-out centre"]})
     meta = meta_analysis(logs, ses, labels=labels, method="DL", exponentiate=True)
     return meta.forest_frame().assign(tau2=meta.tau2, i2=meta.i2, q=meta.q,
-                                      q_p_value=meta.q_p_value, pooled_p=meta.p_value)
+                                      q_p_value=meta.q_p_value, pooled_p=meta.p_value,
+                                      note=note)
 
 
 def save_config(config: SignatureStudyConfig, path: str | os.PathLike) -> None:

@@ -183,3 +183,39 @@ def test_roi_dir_lookup_by_slide_stem(tmp_path: Path) -> None:
     assert roi_for_slide(tmp_path / "x" / "A-1.svs", tmp_path) == tmp_path / "A-1.geojson"
     assert roi_for_slide(tmp_path / "B-2.svs", tmp_path) is None
     assert roi_for_slide(tmp_path / "A-1.svs", None) is None
+
+
+@pytest.mark.filterwarnings("ignore::radiograph.encoders.RandomWeightsWarning")
+def test_bad_rois_fail_their_own_slide_only_naming_slide_and_file(make_slide,
+                                                                  tmp_path: Path) -> None:
+    """extract-pathology over a cohort: a malformed GeoJSON and an ROI outside its slide fail
+    that slide's task (the error names the slide and the ROI file); the others go on."""
+    from radiograph.io.features import read_features
+    from radiograph.manifest import load_manifest
+    from radiograph.pathology.extract import ExtractionConfig, extract_cohort
+
+    slides = {name: make_slide(name=f"{name}.svs") for name in ("good", "bad", "far")}
+    rois = tmp_path / "rois"
+    rois.mkdir()
+    _write(rois, {"type": "Feature", "geometry": {
+        "type": "Polygon", "coordinates": [_ring(900, 650, 400, 40)]}}, "good.geojson")
+    _write(rois, "{not json", "bad.geojson")
+    _write(rois, {"type": "Feature", "geometry": {
+        "type": "Polygon", "coordinates": [_ring(5000, 1000, 300, 20)]}}, "far.geojson")
+    lines = ["subject_id,patient_id,centre,time,time_unit,event,slide_paths"]
+    lines += [f"S{i},P{i},A,{10 + i},months,1,{path.name}"
+              for i, path in enumerate(slides.values())]
+    (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
+    manifest = load_manifest(tmp_path / "manifest.csv", check_files=False)
+    config = ExtractionConfig(encoder="timm:resnet18", random_weights=True, num_workers=0,
+                              batch_size=8)
+    record = extract_cohort(manifest, tmp_path / "run", config, progress=False, roi_dir=rois)
+    status = {r.key: (r.status, r.error) for r in record.results}
+    assert status["S0/good"][0] == "done"
+    assert status["S1/bad"][0] == "failed" and status["S2/far"][0] == "failed"
+    assert "not readable GeoJSON" in status["S1/bad"][1]
+    assert str(rois / "bad.geojson") in status["S1/bad"][1]
+    assert "outside slide" in status["S2/far"][1] and "far.svs" in status["S2/far"][1]
+    assert str(rois / "far.geojson") in status["S2/far"][1]
+    kept = read_features(tmp_path / "run" / "features" / "pathology" / "S0" / "good.h5")
+    assert kept.attrs["tile_region"] == "roi" and len(kept.coords) > 0

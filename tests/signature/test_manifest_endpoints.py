@@ -71,3 +71,26 @@ def test_treatment_values_other_than_0_1_are_listed_and_the_rest_goes_on(tmp_pat
     assert "got 'yes'" in problems[0].message
     with pytest.raises(ValueError, match="'adjuvant'"):
         binary_column_problems(manifest, "adjuvant")
+
+
+def test_keep_valid_rows_returns_the_other_subjects_beside_the_problems(tmp_path: Path) -> None:
+    path = _write(tmp_path, [
+        "s1,p1,A,20,months,1,20,1,25,1,,,1",   # RFS after OS
+        "s2,p2,A,30,months,0,30,0,12,1,,,0",
+        "s3,p3,A,30,months,0,30,2,,,,,0",      # os_event not 0/1
+        "s4,p4,A,40,months,1,40,1,,,,,1",
+    ])
+    manifest, problems = validate_manifest(path, check_files=False, keep_valid_rows=True)
+    assert manifest is not None
+    assert [s.subject_id for s in manifest.subjects] == ["s2", "s4"]
+    assert {(p.line, p.subject_id, p.column) for p in problems} == {
+        (2, "s1", "rfs_time"), (4, "s3", "os_event")}
+    strict, _ = validate_manifest(path, check_files=False)
+    assert strict is None
+
+
+def test_keep_valid_rows_still_refuses_a_problem_of_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.csv"
+    path.write_text("subject_id,patient_id,centre,time,event\ns1,p1,A,20,1\n")  # no time_unit
+    manifest, problems = validate_manifest(path, check_files=False, keep_valid_rows=True)
+    assert manifest is None and problems and problems[0].column == "time_unit"
