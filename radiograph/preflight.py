@@ -282,12 +282,12 @@ def _patch_encoder(name: str, **kwargs: Any) -> Any:
 def check_aggregators(config: StudyConfig, found: _Findings) -> None:
     """Each aggregator's options are fields of its config and build a model (on every modality
     set it is trained on, as the trainer builds it)."""
-    from radiograph.nn.base import build_aggregator
-    from radiograph.train.trainer import AGGREGATOR_CONFIGS, aggregator_options
+    from radiograph.nn.registry import build_aggregator, option_names
+    from radiograph.train.trainer import aggregator_options
 
     for aggregator in config.aggregators:
         key = f"aggregator_options.{aggregator}"
-        fields = [f.name for f in dataclasses.fields(AGGREGATOR_CONFIGS[aggregator])]
+        fields = list(option_names(aggregator))
         options = config.aggregator_options.get(aggregator, {})
         unknown = [k for k in options if k not in fields]
         for name in unknown:

@@ -13,7 +13,7 @@ section                keys (dataclass)
 ``radiology``          :class:`~radiograph.radiology.config.RadiologyConfig`; ``null`` skips it
 ``graphs``             :class:`GraphSettings` (per-modality parameter overrides)
 ``training``           :class:`~radiograph.train.config.TrainConfig` fields, and ``seeds``
-``aggregators``        names of :data:`radiograph.train.config.AGGREGATORS`
+``aggregators``        names of :data:`radiograph.nn.registry.AGGREGATORS`
 ``aggregator_options`` per aggregator, the fields of its config (checked by the preflight)
 ``modality_sets``      lists of ``radiology`` / ``pathology``
 ``baselines``          :class:`SurvivalBaselines`, or :class:`ClassificationBaselines` with
@@ -53,10 +53,11 @@ from typing import Any, Iterable, Literal
 import yaml
 
 from radiograph.graph.params import STEP_DEFAULTS
+from radiograph.nn.registry import AGGREGATORS
 from radiograph.pathology.config import ExtractionConfig
 from radiograph.radiology.config import RadiologyConfig
 from radiograph.runner import parse_allow_failures
-from radiograph.train.config import AGGREGATORS, TASKS, ConfigError, TrainConfig
+from radiograph.train.config import TASKS, ConfigError, TrainConfig
 
 #: The name :mod:`radiograph.study` gave :class:`ConfigError`, kept for its callers.
 StudyConfigError = ConfigError
@@ -248,7 +249,7 @@ class StudyConfig:
     radiology: dict[str, Any] | None = field(default_factory=dict)
     graphs: dict[str, Any] = field(default_factory=lambda: {"method": "slidegraph"})
     training: dict[str, Any] = field(default_factory=dict)
-    aggregators: tuple[str, ...] = ("mean", "abmil", "sparra")
+    aggregators: tuple[str, ...] = AGGREGATORS
     aggregator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     modality_sets: tuple[tuple[str, ...], ...] = (
         ("radiology",), ("pathology",), ("radiology", "pathology"))

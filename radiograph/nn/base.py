@@ -3,6 +3,7 @@
 An aggregator turns a :class:`~radiograph.nn.batch.SubjectBatch` into one prediction, one
 subject vector and one importance per node. A subject lacking a modality still gets a
 prediction: its block of the subject vector is zeros and the head uses the modalities it has.
+Aggregators are declared, and built by name, in :mod:`radiograph.nn.registry`.
 """
 
 from __future__ import annotations
@@ -288,44 +289,3 @@ class GatedAttention(torch.nn.Module):
             gated = gated.mul_(keep_a.mul_(keep_b))
         return self.out(gated)
 
-
-def build_aggregator(
-    name: str,
-    in_dims: Mapping[str, int],
-    task: Task = "survival",
-    num_classes: int = 2,
-    **options: Any,
-) -> Aggregator:
-    """Build an aggregator by name from keyword options (e.g. a YAML mapping).
-
-    Args:
-        name: ``"sparra"``, ``"abmil"`` or ``"mean"``.
-        in_dims: modality -> input feature dimension.
-        task: ``"survival"`` or ``"classification"``.
-        num_classes: number of classes for classification.
-        **options: fields of the aggregator's config dataclass (:class:`SparraConfig`,
-            :class:`AbmilConfig`, :class:`MeanConfig`); missing fields take paper defaults.
-
-    Raises:
-        ValueError: unknown name or option.
-    """
-    from radiograph.nn.abmil import Abmil, AbmilConfig
-    from radiograph.nn.mean import MeanConfig, MeanPool
-    from radiograph.nn.sparra import Sparra, SparraConfig
-
-    registry: dict[str, tuple[type, type]] = {
-        "sparra": (SparraConfig, Sparra),
-        "abmil": (AbmilConfig, Abmil),
-        "mean": (MeanConfig, MeanPool),
-    }
-    key = name.lower()
-    if key not in registry:
-        raise ValueError(f"unknown aggregator {name!r}; choose one of {sorted(registry)}")
-    config_cls, model_cls = registry[key]
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = set(options) - fields
-    if unknown:
-        raise ValueError(
-            f"aggregator {key!r}: unknown options {sorted(unknown)}; allowed {sorted(fields)}"
-        )
-    return model_cls(in_dims, config_cls(**options), task=task, num_classes=num_classes)

@@ -1,5 +1,6 @@
 """Survival evaluation of subject vectors: univariate Cox screening, the paper's four
-classical baselines tuned by inner CV, per-fold metrics and risk groups."""
+classical baselines tuned by inner CV, their per-fold fitting (:func:`fit_fold_baselines`, the
+one path of studies and :func:`run_baselines`), per-fold metrics and risk groups."""
 
 from radiograph.survival.baselines import (
     BASELINES,
@@ -9,6 +10,7 @@ from radiograph.survival.baselines import (
     make_baseline,
     run_baselines,
 )
+from radiograph.survival.folds import FoldBaselines, fit_fold_baselines
 from radiograph.survival.metrics import (
     LOWER_IS_BETTER,
     SURVIVAL_METRICS,
@@ -30,6 +32,7 @@ from radiograph.survival.screening import UnivariateCoxSelector, screen, univari
 __all__ = [
     "BASELINES",
     "DEFAULT_GRIDS",
+    "FoldBaselines",
     "LOWER_IS_BETTER",
     "SURVIVAL_METRICS",
     "KaplanMeierCurve",
@@ -39,6 +42,7 @@ __all__ = [
     "default_tau",
     "evaluate_survival",
     "evaluation_times",
+    "fit_fold_baselines",
     "inner_splits",
     "make_baseline",
     "risk_score",

@@ -40,7 +40,6 @@ from sksurv.svm import FastSurvivalSVM
 from sksurv.util import check_y_survival
 from tqdm.auto import tqdm
 
-from radiograph.survival.metrics import evaluate_survival
 from radiograph.survival.screening import UnivariateCoxSelector
 
 BASELINES = ("rsf", "coxph", "coxnet", "fsvm")
@@ -267,46 +266,56 @@ def run_baselines(
     names: Sequence[str] = BASELINES,
     seed: int = 0,
     screening: bool = True,
+    screening_p: float = 0.2,
+    scaling: bool = True,
     inner_folds: int = 5,
     grids: Mapping[str, Mapping[str, Sequence]] | None = None,
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     n_jobs: int | None = None,
+    patient_ids: Sequence | None = None,
+    n_boot: int = 0,
 ) -> pd.DataFrame:
     """Fit every baseline on every outer training fold and evaluate it on the test fold.
+
+    Each fold goes through :func:`radiograph.survival.folds.fit_fold_baselines`, as a study's
+    folds do; a model that fails on a fold gets NaN metrics and a ``UserWarning`` saying why.
 
     Args:
         X: (n_subjects, n_features) subject vectors.
         y: scikit-survival structured array (event, time) of the subjects.
         splits: outer folds as (train indices, test indices).
         names: baselines to run.
-        seed, screening, inner_folds, n_jobs: as in :func:`make_baseline`.
+        seed, screening, screening_p, scaling, inner_folds, n_jobs: as in
+            :func:`make_baseline` (``seed`` also seeds the bootstrap).
         grids: per baseline name, its ``grids`` argument of :func:`make_baseline`.
         model_params: per baseline name, its ``model_params`` argument.
+        patient_ids: (n_subjects,) patient of each subject, resampled by the bootstrap.
+        n_boot: bootstrap resamples of each fold's test metrics (0: no intervals).
 
     Returns:
         Long DataFrame with columns ``model``, ``fold``, ``metric``, ``value`` (metrics of
         :func:`radiograph.survival.metrics.evaluate_survival`).
     """
+    from radiograph.survival.folds import fit_fold_baselines
+
     values = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
-    rows = []
-    jobs = [(fold, name) for fold in range(len(splits)) for name in names]
-    for fold, name in tqdm(jobs, desc="baselines", leave=False, disable=None):  # terminal only
-        train, test = splits[fold]
-        model = make_baseline(
-            name,
-            screening=screening,
-            seed=seed,
-            inner_folds=inner_folds,
-            grids=(grids or {}).get(name),
-            model_params=(model_params or {}).get(name),
-            n_jobs=n_jobs,
-        ).fit(values[train], y[train])
-        metrics = evaluate_survival(model, y[train], y[test], values[test])
-        rows += [
-            {"model": name, "fold": fold, "metric": key, "value": value}
-            for key, value in metrics.items()
-        ]
-    return pd.DataFrame(rows, columns=["model", "fold", "metric", "value"])
+    patients = None if patient_ids is None else np.asarray(patient_ids)
+    tables = []
+    for fold, (train, test) in enumerate(tqdm(splits, desc="baselines", leave=False,
+                                              disable=None)):  # a bar on a terminal only
+        rows = np.concatenate([train, test])
+        is_test = np.arange(len(rows)) >= len(train)
+        result = fit_fold_baselines(
+            values[rows], y[rows], is_test, names=names, seed=seed, screening=screening,
+            screening_p=screening_p, scaling=scaling, inner_folds=inner_folds, grids=grids,
+            model_params=model_params, n_jobs=n_jobs,
+            patient_ids=None if patients is None else patients[rows], n_boot=n_boot)
+        for note in result.notes:
+            warnings.warn(f"baselines, fold {fold}: {note}", UserWarning, stacklevel=2)
+        tables.append(result.metrics.assign(fold=fold))
+    columns = ["model", "fold", "metric", "value"]
+    return pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(
+        columns=columns)
 
 
 def _make_model(name: str, seed: int, n_jobs: int | None) -> BaseEstimator:

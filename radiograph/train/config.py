@@ -27,9 +27,9 @@ from typing import Any
 import yaml
 
 from radiograph.devices import PRECISIONS
+from radiograph.nn.registry import AGGREGATORS
 
 TASKS = ("survival", "classification")
-AGGREGATORS = ("sparra", "abmil", "mean")
 TIES = ("efron", "breslow")
 
 SPARRA_REFERENCE_TRAINING: dict[str, Any] = {"ties": "breslow", "weight_decay": 0.0}
@@ -56,7 +56,7 @@ class TrainConfig:
             block order of the subject vector.
         task: ``"survival"`` (Cox loss on time/event) or ``"classification"`` (cross-entropy on
             the manifest's ``label``).
-        aggregator: ``"sparra"``, ``"abmil"`` or ``"mean"``.
+        aggregator: a registered name (:data:`radiograph.nn.registry.AGGREGATORS`).
         aggregator_options: fields of the aggregator's config dataclass (e.g. ``pool_ratio``);
             ``dropout`` is set by the top-level key, not here. SPARRA's ``preset: reference``
             also sets ``ties`` and ``weight_decay`` (:data:`SPARRA_REFERENCE_TRAINING`; any
@@ -137,7 +137,7 @@ class TrainConfig:
         if self.task not in TASKS:
             fail("task", f"must be one of {TASKS}, got {self.task!r}")
         if str(self.aggregator).lower() not in AGGREGATORS:
-            fail("aggregator", f"must be one of {AGGREGATORS}, got {self.aggregator!r}")
+            fail("aggregator", f"must be one of {list(AGGREGATORS)}, got {self.aggregator!r}")
         object.__setattr__(self, "aggregator", str(self.aggregator).lower())
         if not isinstance(self.aggregator_options, dict):
             fail("aggregator_options", f"must be a mapping, got {self.aggregator_options!r}")

@@ -30,14 +30,12 @@ All files are written atomically. On CPU a fixed seed gives identical outputs tw
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
 import hashlib
 import json
 import time
-from collections.abc import Mapping
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,25 +50,19 @@ from tqdm.auto import tqdm
 from radiograph.devices import autocast, grad_scaler, host_memory_reuse, resolve_device
 from radiograph.io.atomic import atomic_open, atomic_path, read_json, write_json
 from radiograph.manifest import Manifest, load_manifest
-from radiograph.provenance import digest_of, file_fingerprint
 from radiograph.nn import (
-    AbmilConfig,
     Aggregator,
-    MeanConfig,
-    SparraConfig,
     SubjectBatch,
-    build_aggregator,
     collate_subjects,
     cox_nll,
     cross_entropy_loss,
 )
+from radiograph.nn.registry import build_aggregator, option_names
+from radiograph.provenance import digest_of, file_fingerprint
 from radiograph.runner import terminal_only
 from radiograph.train.config import TrainConfig
 from radiograph.train.data import GraphCohort, SubjectRecord, load_graph_cohort, node_scaling
 from radiograph.train.splits import load_or_create_splits, make_splits
-
-AGGREGATOR_CONFIGS = {"sparra": SparraConfig, "abmil": AbmilConfig, "mean": MeanConfig}
-"""Config dataclass of each aggregator, to know which take the top-level ``dropout``."""
 
 HASH_EXCLUDED = ("run_folds", "device", "out_dir", "graphs_dir", "manifest", "splits")
 """Settings that do not change a fold's result (device: up to floating-point order), and the
@@ -144,10 +136,10 @@ class Predictions:
 
 
 def aggregator_options(config: TrainConfig) -> dict[str, Any]:
-    """The aggregator's options: ``aggregator_options`` plus ``dropout`` where it has one."""
+    """The aggregator's options: ``aggregator_options`` plus ``dropout`` where its config has
+    that field (:func:`radiograph.nn.registry.option_names`)."""
     options = dict(config.aggregator_options)
-    fields = {f.name for f in dataclasses.fields(AGGREGATOR_CONFIGS[config.aggregator])}
-    if "dropout" in fields:
+    if "dropout" in option_names(config.aggregator):
         options["dropout"] = config.dropout
     return options
 
@@ -599,6 +591,44 @@ def choose_restart(
     return chosen, summary, log
 
 
+@dataclass
+class FoldFit:
+    """A fold's trained model and its outputs, before they are written (:func:`fit_fold`).
+
+    Attributes:
+        model: the trained aggregator (on ``device``).
+        records: the fold's training subjects, then its test subjects.
+        is_test: (n,) bool, True for the test subjects of ``records``.
+        predictions: evaluation-mode outputs for ``records``.
+        metrics: see :attr:`FoldResult.metrics`.
+        log: epoch rows of the selection runs (``run="selection"``), then of the final run.
+        restarts: one row per restart (``restart``, ``seed``, ``inner_val_loss``); empty with
+            one restart.
+        chosen: the restart trained on the whole training fold.
+        device: where it was computed.
+    """
+
+    model: Aggregator
+    records: list[SubjectRecord]
+    is_test: np.ndarray
+    predictions: Predictions
+    metrics: dict[str, float]
+    log: list[dict[str, float]]
+    restarts: list[dict[str, float]]
+    chosen: int
+    device: torch.device
+
+    @property
+    def n_train(self) -> int:
+        """Training subjects."""
+        return int((~self.is_test).sum())
+
+    @property
+    def n_test(self) -> int:
+        """Test subjects."""
+        return int(self.is_test.sum())
+
+
 def train_fold(
     config: TrainConfig,
     cohort: GraphCohort,
@@ -608,7 +638,9 @@ def train_fold(
     graphs: GraphFingerprints | None = None,
     progress: bool = True,
 ) -> FoldResult:
-    """Train and evaluate one fold; write its outputs (see the module docstring).
+    """Train and evaluate one fold and write its outputs (see the module docstring), unless it
+    is finished with the same digest: :func:`current_fold`, :func:`fit_fold`,
+    :func:`write_fold`.
 
     Args:
         config: the training settings.
@@ -628,20 +660,54 @@ def train_fold(
         FoldConflictError: the fold folder holds a finished fold of other settings.
         ValueError: no training or no test subject has graphs.
     """
-    fold_dir = config.model_dir / f"fold_{fold}"
-    summary_path = fold_dir / "summary.json"
     if graphs is None:
         graphs = graph_fingerprints(config.graphs_dir, cohort.modalities,
                                     [*split["train"], *split["test"]])
     inputs = fold_inputs(cohort, split, graphs)
+    done, reason = current_fold(config, fold, inputs)
+    if done is not None:
+        return done
+    start = time.perf_counter()
+    result = fit_fold(config, cohort, fold, split, progress=progress)
+    return write_fold(config, cohort, fold, result, inputs, start=start, retrained=reason)
+
+
+def current_fold(
+    config: TrainConfig, fold: int, inputs: Mapping[str, Any]
+) -> tuple[FoldResult | None, str]:
+    """The resume check: the fold's :class:`FoldResult` (``skipped=True``) when it is finished
+    with the digest of ``inputs`` (:func:`fold_status`), else None and why it is retrained
+    ("" for a new fold). A fold to retrain loses its ``summary.json`` here, so that a killed
+    retraining does not leave stale results marked finished.
+
+    Raises:
+        FoldConflictError: the fold folder holds a finished fold of other settings.
+    """
+    fold_dir = config.model_dir / f"fold_{fold}"
     status, reason = fold_status(config, fold, inputs)
     if status == "current":
-        summary = read_json(summary_path)
+        summary = read_json(fold_dir / "summary.json")
         return FoldResult(fold, fold_dir, summary["n_train"], summary["n_test"],
-                          summary["metrics"], summary["seconds"], skipped=True)
-    # from here the old results are stale: a killed retraining must not leave them "finished"
-    summary_path.unlink(missing_ok=True)
+                          summary["metrics"], summary["seconds"], skipped=True), ""
+    (fold_dir / "summary.json").unlink(missing_ok=True)
+    return None, reason
 
+
+def fit_fold(
+    config: TrainConfig,
+    cohort: GraphCohort,
+    fold: int,
+    split: Mapping[str, Sequence[str]],
+    *,
+    progress: bool = True,
+) -> FoldFit:
+    """Train the fold's model on its training subjects (choosing between ``config.restarts``
+    initialisations first, :func:`choose_restart`) and predict every fold subject; writes
+    nothing. Warns when the training or test subjects hold no event (survival).
+
+    Raises:
+        ValueError: no training or no test subject has graphs.
+    """
     train = cohort.select(split["train"])
     test = cohort.select(split["test"])
     if not train or not test:
@@ -654,12 +720,9 @@ def train_fold(
                     f"fold {fold}: no event among its {len(subset)} {name} subjects; "
                     + ("the Cox loss is 0 and the model stays at its initialisation"
                        if name == "training" else "its C-index is undefined (NaN)"),
-                    stacklevel=2,
+                    stacklevel=3,
                 )
-    start = time.perf_counter()
     device = resolve_device(config.device)
-    num_classes = len(cohort.classes) if cohort.classes else 2
-    options = aggregator_options(config)
     restarts: list[dict[str, float]] = []
     log: list[dict[str, float]] = []
     chosen = 0
@@ -673,23 +736,47 @@ def train_fold(
     preds = predict(model, records, config.batch_size, device, config.precision)
     is_test = np.array([False] * len(train) + [True] * len(test))
     metrics = _metrics(records, preds, is_test, config.task)
+    return FoldFit(model, records, is_test, preds, metrics, log, restarts, chosen, device)
 
+
+def write_fold(
+    config: TrainConfig,
+    cohort: GraphCohort,
+    fold: int,
+    result: FoldFit,
+    inputs: Mapping[str, Any],
+    *,
+    start: float,
+    retrained: str = "",
+) -> FoldResult:
+    """Write a fitted fold's files (module docstring), ``summary.json`` last, each atomically.
+
+    Args:
+        config, cohort, fold: as in :func:`train_fold`.
+        result: the fitted fold (:func:`fit_fold`).
+        inputs: its :func:`fold_inputs`, recorded with their digest in ``summary.json``.
+        start: ``time.perf_counter()`` when the fold began; ``seconds`` runs to the last file
+            before the summary.
+        retrained: why a finished fold was trained again ("" when it was not).
+    """
+    fold_dir = config.model_dir / f"fold_{fold}"
+    records, is_test, preds = result.records, result.is_test, result.predictions
     with atomic_path(fold_dir / "checkpoint.pt") as tmp:
         torch.save(
             {
-                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "state_dict": {k: v.cpu() for k, v in result.model.state_dict().items()},
                 "aggregator": config.aggregator,
-                "options": options,
+                "options": aggregator_options(config),
                 "in_dims": cohort.in_dims,
                 "task": config.task,
-                "num_classes": num_classes,
+                "num_classes": len(cohort.classes) if cohort.classes else 2,
                 "classes": cohort.classes,
                 "fold": fold,
                 "config": config.to_dict(),
             },
             tmp,
         )
-    _write_log(fold_dir / "train_log.csv", log)
+    _write_log(fold_dir / "train_log.csv", result.log)
     _write_predictions(fold_dir / "predictions.csv", records, preds, is_test, config.task)
     with atomic_path(fold_dir / "embeddings.npz") as tmp:
         with open(tmp, "wb") as fh:
@@ -702,21 +789,22 @@ def train_fold(
     for record, importance in zip(records, preds.importance):
         _write_importance(fold_dir / "importance", record, importance)
     seconds = time.perf_counter() - start
-    write_json(summary_path, {
+    write_json(fold_dir / "summary.json", {
         "fold": fold,
         "settings_hash": settings_hash(config),
         "fold_digest": fold_digest(config, inputs),
-        "n_train": len(train),
-        "n_test": len(test),
-        "metrics": metrics,
+        "n_train": result.n_train,
+        "n_test": result.n_test,
+        "metrics": result.metrics,
         "seconds": seconds,
-        "device": str(device),
-        "restarts": restarts,
-        "chosen_restart": chosen,
+        "device": str(result.device),
+        "restarts": result.restarts,
+        "chosen_restart": result.chosen,
         "config": config.to_dict(),
         "fold_inputs": inputs,
     })
-    return FoldResult(fold, fold_dir, len(train), len(test), metrics, seconds, retrained=reason)
+    return FoldResult(fold, fold_dir, result.n_train, result.n_test, result.metrics, seconds,
+                      retrained=retrained)
 
 
 def load_fold_model(checkpoint: str | Path, device: str = "cpu") -> Aggregator:
@@ -735,20 +823,48 @@ def strata_of(manifest: Manifest, task: str) -> list[str]:
     return [str(s.label) for s in manifest.subjects]
 
 
-def run_cross_validation(config: TrainConfig, *, progress: bool = True) -> list[FoldResult]:
-    """Train and evaluate the configured model on the outer folds (``radiograph train``).
+@dataclass(frozen=True)
+class TrainingData:
+    """What every model trained on one modality set reads: the manifest, its graphs and their
+    fingerprints (:func:`load_training_data`). A study loads it once per modality set and
+    shares it between its aggregators and seeds; training only reads it.
 
-    Loads the manifest and graphs, reads or creates the shared splits file (patient-level,
-    stratified by event or label, over every manifest subject), then runs
-    :func:`train_fold` on each fold of ``config.fold_indices``. Finished folds with the same
-    digest are skipped; the folds whose data changed (:func:`fold_status`) are retrained,
-    and how many is printed first.
+    Attributes:
+        graphs_dir: the graph folder it was read from.
+        manifest: the cohort manifest.
+        cohort: the subjects with graphs for ``cohort.modalities``.
+        graphs: fingerprints of the graph files, taken before they were read.
+        task: the task the targets were read for.
+    """
 
-    Returns:
-        One :class:`FoldResult` per fold run.
+    graphs_dir: Path
+    manifest: Manifest
+    cohort: GraphCohort
+    graphs: GraphFingerprints
+    task: str
+
+    def check_matches(self, config: TrainConfig) -> None:
+        """Raise ValueError (naming the field) unless ``config`` reads these data."""
+        wanted = {"graphs_dir": (Path(config.graphs_dir), self.graphs_dir),
+                  "manifest": (Path(config.manifest), self.manifest.path),
+                  "modalities": (tuple(config.modalities), self.cohort.modalities),
+                  "task": (config.task, self.task)}
+        for name, (expected, held) in wanted.items():
+            if expected != held:
+                raise ValueError(f"data: loaded for {name} {held!r}, the config has {expected!r}")
+
+
+def load_training_data(config: TrainConfig, *, progress: bool = True) -> TrainingData:
+    """Read ``config``'s manifest and graphs (``graphs_dir``, ``modalities``, ``task``).
+
+    The graph files are fingerprinted before they are read, so a graph rewritten meanwhile
+    makes the next run retrain the folds that use it.
+
+    Raises:
+        ValueError: a survival task whose subjects with graphs hold no event, or as
+            :func:`radiograph.train.data.load_graph_cohort`.
     """
     manifest = load_manifest(config.manifest, check_files=False)
-    # fingerprinted before reading: a graph rewritten meanwhile makes the next run retrain
     graphs = graph_fingerprints(config.graphs_dir, config.modalities,
                                 [s.subject_id for s in manifest.subjects])
     cohort = load_graph_cohort(config.graphs_dir, manifest, config.modalities, config.task,
@@ -758,6 +874,38 @@ def run_cross_validation(config: TrainConfig, *, progress: bool = True) -> list[
             f"{manifest.path}: column 'event' is 0 for all {len(cohort.records)} subjects with "
             "graphs; a survival model needs at least one observed event"
         )
+    return TrainingData(Path(config.graphs_dir), manifest, cohort, graphs, config.task)
+
+
+def run_cross_validation(
+    config: TrainConfig, *, data: TrainingData | None = None, progress: bool = True
+) -> list[FoldResult]:
+    """Train and evaluate the configured model on the outer folds (``radiograph train``).
+
+    Loads the manifest and graphs (unless ``data`` holds them), reads or creates the shared
+    splits file (patient-level, stratified by event or label, over every manifest subject),
+    then runs :func:`train_fold` on each fold of ``config.fold_indices``. Finished folds with
+    the same digest are skipped; the folds whose data changed (:func:`fold_status`) are
+    retrained, and how many is printed first. Only the folds of ``config.run_folds`` are
+    checked and retrained, by design: a subset run after a data change leaves the other
+    folds as they were (stale until they are run; each fold's digest says which data it saw).
+
+    Args:
+        config: the training settings.
+        data: the manifest and graphs, already loaded (:func:`load_training_data`) for this
+            config's ``graphs_dir``, ``manifest``, ``modalities`` and ``task``.
+        progress: show progress bars (on a terminal).
+
+    Returns:
+        One :class:`FoldResult` per fold run.
+
+    Raises:
+        ValueError: ``data`` was loaded for other graphs, manifest, modalities or task.
+    """
+    if data is None:
+        data = load_training_data(config, progress=progress)
+    data.check_matches(config)
+    manifest, cohort, graphs = data.manifest, data.cohort, data.graphs
     folds = load_or_create_splits(
         config.splits_path,
         [s.subject_id for s in manifest.subjects],
