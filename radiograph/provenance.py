@@ -1,7 +1,7 @@
 """What each output was made from, so that a rerun redoes exactly the outputs that changed.
 
-Every per-subject output (feature h5, thumbnail, graph) and every fold's baselines table has a
-small JSON sidecar ``<output>.prov.json``, written atomically::
+Every per-subject output (feature h5, thumbnail, graph), the study's habitat model and every
+fold's baselines table has a small JSON sidecar ``<output>.prov.json``, written atomically::
 
     {"format": 1,
      "output_fingerprint": "...",        # binds the record to this very file (None: pending)
@@ -16,7 +16,8 @@ and a digest of its settings) and :func:`is_current` compares it with the record
 redone when its record is missing (made by an older version, or lost), unreadable, belongs to
 another file (the output was rewritten after its record), or differs in inputs, upstream
 digests or settings. Training folds keep their digest in ``summary.json`` instead
-(:mod:`radiograph.train.trainer`).
+(:mod:`radiograph.train.trainer`); the report's statistics and figures keep one record per
+group of outputs (:mod:`radiograph.report.cache`).
 
 A stage writes the record twice: pending (no output fingerprint) before it writes its outputs
 (:func:`begin_outputs`, which first removes the outputs that are not current), and bound to

@@ -249,7 +249,14 @@ def extract_pathology(config: StudyConfig, manifest: Manifest, backend: Backend,
 def extract_radiology(config: StudyConfig, manifest: Manifest, backend: Backend,
                       progress: bool) -> RunRecord:
     """CT + mask -> unit features (``features/radiology``). Habitat units without a given
-    model fit one on every subject's tumour voxels (unsupervised: no outcome is used)."""
+    model fit one on every subject's tumour voxels (unsupervised: no outcome is used).
+
+    The fitted ``habitat_model.json`` has a provenance record (:func:`habitat_provenance`):
+    it is refitted when a subject it is fitted on, one of their volumes or masks, or a setting
+    of the fit changed; a refitted model changes every subject's features (it is an input of
+    each), so they and everything downstream are redone.
+    """
+    from radiograph.provenance import discard, is_current, write_provenance
     from radiograph.radiology.extract import (
         RadiologyConfig,
         extract_cohort,
@@ -262,15 +269,44 @@ def extract_radiology(config: StudyConfig, manifest: Manifest, backend: Backend,
     jobs = radiology_jobs(manifest, config.out_dir)
     if options.get("units") == "habitat" and not options.get("habitat_model"):
         model_path = features_dir(config.out_dir) / "habitat_model.json"
-        if not model_path.exists():
-            model, failures = fit_habitat_model(jobs, RadiologyConfig(**{**options, "units": "grid"}),
-                                                progress=progress)
+        fit_config = RadiologyConfig(**{**options, "units": "grid"})
+        expected = habitat_provenance(jobs, fit_config)
+        current, reason = is_current(model_path, expected)
+        if not current:
+            if model_path.exists():
+                print(f"habitat model: refitting ({reason})", flush=True)
+            discard(model_path)
+            model, failures = fit_habitat_model(jobs, fit_config, progress=progress)
             model.save(model_path)
+            write_provenance(model_path, expected)
             for subject, error in failures:
                 print(f"habitat fit: left out {subject}: {error}", file=sys.stderr)
         options["habitat_model"] = str(model_path)
     return extract_cohort(jobs, config.out_dir, RadiologyConfig(**options), backend=backend,
                           progress=progress)
+
+
+def habitat_provenance(jobs: Sequence[Any], config: Any) -> Provenance:
+    """What the study's habitat model is fitted on: the fingerprints of every subject's
+    volume(s) and mask (named ``<subject>/volume_<i>``, ``<subject>/mask``; a subject added
+    or removed changes the names) and the settings of the fit (the volume loading options,
+    the seed and the candidate K).
+
+    Args:
+        jobs: the :class:`radiograph.radiology.extract.RadiologyJob` s the model is fitted on.
+        config: the :class:`radiograph.radiology.config.RadiologyConfig` of the fit.
+    """
+    from radiograph.radiology.config import DEFAULT_K_RANGE
+
+    files: dict[str, Path] = {}
+    for job in jobs:
+        files.update({f"{job.subject_id}/volume_{i}": p for i, p in enumerate(job.volume_paths)})
+        files[f"{job.subject_id}/mask"] = job.mask_path
+    settings = {"spacing_mm": config.spacing_mm, "resample_mask": config.resample_mask,
+                "mask_label": config.mask_label, "hu_window": config.hu_window,
+                "seed": config.seed, "k_range": DEFAULT_K_RANGE,
+                "modalities": {job.subject_id: job.modality for job in jobs}}
+    return make_provenance(settings, files=files)
 
 
 def build_graphs(config: StudyConfig, backend: Backend, progress: bool) -> list[RunRecord]:
@@ -301,21 +337,31 @@ class TrainedModel:
 
 def train_models(config: StudyConfig, progress: bool) -> list[TrainedModel]:
     """Cross-validate every aggregator on every modality set, for each seed of the repeated
-    cross-validation; the models of one seed share one splits file."""
-    from radiograph.train.trainer import format_results, run_cross_validation
+    cross-validation; the models of one seed share one splits file.
 
-    trained = []
-    for seed in config.seeds:
-        for modalities in config.modality_sets:
+    The graphs of a modality set are loaded once and shared by its aggregators and seeds
+    (:func:`radiograph.train.trainer.load_training_data`), then released before the next set:
+    memory holds one modality set's graphs at a time. Returns the models in (seed, modality
+    set, aggregator) order.
+    """
+    from radiograph.train.trainer import format_results, load_training_data, run_cross_validation
+
+    trained = {}
+    for modalities in config.modality_sets:
+        data = None
+        for seed in config.seeds:
             for aggregator in config.aggregators:
                 train_config = config.train_config(aggregator, modalities, seed)
+                if data is None:
+                    data = load_training_data(train_config, progress=progress)
                 repeat = f" (seed {seed})" if len(config.seeds) > 1 else ""
                 print(f"-- {aggregator} on {' + '.join(modalities)}{repeat}", flush=True)
-                results = run_cross_validation(train_config, progress=progress)
+                results = run_cross_validation(train_config, data=data, progress=progress)
                 print(format_results(results))
-                trained.append(TrainedModel(aggregator, modalities,
-                                            tuple(r.fold_dir for r in results), seed))
-    return trained
+                trained[seed, modalities, aggregator] = TrainedModel(
+                    aggregator, modalities, tuple(r.fold_dir for r in results), seed)
+    return [trained[seed, modalities, aggregator] for seed in config.seeds
+            for modalities in config.modality_sets for aggregator in config.aggregators]
 
 
 def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[TrainedModel],
@@ -399,61 +445,36 @@ def summarise_warnings(caught: Sequence[warnings.WarningMessage], stage: str) ->
 
 def _fold_baselines(config: StudyConfig, manifest: Manifest, fold_dir: Path,
                     seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from sklearn.exceptions import FitFailedWarning
+    """The survival baselines of one fold (:func:`radiograph.survival.fit_fold_baselines`) on
+    its subject vectors (``embeddings.npz``); problems are printed, one line each.
+
+    Returns:
+        Long metrics (model, metric, value) and every subject's risk (model, subject_id,
+        split, risk).
+    """
     from sksurv.util import Surv
 
-    from radiograph.survival import (
-        BASELINES,
-        SURVIVAL_METRICS,
-        evaluate_survival,
-        make_baseline,
-        risk_score,
-    )
+    from radiograph.survival import BASELINES, fit_fold_baselines
 
     options = dict(config.baselines)
     names = options.pop("models", BASELINES)
-    grids = options.pop("grids", {}) or {}
-    model_params = options.pop("model_params", {}) or {}
-    n_boot = int(config.report.get("n_boot", 0))
     embeddings = np.load(fold_dir / "embeddings.npz")
     subjects = manifest.by_id()
     ids = [str(s) for s in embeddings["subject_ids"]]
-    x = np.asarray(embeddings["x"], dtype=np.float64)
     test = np.asarray(embeddings["split"]) == "test"
     y = Surv.from_arrays([bool(subjects[s].event) for s in ids], [subjects[s].time for s in ids])
-    patients = np.array([subjects[s].patient_id for s in ids])
-    rows, risks = [], []
-    for name in names:
-        model = make_baseline(name, seed=seed, grids=grids.get(name),
-                              model_params=model_params.get(name), **options)
-        try:
-            with warnings.catch_warnings():
-                # an inner-CV candidate that fails to fit scores NaN and is not chosen
-                warnings.simplefilter("ignore", category=UserWarning)
-                warnings.simplefilter("ignore", category=FitFailedWarning)
-                model.fit(x[~test], y[~test])
-            metrics = evaluate_survival(model, y[~test], y[test], x[test],
-                                        patient_ids=patients[test], n_boot=n_boot, seed=seed)
-        except (ValueError, ArithmeticError) as err:  # a fold too small, no events, divergence
-            reason = str(err).strip().splitlines()[0]
-            print(f"baselines: {name} on {fold_dir} failed, its metrics are N/A: {reason}",
-                  file=sys.stderr)
-            rows += [{"model": name, "metric": k, "value": np.nan} for k in SURVIVAL_METRICS]
-            continue
-        rows += [{"model": name, "metric": k, "value": v} for k, v in metrics.items()]
-        risk = risk_score(model, x)
-        if np.ptp(risk[test]) == 0:
-            why = {"rsf": f"min_samples_leaf may be too large for {int((~test).sum())} training "
-                          "subjects (baselines.model_params.rsf)",
-                   "coxnet": "the inner CV chose an alpha that zeroes every coefficient"}
-            print(f"baselines: {name} on {fold_dir} gives every test subject the same risk "
-                  f"(C-index 0.5); {why.get(name, 'no feature carries signal')}",
-                  file=sys.stderr)
-        risks.append(pd.DataFrame({"model": name, "subject_id": ids,
-                                   "split": np.where(test, "test", "train"), "risk": risk}))
+    fitted = fit_fold_baselines(
+        embeddings["x"], y, test, names=names, seed=seed,
+        patient_ids=[subjects[s].patient_id for s in ids],
+        n_boot=int(config.report.get("n_boot", 0)), **options)
+    for note in fitted.notes:
+        print(f"baselines on {fold_dir}: {note}", file=sys.stderr)
     columns = ["model", "subject_id", "split", "risk"]
+    risks = [pd.DataFrame({"model": name, "subject_id": ids,
+                           "split": np.where(test, "test", "train"), "risk": risk})
+             for name, risk in fitted.risks.items()]
     risks = pd.concat(risks, ignore_index=True) if risks else pd.DataFrame(columns=columns)
-    return pd.DataFrame(rows), risks[columns]
+    return fitted.metrics, risks[columns]
 
 
 def _extractor_label(config: StudyConfig, modalities: Sequence[str]) -> str:
@@ -463,18 +484,17 @@ def _extractor_label(config: StudyConfig, modalities: Sequence[str]) -> str:
 
 
 def write_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame) -> None:
-    """Long results, Table 1 (CSV/Markdown/LaTeX), Fig. 2-4 and SPARRA's node importance of the
-    top- and bottom-risk test subjects of fold 0 (``look_inside_sparra_fold0/``) under
-    ``report/``."""
-    from radiograph.report import (
-        plot_fold_bands,
-        plot_metric_bars,
-        plot_risk_groups,
-        table1,
-        to_markdown,
-        write_table,
-    )
+    """Long results, Table 1 (CSV/Markdown/LaTeX), Fig. 2-4, the intervals and comparisons and
+    SPARRA's node importance of the top- and bottom-risk test subjects of fold 0
+    (``look_inside_sparra_fold0/``) under ``report/``, then ``report/index.html``.
 
+    The statistics and figures are made again only when the fold results, the per-subject
+    risks or the report settings changed (:func:`report_inputs`), the node importance pictures
+    when SPARRA's fold 0 changed (:mod:`radiograph.report.cache`); a rerun without changes
+    keeps them and rewrites only the tables and the page.
+    """
+    from radiograph.report import table1, to_markdown, write_table
+    from radiograph.report.cache import reuse_or_make
     from radiograph.stats.discrimination import CLASSIFICATION_METRICS
     from radiograph.survival import SURVIVAL_METRICS
 
@@ -486,38 +506,98 @@ def write_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame)
     metrics = CLASSIFICATION_METRICS if classification else SURVIVAL_METRICS
     table = table1(point, metrics=list(metrics))
     write_table(table, folder / "table1")
-    for modalities in config.modality_sets:
-        label = " + ".join(modalities)
-        subset = point[point["modality"] == label]
-        slug = "_".join(modalities)
-        plot_metric_bars(subset, folder / f"fig2_bars_{slug}.png")
-        plot_fold_bands(subset, folder / f"fig3_bands_{slug}.png")
-    full = max(config.modality_sets, key=len)
     risks = long_risks(config, manifest)
-    if classification:
-        write_classification_statistics(config, risks)
-        write_cv_comparisons(config, results, risks, metric="auroc")
-    else:
-        km_model = config.report.get("km_model", "coxph")
-        rule = config.report.get("risk_rule", "mean")
-        groups = _pooled_risk_groups(config, risks, full, km_model, rule)
-        if groups:
-            plot_risk_groups(groups, folder / f"fig4_km_{'_'.join(full)}.png",
-                             time_unit=manifest.time_unit)
-        write_statistics(config, results, risks)
+    made, reason = reuse_or_make(folder, "statistics", report_inputs(config, manifest, results,
+                                                                      risks),
+                                 lambda: _statistics_and_figures(config, manifest, results, risks))
+    if not made:
+        print("report: statistics and figures kept, made from the same fold results, risks and "
+              f"report settings (recorded in {folder / '.provenance'})", flush=True)
+    elif reason != "no record":
+        print(f"report: statistics and figures redone ({reason})", flush=True)
     if "sparra" in config.aggregators:
-        from radiograph.train.look_inside import look_inside
-
-        fold_dir = config.seed_dir(config.seeds[0]) / "sparra" / "+".join(full) / "fold_0"
-        look_inside(fold_dir, config.graphs_dir, config.manifest_path,
-                    folder / "look_inside_sparra_fold0")
+        _look_inside_fold0(config)
     print(f"\nTable 1 ({config.report_dir / 'table1.md'}):\n{to_markdown(table)}")
     from radiograph.report.html import write_html_report
     write_html_report(config, manifest, results)
 
 
-def write_statistics(config: StudyConfig, results: pd.DataFrame, risks: pd.DataFrame) -> None:
-    """The study's intervals and paired comparisons under ``report/``:
+def report_inputs(config: StudyConfig, manifest: Manifest, results: pd.DataFrame,
+                  risks: pd.DataFrame) -> dict[str, Any]:
+    """What the report's statistics and figures are computed from: the digests
+    (:func:`radiograph.report.cache.frame_digest`) of the long fold results and of the
+    per-subject risks (:func:`long_risks`), and the settings they use (``report``, seeds,
+    modality sets, aggregators, task, folds, the time unit, the radiograph version)."""
+    from radiograph import __version__
+    from radiograph.report.cache import frame_digest
+
+    settings = {"report": config.report, "seeds": config.seeds, "task": config.task,
+                "modality_sets": config.modality_sets, "aggregators": config.aggregators,
+                "folds": config.training.get("folds", 5), "time_unit": manifest.time_unit,
+                "radiograph": __version__}
+    return {"results": frame_digest(results), "risks": frame_digest(risks),
+            "settings": settings}
+
+
+def _statistics_and_figures(config: StudyConfig, manifest: Manifest, results: pd.DataFrame,
+                            risks: pd.DataFrame) -> list[Path]:
+    """Fig. 2-4 and the statistics of the report; returns the files written."""
+    from radiograph.report import plot_fold_bands, plot_metric_bars, plot_risk_groups
+    from radiograph.report.cache import with_twins
+
+    folder = config.report_dir
+    point = results[~results["metric"].str.contains("_ci_")]
+    figures = []
+    for modalities in config.modality_sets:
+        subset = point[point["modality"] == " + ".join(modalities)]
+        slug = "_".join(modalities)
+        figures += [folder / f"fig2_bars_{slug}.png", folder / f"fig3_bands_{slug}.png"]
+        plot_metric_bars(subset, figures[-2])
+        plot_fold_bands(subset, figures[-1])
+    if config.task == "classification":
+        written = write_classification_statistics(config, risks)
+        written += write_cv_comparisons(config, results, risks, metric="auroc")
+    else:
+        full = max(config.modality_sets, key=len)
+        groups = _pooled_risk_groups(config, risks, full,
+                                     config.report.get("km_model", "coxph"),
+                                     config.report.get("risk_rule", "mean"))
+        if groups:
+            figures.append(folder / f"fig4_km_{'_'.join(full)}.png")
+            plot_risk_groups(groups, figures[-1], time_unit=manifest.time_unit)
+        written = write_statistics(config, results, risks)
+    return [*with_twins(figures), *written]
+
+
+def _look_inside_fold0(config: StudyConfig) -> None:
+    """SPARRA's node importance pictures of fold 0 of the first seed on the largest modality
+    set (``report/look_inside_sparra_fold0/``), drawn again only when that fold (its digest,
+    predictions and importance files) or the manifest changed."""
+    from radiograph.provenance import file_fingerprint
+    from radiograph.report.cache import reuse_or_make, with_twins
+
+    full = max(config.modality_sets, key=len)
+    fold_dir = config.seed_dir(config.seeds[0]) / "sparra" / "+".join(full) / "fold_0"
+    out = config.report_dir / "look_inside_sparra_fold0"
+    summary = fold_dir / "summary.json"
+    predictions = fold_dir / "predictions.csv"
+    parts = {"fold": read_json(summary).get("fold_digest") if summary.exists() else None,
+             "predictions": file_fingerprint(predictions) if predictions.exists() else None,
+             "importance": sorted(p.name for p in fold_dir.glob("importance/*.npz")),
+             "manifest": file_fingerprint(config.manifest_path), "graphs": config.graphs_dir}
+
+    def make() -> list[Path]:
+        from radiograph.train.look_inside import look_inside  # matplotlib: only when drawing
+
+        return with_twins(look_inside(fold_dir, config.graphs_dir, config.manifest_path, out))
+
+    reuse_or_make(config.report_dir, "look_inside_sparra_fold0", parts, make)
+
+
+def write_statistics(config: StudyConfig, results: pd.DataFrame,
+                     risks: pd.DataFrame) -> list[Path]:
+    """The study's intervals and paired comparisons under ``report/``; returns the files
+    written (none without test predictions):
 
     - ``concordance_pooled.csv``: Harrell's C of each aggregator x baseline (and their
       average) on the pooled out-of-fold test predictions, with a patient-level bootstrap
@@ -544,25 +624,29 @@ def write_statistics(config: StudyConfig, results: pd.DataFrame, risks: pd.DataF
     seed = config.seeds[0]
     test = risks[risks["split"] == "test"]
     if test.empty:
-        return
+        return []
     concordance = pooled_concordance(risks, n_boot=n_boot, seed=seed, level=level)
     pairs = aggregator_comparisons(risks, n_boot=n_boot, seed=seed, level=level)
     groups = fold_risk_groups(risks, config.report.get("km_model", "coxph"),
                               rule=config.report.get("risk_rule", "mean"), level=level)
+    written = []
     for name, frame in (("concordance_pooled", concordance), ("comparisons_pooled", pairs),
                         ("risk_groups", groups)):
-        with atomic_open(folder / f"{name}.csv", "w", newline="") as fh:
+        written.append(folder / f"{name}.csv")
+        with atomic_open(written[-1], "w", newline="") as fh:
             frame.to_csv(fh, index=False)
-    with atomic_open(folder / "comparisons_pooled.md", "w") as fh:
+    written.append(folder / "comparisons_pooled.md")
+    with atomic_open(written[-1], "w") as fh:
         fh.write(comparisons_to_markdown(pairs))
-    write_cv_comparisons(config, results, risks, metric="c_index")
+    return written + write_cv_comparisons(config, results, risks, metric="c_index")
 
 
 def write_cv_comparisons(config: StudyConfig, results: pd.DataFrame, risks: pd.DataFrame, *,
-                         metric: str) -> None:
+                         metric: str) -> list[Path]:
     """``report/comparisons_cv.{csv,md}``: the per-fold paired differences of ``metric``
     between every pair of aggregators over every repeat and fold, with the corrected
-    resampled t-test (Nadeau & Bengio 2003), per downstream model and for their average."""
+    resampled t-test (Nadeau & Bengio 2003), per downstream model and for their average.
+    Returns the two files."""
     from radiograph.report.comparisons import cross_validated_comparisons
     from radiograph.report.tables import comparisons_to_markdown
 
@@ -582,6 +666,7 @@ def write_cv_comparisons(config: StudyConfig, results: pd.DataFrame, risks: pd.D
               f"models; corrected resampled t-test over {len(config.seeds)} seed(s) x "
               f"{config.training.get('folds', 5)} folds; {folder / 'comparisons_cv.md'}):\n"
               f"{comparisons_to_markdown(average)}")
+    return [folder / "comparisons_cv.csv", folder / "comparisons_cv.md"]
 
 
 def long_risks(config: StudyConfig, manifest: Manifest) -> pd.DataFrame:
@@ -710,9 +795,10 @@ def _fold_classifiers(config: StudyConfig, manifest: Manifest, fold_dir: Path,
     return pd.DataFrame(rows), probs[columns]
 
 
-def write_classification_statistics(config: StudyConfig, probs: pd.DataFrame) -> None:
+def write_classification_statistics(config: StudyConfig, probs: pd.DataFrame) -> list[Path]:
     """A classification study's statistics under ``report/``, on the pooled out-of-fold test
-    probabilities of the first repeat (:mod:`radiograph.report.classification`):
+    probabilities of the first repeat (:mod:`radiograph.report.classification`); returns the
+    files written:
 
     - ``auc_pooled.csv``: AUROC of each aggregator x classifier with DeLong's interval;
     - ``comparisons_pooled.{csv,md}``: DeLong's paired test of every pair of aggregators per
@@ -725,6 +811,7 @@ def write_classification_statistics(config: StudyConfig, probs: pd.DataFrame) ->
       benefit with bootstrap bands (``report.km_model`` names the classifier drawn, default
       the first).
     """
+    from radiograph.report.cache import with_twins
     from radiograph.report.classification import (
         auc_comparisons,
         calibration_curves,
@@ -765,10 +852,15 @@ def write_classification_statistics(config: StudyConfig, probs: pd.DataFrame) ->
                                                     model=model)
                             for aggregator, curve in curves.items()]
     tables["decision_curves"] = pd.concat(decision_frames, ignore_index=True)
-    for name, frame in tables.items():
-        with atomic_open(folder / f"{name}.csv", "w", newline="") as fh:
+    written = [folder / f"{name}.csv" for name in tables]
+    for path, frame in zip(written, tables.values()):
+        with atomic_open(path, "w", newline="") as fh:
             frame.to_csv(fh, index=False)
-    with atomic_open(folder / "comparisons_pooled.md", "w") as fh:
+    written.append(folder / "comparisons_pooled.md")
+    with atomic_open(written[-1], "w") as fh:
         fh.write(comparisons_to_markdown(pairs))
     print(f"\nAUROC (DeLong 95% CI) and paired DeLong tests ({folder}):\n"
           f"{comparisons_to_markdown(pairs)}")
+    pngs = [folder / f"{kind}_{'_'.join(m)}.png" for m in config.modality_sets
+            for kind in ("calibration", "decision")]
+    return written + with_twins(pngs)

@@ -101,6 +101,18 @@ STUDY_KINDS: dict[str, StudyKind] = {
         run="radiograph.study_commands:run_signature",
         preflight=None,
         description="pathomics signature and treatment benefit (radiograph.signature.study)"),
+    "habitat-fusion": StudyKind(
+        load="radiograph.fusion.config:load_fusion_config",
+        run="radiograph.fusion.study:run_fusion_study",
+        preflight=None,
+        description="clinical, MRI habitat and pathology models, stacking and MHA fusion, "
+                    "centre-held-out validation (radiograph.fusion.study)"),
+    "longitudinal": StudyKind(
+        load="radiograph.study_commands:load_longitudinal",
+        run="radiograph.study_commands:run_longitudinal",
+        preflight=None,
+        description="longitudinal missing-modality-robust response prediction "
+                    "(radiograph.longitudinal.study)"),
 }
 
 
@@ -141,11 +153,30 @@ def load_signature(path: Path, out_dir: str | None) -> Any:
 
 
 def run_signature(config: Any, options: RunOptions) -> None:
-    """:func:`radiograph.signature.study.run_signature_study` (one process; the options of
-    the per-subject stages do not apply)."""
+    """:func:`radiograph.signature.study.run_signature_study` (one process; of the options
+    only ``allow_failures`` applies, overriding the config's)."""
+    import dataclasses
+
     from radiograph.signature.study import run_signature_study
 
+    if options.allow_failures is not None:
+        config = dataclasses.replace(config, allow_failures=options.allow_failures)
     run_signature_study(config)
+
+
+def load_longitudinal(path: Path, out_dir: str | None) -> Any:
+    """:func:`radiograph.longitudinal.study.load_config` (``out_dir`` becomes its ``out``)."""
+    from radiograph.longitudinal.study import load_config
+
+    return load_config(path, **({"out": Path(out_dir).resolve()} if out_dir else {}))
+
+
+def run_longitudinal(config: Any, options: RunOptions) -> None:
+    """:func:`radiograph.longitudinal.study.run_longitudinal_study` (one process; the options
+    of the per-subject stages do not apply)."""
+    from radiograph.longitudinal.study import run_longitudinal_study
+
+    run_longitudinal_study(config)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -34,6 +34,7 @@ from matplotlib.ticker import MaxNLocator
 
 from radiograph.io.figures import save_figure
 from radiograph.report.tables import (
+    KM_TIME_QUANTILE,
     METRIC_LABELS,
     MODEL_LABELS,
     display_name,
@@ -49,8 +50,6 @@ RISK_COLOURS = {"low": "tab:blue", "high": "tab:red"}
 CHANCE_METRICS = ("c_index", "c_ipcw", "c_auc", "auroc")
 """Metrics whose value for a random ranking is 0.5 (drawn as a dashed chance line)."""
 CHANCE = 0.5
-KM_TIME_QUANTILE = 0.95
-"""Default cut of the Kaplan-Meier time axis: this quantile of the observed times."""
 FOREST_LOG_SPAN = 100.0
 """A hazard-ratio forest plot spans at most this factor either side of HR = 1; hazard ratios
 beyond it (a fold whose Cox fit found no finite maximum) are drawn at the edge."""

@@ -8,7 +8,8 @@ settings and provenance (config and manifest SHA-256, seeds, code commit, packag
 the config file itself). Images are embedded as base64 PNG, so the page needs nothing beside
 it; each figure links to its PDF and SVG twins for papers. Nothing is computed here that the
 study's CSV files do not already hold: the page reads ``report/*.csv`` (written by
-:func:`radiograph.study.write_report`) and draws the forest plots from them.
+:func:`radiograph.study.write_report`) and draws the forest plots from them (again only when
+the table a plot shows changed: :mod:`radiograph.report.cache`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import importlib
 import json
 import platform
 import re
@@ -26,19 +28,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from radiograph.io.atomic import atomic_open
-from radiograph.report.figures import (
-    KM_TIME_QUANTILE,
-    plot_hazard_ratios,
-    plot_paired_differences,
-)
+from radiograph.report.cache import frame_digest, reuse_or_make, with_twins
 from radiograph.report.tables import (
     AVG,
+    KM_TIME_QUANTILE,
     METRIC_LABELS,
     MODEL_LABELS,
     best_cells,
@@ -273,7 +273,9 @@ def _comparison_section(page: Page, folder: Path, classification: bool, level: f
                                   "with the corrected resampled t-test. ")
         average = cv[cv["model"] == AVG] if (cv["model"] == AVG).any() else cv
         path = folder / "forest_differences_cv.png"
-        plot_paired_differences(average, path, metric_label=metric, level=level)
+        _draw_unless_unchanged(path, average, {"metric": metric, "level": level},
+                               lambda: _figures().plot_paired_differences(
+                                   average, path, metric_label=metric, level=level))
         body += page.figure(path, f"Paired differences of the {metric} between aggregators "
                             "(A - B) over the cross-validation folds, averaged over the "
                             f"downstream models; squares: mean difference; bars: {level:.0%} "
@@ -288,7 +290,9 @@ def _comparison_section(page: Page, folder: Path, classification: bool, level: f
                                   "predicted). ")
         chosen = first[first["model"] == AVG] if (first["model"] == AVG).any() else first
         path = folder / "forest_differences_pooled.png"
-        plot_paired_differences(chosen, path, metric_label=metric, level=level)
+        _draw_unless_unchanged(path, chosen, {"metric": metric, "level": level},
+                               lambda: _figures().plot_paired_differences(
+                                   chosen, path, metric_label=metric, level=level))
         what = ("per classifier, DeLong's paired test" if classification else
                 "averaged over the downstream models, paired patient-level bootstrap")
         body += page.figure(path, f"Paired differences of the {metric} between aggregators "
@@ -331,7 +335,8 @@ def _risk_group_section(page: Page, config: StudyConfig, folder: Path, level: fl
                       "folds; hazard ratio high vs low from a Cox model (Wald interval) and "
                       "the log-rank test.")
     path = folder / "forest_hazard_ratios.png"
-    plot_hazard_ratios(groups, path, level=level)
+    _draw_unless_unchanged(path, groups, {"level": level},
+                           lambda: _figures().plot_hazard_ratios(groups, path, level=level))
     body += page.figure(path, f"Hazard ratios of the high- vs low-risk test subjects ({model}, "
                         f"split {split}); squares: pooled over the folds with the {level:.0%} "
                         "confidence interval; circles: single folds; log axis; dashed line: "
@@ -466,6 +471,25 @@ def _settings_section(page: Page, config: StudyConfig, manifest: Manifest) -> st
         body += (f"<details><summary>The config file</summary><pre>"
                  f"{_text(Path(config.source).read_text(encoding='utf-8'))}</pre></details>")
     return body
+
+
+def _draw_unless_unchanged(png: Path, frame: pd.DataFrame, settings: Mapping[str, Any],
+                           draw: Callable[[], Any]) -> None:
+    """Call ``draw`` (which writes ``png`` and its PDF and SVG twins) unless the table it
+    shows and its settings are those of the last drawing (``report/.provenance/<stem>.json``,
+    :func:`radiograph.report.cache.reuse_or_make`)."""
+    def make() -> list[Path]:
+        draw()
+        return with_twins([png])
+
+    reuse_or_make(png.parent, png.stem, {"table": frame_digest(frame), "settings": settings},
+                  make)
+
+
+def _figures() -> ModuleType:
+    """:mod:`radiograph.report.figures`, imported only when a figure is drawn (matplotlib takes
+    seconds to import; a rerun without changes draws nothing)."""
+    return importlib.import_module("radiograph.report.figures")
 
 
 def _estimate(value: Any, low: Any, high: Any, *, digits: int = 3) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from radiograph.io.atomic import atomic_open
+from radiograph.nn.registry import LABELS as AGGREGATOR_LABELS
 from radiograph.survival.metrics import LOWER_IS_BETTER
 
 GROUP_KEYS = ("extractor", "modality", "aggregator")
@@ -46,13 +47,15 @@ METRIC_LABELS = {
     "specificity": "Specificity",
 }
 GROUP_LABELS = {"extractor": "Extractor", "modality": "Modality", "aggregator": "Aggr."}
-AGGREGATOR_LABELS = {"mean": "Mean", "abmil": "ABMIL", "sparra": "SPARRA"}
 METHOD_LABELS = {
     "kang-2015": "Kang et al. (2015) one-shot test",
     "paired-bootstrap": "paired patient-level bootstrap",
     "nadeau-bengio": "corrected resampled t-test (Nadeau & Bengio 2003)",
     "delong-paired": "DeLong paired test",
 }
+KM_TIME_QUANTILE = 0.95
+"""Default cut of the Kaplan-Meier time axis: this quantile of the observed times (here, not in
+:mod:`radiograph.report.figures`, so that captions need no matplotlib)."""
 
 
 def display_name(value: object) -> str:

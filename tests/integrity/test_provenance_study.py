@@ -257,3 +257,53 @@ def test_fixed_failed_slide_is_trained_on_after_the_rerun(study, base, capsys):
     assert _rewritten(out, before) == _expected(x, "pathology")
     assert "mean on pathology: 2 of 2 folds changed" in printed
     pd.testing.assert_frame_equal(fixed, base[1])
+
+
+#: Report outputs made by the cached statistics and figures (:mod:`radiograph.report.cache`).
+REPORT_CACHED = ("concordance_pooled.csv", "comparisons_pooled.csv", "comparisons_cv.csv",
+                 "risk_groups.csv", "fig2_bars_radiology.png", "fig3_bands_pathology.pdf",
+                 "forest_differences_cv.svg", "forest_hazard_ratios.png")
+
+
+def test_report_statistics_kept_without_change_and_redone_when_one_fold_predicts_otherwise(
+        study, capsys):
+    """The no-change rerun keeps the statistics and figures; negating the test risks of one
+    fold's CoxPH (mean, radiology) redoes them (not the forest plot of the per-fold results,
+    which did not change), and the pooled C-index of that model equals scikit-survival's
+    Harrell C of the changed pooled test risks."""
+    from sksurv.metrics import concordance_index_censored
+
+    from radiograph.manifest import load_manifest
+    from radiograph.study import long_risks, write_report
+
+    report = study / "out" / "report"
+    stamps = {name: (report / name).stat().st_mtime_ns for name in REPORT_CACHED}
+    results, printed = _run(study, capsys)
+    assert {name: (report / name).stat().st_mtime_ns for name in REPORT_CACHED} == stamps
+    assert "statistics and figures kept" in printed
+    old = pd.read_csv(report / "concordance_pooled.csv")
+
+    path = study / "out" / "models" / "mean" / "radiology" / "fold_0" / "baseline_risks.csv"
+    risks = pd.read_csv(path, dtype={"subject_id": str})
+    chosen = (risks["model"] == "coxph") & (risks["split"] == "test")
+    risks.loc[chosen, "risk"] = -risks.loc[chosen, "risk"]
+    risks.to_csv(path, index=False)
+    config = load_study_config(study / "study.yaml")
+    manifest = load_manifest(config.manifest_path)
+    write_report(config, manifest, results)
+    assert "statistics and figures redone (changed: risks)" in capsys.readouterr().out
+    kept = {name for name in REPORT_CACHED if (report / name).stat().st_mtime_ns == stamps[name]}
+    assert kept == {"forest_differences_cv.svg"}, \
+        "every output made from the risks is redone; the CV forest plot shows fold results only"
+
+    pooled = long_risks(config, manifest)
+    test = pooled[(pooled["split"] == "test") & (pooled["model"] == "coxph")
+                  & (pooled["aggregator"] == "mean") & (pooled["modality"] == "radiology")]
+    expected = concordance_index_censored(test["event"].to_numpy(bool),
+                                          test["time"].to_numpy(float),
+                                          test["risk"].to_numpy(float))[0]
+    new = pd.read_csv(report / "concordance_pooled.csv")
+    row = ((new["model"] == "coxph") & (new["aggregator"] == "mean")
+           & (new["modality"] == "radiology"))
+    assert new.loc[row, "c_index"].item() == pytest.approx(expected, abs=1e-12)
+    assert new.loc[row, "c_index"].item() != pytest.approx(old.loc[row, "c_index"].item())

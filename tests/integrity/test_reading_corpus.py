@@ -294,6 +294,20 @@ def break_node_of_patch(g: Data) -> None:
     g.patch_coords = g.patch_coords[:5]
 
 
+def break_bfloat16_x_inf(g: Data) -> None:
+    g.x = g.x.to(torch.bfloat16)  # no numpy dtype: checked on a copy
+    g.x[4, 0] = float("inf")
+
+
+def break_edge_attr_inf(g: Data) -> None:
+    g.edge_attr = torch.ones(4, 2)
+    g.edge_attr[1, 1] = -float("inf")
+
+
+def break_negative_patch_node(g: Data) -> None:
+    g.node_of_patch[0] = -1
+
+
 GRAPH_FAULTS = {
     "NaN in x": (break_x_nan, r"field 'x' has 1 of 5 rows with NaN or Inf \(first at row 2\)"),
     "edge to a missing node": (break_edges,
@@ -303,6 +317,13 @@ GRAPH_FAULTS = {
                          r"field 'edge_index' must be a \(2, E\) integer tensor"),
     "patch_coords rows": (break_node_of_patch,
                           r"field 'patch_coords' has 5 rows but 'node_of_patch' has 6"),
+    "Inf in bfloat16 x": (break_bfloat16_x_inf,
+                          r"field 'x' has 1 of 5 rows with NaN or Inf \(first at row 4\)"),
+    "Inf in edge_attr": (break_edge_attr_inf,
+                         r"field 'edge_attr' has 1 of 4 rows with NaN or Inf \(first at row 1\)"),
+    "negative patch node": (break_negative_patch_node,
+                            r"field 'node_of_patch' refers to node\(s\) outside \[0, 5\) "
+                            r"\(min -1, max 4\)"),
 }
 
 
