@@ -1,12 +1,13 @@
 # The two commands of the README:
 #   make demo   set up a virtualenv and run the default study on a synthetic cohort
-#   make test   set up a virtualenv and run the whole test suite
+#   make test   set up a virtualenv, lint (ruff check, ruff format --check) and run the whole
+#               test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo_out
 
-.PHONY: setup demo test bench clean-demo
+.PHONY: setup demo lint test bench clean-demo
 
 $(BIN)/.radiograph-installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,11 @@ setup: $(BIN)/.radiograph-installed
 demo: setup
 	$(BIN)/radiograph study experiments/configs/synthetic.yaml --out $(DEMO)
 
-test: setup
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 bench: setup

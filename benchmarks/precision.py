@@ -4,8 +4,8 @@ For each seed (``--seeds``; the seed sets the splits, the initial weights, the b
 the dropout, so each seed is one repeat of the 5-fold cross-validation) and each aggregator,
 ``radiograph train`` runs the 5 folds at fp32 and at bf16 on the same planted-signal cohort
 (``make_planted_cohort``: 205 subjects x ``--nodes`` pathology nodes of ``--dim`` features,
-the focal planted region of SPARRA.md, 40% censored). Each fold is scored the paper's way: the
-test C-index (Harrell) of ridge CoxPH with inner-CV alpha (``make_baseline("coxph")``, via
+the focal planted region of ``docs/sparra.md``, 40% censored). Each fold is scored the paper's
+way: the test C-index (Harrell) of ridge CoxPH with inner-CV alpha (``make_baseline("coxph")``, via
 ``sparra_epoch.downstream_c``) fitted on the fold's training subject vectors. The paired
 difference bf16 - fp32 over seeds x folds gets the corrected resampled t-test
 (:func:`radiograph.stats.compare_cv`, Nadeau & Bengio 2003), and the table gives the training
