@@ -24,16 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
 
 
-def measure(argv: list[str], env: dict[str, str], repeats: int,
-            cwd: Path) -> tuple[float, float, float, float]:
+def measure(
+    argv: list[str], env: dict[str, str], repeats: int, cwd: Path
+) -> tuple[float, float, float, float]:
     """(median wall s, best wall s, median CPU s, peak MiB) of running ``argv`` in ``cwd``
     ``repeats`` times (a folder without a ``radiograph`` package, so that PYTHONPATH decides
     which one runs). CPU time (user + system) is what a busy machine does not inflate."""
     times, cpu, peak = [], [], 0
     for _ in range(repeats):
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         _, _, usage = os.wait4(proc.pid, 0)
         times.append(time.perf_counter() - start)
         cpu.append(usage.ru_utime + usage.ru_stime)
@@ -44,8 +46,9 @@ def measure(argv: list[str], env: dict[str, str], repeats: int,
 def head_tree(folder: Path) -> Path:
     """The ``radiograph`` package of the last commit, unpacked under ``folder``."""
     folder.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "radiograph"],
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "HEAD", "radiograph"], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
 
@@ -54,8 +57,9 @@ def write_inputs(folder: Path) -> tuple[Path, Path]:
     """A 205-subject manifest (no image columns) and a study config with a typo."""
     manifest = folder / "manifest.csv"
     rows = ["subject_id,patient_id,centre,time,time_unit,event,age"]
-    rows += [f"S{i:03d},P{i:03d},{'AB'[i % 2]},{100 + i},days,{i % 2},{40 + i % 30}"
-             for i in range(205)]
+    rows += [
+        f"S{i:03d},P{i:03d},{'AB'[i % 2]},{100 + i},days,{i % 2},{40 + i % 30}" for i in range(205)
+    ]
     manifest.write_text("\n".join(rows) + "\n")
     config = folder / "study.yaml"
     text = (CONFIGS / "synthetic.yaml").read_text().replace("  epochs: 20", "  epocs: 20")
@@ -78,12 +82,17 @@ def main() -> None:
             ("radiograph --help", [*cli, "--help"], True),
             ("radiograph validate (205 subjects)", [*cli, "validate", str(manifest)], True),
             ("radiograph study (config typo: exit 2)", [*cli, "study", str(config)], False),
-            ("radiograph study tcga_rcc.yaml --check (preflight: exit 2)",
-             [*cli, "study", str(CONFIGS / "tcga_rcc.yaml"), "--check"], False),
+            (
+                "radiograph study tcga_rcc.yaml --check (preflight: exit 2)",
+                [*cli, "study", str(CONFIGS / "tcga_rcc.yaml"), "--check"],
+                False,
+            ),
             ("python -c 'import torch'", [sys.executable, "-c", "import torch"], False),
         ]
-        print(f"{'command':<58} {'wall s':>7} {'best s':>7} {'CPU s':>6} {'MiB':>5}  "
-              f"{'HEAD wall s':>11} {'CPU s':>6} {'MiB':>5}")
+        print(
+            f"{'command':<58} {'wall s':>7} {'best s':>7} {'CPU s':>6} {'MiB':>5}  "
+            f"{'HEAD wall s':>11} {'CPU s':>6} {'MiB':>5}"
+        )
         for name, argv, has_peer in cases:
             median, best, cpu, peak = measure(argv, here, args.repeats, folder)
             line = f"{name:<58} {median:>7.2f} {best:>7.2f} {cpu:>6.2f} {peak:>5.0f}"

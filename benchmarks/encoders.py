@@ -38,8 +38,14 @@ from radiograph.pathology.slide import Slide, write_pyramidal_tiff
 from radiograph.pathology.tiling import tile_grid
 from radiograph.pathology.tissue import compute_tissue_mask
 
-DEFAULT_ENCODERS = ("efficientnet-lite0", "resnet50-trunc", "timm:vit_small_patch16_224",
-                    "hipt-vit-s16", "ctranspath", "uni")
+DEFAULT_ENCODERS = (
+    "efficientnet-lite0",
+    "resnet50-trunc",
+    "timm:vit_small_patch16_224",
+    "hipt-vit-s16",
+    "ctranspath",
+    "uni",
+)
 #: Encoders too slow on a laptop CPU for large batches by default.
 SMALL_BATCHES_ONLY = {"uni": (1, 2, 4)}
 
@@ -84,8 +90,10 @@ def bench_encoders(names: list[str], batches: list[int], seconds: float) -> None
     """One row per encoder and batch size; the matmul rate is re-measured before each encoder
     so that both sides of the ratio see the same machine load."""
     print(f"\nEncoders (forward only, {torch.get_num_threads()} threads, best of >= 3 passes)")
-    print(f"{'encoder':28s} {'GFLOP/patch':>11s} {'matmul GFLOP/s':>14s} {'batch':>5s} "
-          f"{'patches/s':>10s} {'bound':>8s} {'% of bound':>10s}")
+    print(
+        f"{'encoder':28s} {'GFLOP/patch':>11s} {'matmul GFLOP/s':>14s} {'batch':>5s} "
+        f"{'patches/s':>10s} {'bound':>8s} {'% of bound':>10s}"
+    )
     for name in names:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)
@@ -95,31 +103,43 @@ def bench_encoders(names: list[str], batches: list[int], seconds: float) -> None
         bound = rate / flops
         for batch in [b for b in batches if b in SMALL_BATCHES_ONLY.get(name, batches)]:
             measured = forward_rate(encoder, encoder.input_size, batch, seconds)
-            print(f"{name:28s} {flops / 1e9:11.2f} {rate / 1e9:14.1f} {batch:5d} "
-                  f"{measured:10.1f} {bound:8.1f} {100 * measured / bound:9.0f}%", flush=True)
+            print(
+                f"{name:28s} {flops / 1e9:11.2f} {rate / 1e9:14.1f} {batch:5d} "
+                f"{measured:10.1f} {bound:8.1f} {100 * measured / bound:9.0f}%",
+                flush=True,
+            )
 
 
 def bench_data(folder: Path, side: int, seconds: float) -> None:
     """Masking and tile-reading rates on two slides of the same tissue: 0.5 and 0.25 um/px."""
     rng = np.random.default_rng(0)
-    print(f"\nData side (no encoder): {side}x{side} px slide at 0.5 um/px (and its 0.25 um/px twin)")
+    print(
+        f"\nData side (no encoder): {side}x{side} px slide at 0.5 um/px (and its 0.25 um/px twin)"
+    )
     print(f"{'step':44s} {'patches/s':>10s}")
     yy, xx = np.mgrid[0:side, 0:side]
     tissue = (xx - side / 2) ** 2 + (yy - side / 2) ** 2 < (0.45 * side) ** 2
     for mpp, scale in ((0.5, 1), (0.25, 2)):
         noise = rng.integers(0, 60, size=(side * scale, side * scale, 3), dtype=np.uint8)
         big = np.kron(tissue, np.ones((scale, scale), dtype=bool))
-        rgb = np.where(big[..., None], np.array([200, 110, 170], np.uint8) - noise // 2,
-                       np.uint8(240)).astype(np.uint8)
-        path = write_pyramidal_tiff(folder / f"slide_{mpp}.svs", rgb, mpp=mpp, downsamples=(1, 4, 16))
+        rgb = np.where(
+            big[..., None], np.array([200, 110, 170], np.uint8) - noise // 2, np.uint8(240)
+        ).astype(np.uint8)
+        path = write_pyramidal_tiff(
+            folder / f"slide_{mpp}.svs", rgb, mpp=mpp, downsamples=(1, 4, 16)
+        )
         with Slide(path) as slide:
             start = time.perf_counter()
             mask = compute_tissue_mask(slide, mask_mpp=112.0 / 16)
             grid = tile_grid(slide, mask)
             elapsed = time.perf_counter() - start
-        candidates = (slide.dimensions[0] // grid.size_level0) * (slide.dimensions[1] // grid.size_level0)
-        print(f"{f'tissue mask + grid ({mpp} um/px, {candidates:.0f} grid cells)':44s} "
-              f"{candidates / elapsed:10.0f}")
+        candidates = (slide.dimensions[0] // grid.size_level0) * (
+            slide.dimensions[1] // grid.size_level0
+        )
+        print(
+            f"{f'tissue mask + grid ({mpp} um/px, {candidates:.0f} grid cells)':44s} "
+            f"{candidates / elapsed:10.0f}"
+        )
         what = "224 px at level 0" if mpp == 0.5 else "448 px at level 0, resized to 224"
         for workers in (0, 1, 2):
             dataset = TileDataset(path, mpp, grid)
@@ -142,8 +162,9 @@ def bench_pipeline(folder: Path, name: str, slides: int, side: int) -> None:
     paths = []
     for i in range(slides):
         noise = rng.integers(0, 60, size=(side, side, 3), dtype=np.uint8)
-        rgb = np.where(disk[..., None], np.array([200, 110, 170], np.uint8) - noise // 2,
-                       np.uint8(240)).astype(np.uint8)
+        rgb = np.where(
+            disk[..., None], np.array([200, 110, 170], np.uint8) - noise // 2, np.uint8(240)
+        ).astype(np.uint8)
         paths.append(write_pyramidal_tiff(folder / f"demo{i}.svs", rgb, mpp=0.5))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
@@ -156,24 +177,38 @@ def bench_pipeline(folder: Path, name: str, slides: int, side: int) -> None:
         start, patches = time.perf_counter(), 0
         for path in paths:
             job = SlideJob("S", path, out / f"{path.stem}.h5", out / f"{path.stem}.png")
-            patches += len(read_features(extract_slide(job, config, encoder, progress=False)).coords)
+            patches += len(
+                read_features(extract_slide(job, config, encoder, progress=False)).coords
+            )
         elapsed = time.perf_counter() - start
-        print(f"{batch:5d} {workers:7d} {patches:7d} {elapsed:8.1f} {patches / elapsed:10.1f}",
-              flush=True)
+        print(
+            f"{batch:5d} {workers:7d} {patches:7d} {elapsed:8.1f} {patches / elapsed:10.1f}",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoders", default=",".join(DEFAULT_ENCODERS),
-                        help="comma-separated registry names")
+    parser.add_argument(
+        "--encoders", default=",".join(DEFAULT_ENCODERS), help="comma-separated registry names"
+    )
     parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64")
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
-    parser.add_argument("--slide-side", type=int, default=4096,
-                        help="side in pixels of the 0.5 um/px benchmark slide")
-    parser.add_argument("--pipeline-slides", type=int, default=4,
-                        help="slides of the end-to-end run (0: skip it)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for the encoder and matmul runs (default: torch's)")
+    parser.add_argument(
+        "--slide-side",
+        type=int,
+        default=4096,
+        help="side in pixels of the 0.5 um/px benchmark slide",
+    )
+    parser.add_argument(
+        "--pipeline-slides", type=int, default=4, help="slides of the end-to-end run (0: skip it)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the encoder and matmul runs (default: torch's)",
+    )
     parser.add_argument("--skip-encoders", action="store_true")
     args = parser.parse_args()
     if args.threads:

@@ -52,21 +52,33 @@ def main() -> None:
     total = args.subjects * args.voxels
     print(f"{total:,} voxels, 4 channels, k = 2..10, planted k = 4")
     print(f"{'setting':58s} {'wall s':>8s} {'CPU s':>8s} {'k':>3s}")
-    runs = [("HabitatModel.fit all voxels, n_init=4, threads=1", dict(
-                voxels_per_subject=args.voxels, n_init=4, threads=1)),
-            ("HabitatModel.fit all voxels, n_init=4, threads=all", dict(
-                voxels_per_subject=args.voxels, n_init=4, threads=None)),
-            ("HabitatModel.fit 2,000 per subject (study default), n_init=4", dict(
-                voxels_per_subject=2000, n_init=4, threads=None))]
+    runs = [
+        (
+            "HabitatModel.fit all voxels, n_init=4, threads=1",
+            dict(voxels_per_subject=args.voxels, n_init=4, threads=1),
+        ),
+        (
+            "HabitatModel.fit all voxels, n_init=4, threads=all",
+            dict(voxels_per_subject=args.voxels, n_init=4, threads=None),
+        ),
+        (
+            "HabitatModel.fit 2,000 per subject (study default), n_init=4",
+            dict(voxels_per_subject=2000, n_init=4, threads=None),
+        ),
+    ]
     for name, kwargs in runs:
         start, cpu = time.perf_counter(), time.process_time()
         model = HabitatModel.fit(samples, **kwargs)
-        print(f"{name:58s} {time.perf_counter() - start:8.2f} "
-              f"{time.process_time() - cpu:8.2f} {model.k:3d}")
+        print(
+            f"{name:58s} {time.perf_counter() - start:8.2f} "
+            f"{time.process_time() - cpu:8.2f} {model.k:3d}"
+        )
     start, cpu = time.perf_counter(), time.process_time()
     k = minibatch(samples)
-    print(f"{'peer: MiniBatchKMeans all voxels, n_init=3':58s} "
-          f"{time.perf_counter() - start:8.2f} {time.process_time() - cpu:8.2f} {k:3d}")
+    print(
+        f"{'peer: MiniBatchKMeans all voxels, n_init=3':58s} "
+        f"{time.perf_counter() - start:8.2f} {time.process_time() - cpu:8.2f} {k:3d}"
+    )
 
 
 if __name__ == "__main__":

@@ -80,8 +80,9 @@ def _slides(folder: Path, count: int, side: int) -> list[Path]:
     paths = []
     for i in range(count):
         noise = rng.integers(0, 60, size=(side, side, 3), dtype=np.uint8)
-        rgb = np.where(disk[..., None], np.array([200, 110, 170], np.uint8) - noise // 2,
-                       np.uint8(240)).astype(np.uint8)
+        rgb = np.where(
+            disk[..., None], np.array([200, 110, 170], np.uint8) - noise // 2, np.uint8(240)
+        ).astype(np.uint8)
         paths.append(write_pyramidal_tiff(folder / f"slide{i}.svs", rgb, mpp=0.5))
     return paths
 
@@ -91,8 +92,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def encoder_throughput(device: torch.device, encoder_name: str, slides: int, side: int,
-                       batch: int) -> dict[str, float]:
+def encoder_throughput(
+    device: torch.device, encoder_name: str, slides: int, side: int, batch: int
+) -> dict[str, float]:
     """Patches per second of tile reading alone, of the encoder alone and end to end."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)
@@ -105,8 +107,9 @@ def encoder_throughput(device: torch.device, encoder_name: str, slides: int, sid
             with Slide(path) as slide:
                 grid = tile_grid(slide, compute_tissue_mask(slide, mask_mpp=112.0 / 16))
             dataset = TileDataset(path, 0.5, grid)
-            loader = DataLoader(dataset, batch_size=batch, num_workers=workers,
-                                pin_memory=device.type == "cuda")
+            loader = DataLoader(
+                dataset, batch_size=batch, num_workers=workers, pin_memory=device.type == "cuda"
+            )
             start = time.perf_counter()
             for tiles in loader:
                 patches += len(tiles)
@@ -123,30 +126,50 @@ def encoder_throughput(device: torch.device, encoder_name: str, slides: int, sid
                 runs += 1
             _sync(device)
         encode = runs * batch / (time.perf_counter() - start)
-        config = ExtractionConfig(encoder=encoder_name, random_weights=True, batch_size=batch,
-                                  device=str(device))
+        config = ExtractionConfig(
+            encoder=encoder_name, random_weights=True, batch_size=batch, device=str(device)
+        )
         start, done = time.perf_counter(), 0
         for path in paths:
             job = SlideJob("S", path, Path(tmp) / f"{path.stem}.h5", Path(tmp) / f"{path.stem}.png")
             done += len(read_features(extract_slide(job, config, encoder, progress=False)).coords)
         end_to_end = done / (time.perf_counter() - start)
-    return {"patches": patches, "readers": workers, "read": patches / read, "encode": encode,
-            "end_to_end": end_to_end}
+    return {
+        "patches": patches,
+        "readers": workers,
+        "read": patches / read,
+        "encode": encode,
+        "end_to_end": end_to_end,
+    }
 
 
 def study_yaml(folder: Path, device: str, args: argparse.Namespace) -> StudyConfig:
     """The small study's config, all stages on ``device``, under ``folder``."""
     raw = {
         "out_dir": str(folder),
-        "cohort": {"synthetic": {"subjects": args.subjects, "seed": 0,
-                                 "slide_size": list(args.slide_size)}},
-        "pathology": {"encoder": args.study_encoder, "random_weights":
-                      args.study_encoder != "efficientnet-lite0", "device": device},
-        "radiology": {"features": "vit3d-tiny", "random_weights": True, "units": "grid",
-                      "unit_size_mm": 8, "device": device},
+        "cohort": {
+            "synthetic": {"subjects": args.subjects, "seed": 0, "slide_size": list(args.slide_size)}
+        },
+        "pathology": {
+            "encoder": args.study_encoder,
+            "random_weights": args.study_encoder != "efficientnet-lite0",
+            "device": device,
+        },
+        "radiology": {
+            "features": "vit3d-tiny",
+            "random_weights": True,
+            "units": "grid",
+            "unit_size_mm": 8,
+            "device": device,
+        },
         "graphs": {"method": "slidegraph"},
-        "training": {"folds": args.folds, "epochs": args.epochs, "batch_size": 8,
-                     "device": device, "seed": 0},
+        "training": {
+            "folds": args.folds,
+            "epochs": args.epochs,
+            "batch_size": 8,
+            "device": device,
+            "seed": 0,
+        },
         "aggregators": ["mean", "abmil", "sparra"],
         "modality_sets": [["radiology", "pathology"]],
         "workers": 1,
@@ -192,17 +215,27 @@ def checkpoints_on_device(config: StudyConfig, device: torch.device) -> pd.DataF
     rows = []
     for aggregator in config.aggregators:
         train_config = config.train_config(aggregator, ("radiology", "pathology"), 0)
-        cohort = load_graph_cohort(train_config.graphs_dir, _manifest(config),
-                                   train_config.modalities, "survival", progress=False)
+        cohort = load_graph_cohort(
+            train_config.graphs_dir,
+            _manifest(config),
+            train_config.modalities,
+            "survival",
+            progress=False,
+        )
         for fold_dir in sorted(train_config.model_dir.glob("fold_*")):
             saved = pd.read_csv(fold_dir / "predictions.csv", dtype={"subject_id": str})
             records = cohort.select(saved["subject_id"].tolist())
             model = load_fold_model(fold_dir / "checkpoint.pt", str(device))
             risk = predict(model, records, 8, device).prediction
             cpu = saved.set_index("subject_id").loc[[r.subject_id for r in records], "risk"]
-            rows.append({"aggregator": aggregator, "fold": fold_dir.name,
-                         "max_abs_diff": float(np.abs(risk - cpu.to_numpy()).max()),
-                         "spearman": float(spearmanr(risk, cpu.to_numpy()).correlation)})
+            rows.append(
+                {
+                    "aggregator": aggregator,
+                    "fold": fold_dir.name,
+                    "max_abs_diff": float(np.abs(risk - cpu.to_numpy()).max()),
+                    "spearman": float(spearmanr(risk, cpu.to_numpy()).correlation),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -211,19 +244,28 @@ def trained_models(cpu: StudyConfig, other: StudyConfig) -> pd.DataFrame:
     splits): Spearman correlation of all risks, and each one's test C-index."""
     rows = []
     for aggregator in cpu.aggregators:
-        dirs = [c.train_config(aggregator, ("radiology", "pathology"), 0).model_dir
-                for c in (cpu, other)]
+        dirs = [
+            c.train_config(aggregator, ("radiology", "pathology"), 0).model_dir
+            for c in (cpu, other)
+        ]
         for fold_dir in sorted(dirs[0].glob("fold_*")):
-            a, b = (pd.read_csv(d / fold_dir.name / "predictions.csv", dtype={"subject_id": str})
-                    .set_index("subject_id") for d in dirs)
+            a, b = (
+                pd.read_csv(
+                    d / fold_dir.name / "predictions.csv", dtype={"subject_id": str}
+                ).set_index("subject_id")
+                for d in dirs
+            )
             b = b.loc[a.index]
             test = a["split"] == "test"
-            rows.append({
-                "aggregator": aggregator, "fold": fold_dir.name,
-                "spearman": float(spearmanr(a["risk"], b["risk"]).correlation),
-                "c_test_cpu": harrell_c(a["time"][test], a["event"][test], a["risk"][test]),
-                "c_test_device": harrell_c(b["time"][test], b["event"][test], b["risk"][test]),
-            })
+            rows.append(
+                {
+                    "aggregator": aggregator,
+                    "fold": fold_dir.name,
+                    "spearman": float(spearmanr(a["risk"], b["risk"]).correlation),
+                    "c_test_cpu": harrell_c(a["time"][test], a["event"][test], a["risk"][test]),
+                    "c_test_device": harrell_c(b["time"][test], b["event"][test], b["risk"][test]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -243,8 +285,9 @@ def small_study(folder: Path, device: torch.device, args: argparse.Namespace) ->
     seconds["device"] = run_stages(other, ("pathology", "radiology", "training"))
     return {
         "seconds": pd.DataFrame(seconds),
-        "features": {m: feature_difference(cpu.out_dir, other.out_dir, m)
-                     for m in ("pathology", "radiology")},
+        "features": {
+            m: feature_difference(cpu.out_dir, other.out_dir, m) for m in ("pathology", "radiology")
+        },
         "checkpoints": checkpoints_on_device(cpu, device),
         "trained": trained_models(cpu, other),
     }
@@ -259,38 +302,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--side", type=int, default=8192, help="encoders: slide side in px")
     parser.add_argument("--batch", type=int, default=256, help="encoders: patches per batch")
     parser.add_argument("--subjects", type=int, default=16, help="study: synthetic subjects")
-    parser.add_argument("--study-encoder", default="efficientnet-lite0",
-                        help="study: pathology encoder")
-    parser.add_argument("--slide-size", type=int, nargs=2, default=(3000, 2000),
-                        metavar=("W", "H"), help="study: slide size in px at 0.5 um/px")
+    parser.add_argument(
+        "--study-encoder", default="efficientnet-lite0", help="study: pathology encoder"
+    )
+    parser.add_argument(
+        "--slide-size",
+        type=int,
+        nargs=2,
+        default=(3000, 2000),
+        metavar=("W", "H"),
+        help="study: slide size in px at 0.5 um/px",
+    )
     parser.add_argument("--folds", type=int, default=3, help="study: folds")
     parser.add_argument("--epochs", type=int, default=5, help="study: epochs")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     if device.type == "cuda":
-        print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, "
-              f"CUDA {torch.version.cuda}")
+        print(
+            f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}, "
+            f"CUDA {torch.version.cuda}"
+        )
     else:
         print(f"device: {device} (no GPU: both runs on the CPU, every difference should be 0)")
     parts = args.part.split(",")
     if "encoders" in parts:
         rates = encoder_throughput(device, args.encoder, args.slides, args.side, args.batch)
         verdict = "met" if rates["end_to_end"] >= ENCODER_GOAL else "missed"
-        print(f"\nencoders: {args.encoder}, {rates['patches']:.0f} patches, "
-              f"{rates['readers']} tile readers, batch {args.batch}")
+        print(
+            f"\nencoders: {args.encoder}, {rates['patches']:.0f} patches, "
+            f"{rates['readers']} tile readers, batch {args.batch}"
+        )
         print(f"  tile reading alone {rates['read']:8.0f} patches/s")
         print(f"  encoder alone      {rates['encode']:8.0f} patches/s")
-        print(f"  end to end         {rates['end_to_end']:8.0f} patches/s "
-              f"(goal {ENCODER_GOAL:.0f} on one large GPU: {verdict}; reading is "
-              f"{'not ' if rates['read'] > rates['encode'] else ''}the bottleneck)")
+        print(
+            f"  end to end         {rates['end_to_end']:8.0f} patches/s "
+            f"(goal {ENCODER_GOAL:.0f} on one large GPU: {verdict}; reading is "
+            f"{'not ' if rates['read'] > rates['encode'] else ''}the bottleneck)"
+        )
     if "study" in parts:
         with tempfile.TemporaryDirectory() as tmp:
             result = small_study(Path(tmp), device, args)
-        print(f"\nstudy: {args.subjects} subjects, {args.folds} folds x {args.epochs} epochs; "
-              "stage seconds")
+        print(
+            f"\nstudy: {args.subjects} subjects, {args.folds} folds x {args.epochs} epochs; "
+            "stage seconds"
+        )
         print(result["seconds"].round(2).to_string())
-        print("largest relative feature difference, device vs CPU: "
-              + ", ".join(f"{m} {v:.2e}" for m, v in result["features"].items()))
+        print(
+            "largest relative feature difference, device vs CPU: "
+            + ", ".join(f"{m} {v:.2e}" for m, v in result["features"].items())
+        )
         print("CPU checkpoints evaluated on the device (risk differences):")
         print(result["checkpoints"].to_string(index=False, float_format="%.3g"))
         print("models trained on the device vs on the CPU:")

@@ -15,7 +15,8 @@ Peers, on the same synthetic slide and at the same parameters:
 The slide: N patches on a square grid with a 512-pixel step (``--step``; the setting
 TIAToolbox's defaults assume; at a 224-pixel step, 224-px tiles at 20x, the default search
 radius holds about 250 patches instead of 48), 1024-d float32 features: 40 Voronoi regions of
-6 "tissue types", each type a random prototype (sd 5 per dimension) plus per-patch noise (sd 1). Parameters: TIAToolbox's defaults
+6 "tissue types", each type a random prototype (sd 5 per dimension) plus per-patch noise (sd 1).
+Parameters: TIAToolbox's defaults
 (lambda_d 3e-3, lambda_f 1e-3, lambda_h 0.8, connectivity 4000, search radius 2000,
 feature_range_thresh 1e-4), for both.
 
@@ -60,8 +61,14 @@ PEER_FILE = ROOT / ".bench-peers" / "tiatoolbox" / "tools" / "graph.py"
 INSTALL = ".venv/bin/pip install --no-deps --target .bench-peers tiatoolbox umap-learn"
 STEP = 512.0
 DIM = 1024
-PARAMS = dict(lambda_d=3.0e-3, lambda_f=1.0e-3, lambda_h=0.8, connectivity_distance=4000,
-              neighbour_search_radius=2000, feature_range_thresh=1e-4)
+PARAMS = dict(
+    lambda_d=3.0e-3,
+    lambda_f=1.0e-3,
+    lambda_h=0.8,
+    connectivity_distance=4000,
+    neighbour_search_radius=2000,
+    feature_range_thresh=1e-4,
+)
 
 
 def synthetic_slide(n: int, step: float = STEP, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -112,8 +119,13 @@ def _reset_peak_memory() -> None:
 
 def load_baseline_clustering(rev: str) -> types.ModuleType:
     """``radiograph/graph/slidegraph.py`` as of git revision ``rev``, as a module."""
-    source = subprocess.run(["git", "show", f"{rev}:radiograph/graph/slidegraph.py"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{rev}:radiograph/graph/slidegraph.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     module = types.ModuleType(f"slidegraph_{rev}")
     sys.modules[module.__name__] = module  # dataclasses look their module up
     exec(compile(source, f"{rev}:radiograph/graph/slidegraph.py", "exec"), module.__dict__)
@@ -153,8 +165,18 @@ def child(impl: str, n: int, labels_path: str, step: float) -> None:
     peak = _status_mib("VmHWM")
     np.save(labels_path, labels)
     quality = cluster_quality(coords, features, labels)
-    print(json.dumps({"impl": impl, "n": n, "seconds": seconds, "peak_mib": peak - before,
-                      "edges": num_edges, **quality}))
+    print(
+        json.dumps(
+            {
+                "impl": impl,
+                "n": n,
+                "seconds": seconds,
+                "peak_mib": peak - before,
+                "edges": num_edges,
+                **quality,
+            }
+        )
+    )
 
 
 def run_case(impl: str, n: int, folder: Path, timeout: float, step: float) -> dict | None:
@@ -171,8 +193,11 @@ def run_case(impl: str, n: int, folder: Path, timeout: float, step: float) -> di
         return None
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["labels"] = labels
-    print(f"  {impl:>10} N={n:>7,}: {result['seconds']:8.2f} s {result['peak_mib']:8.0f} MiB",
-          file=sys.stderr, flush=True)
+    print(
+        f"  {impl:>10} N={n:>7,}: {result['seconds']:8.2f} s {result['peak_mib']:8.0f} MiB",
+        file=sys.stderr,
+        flush=True,
+    )
     return result
 
 
@@ -183,15 +208,18 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true",
-                        help="the full sizes: peer 2k, 4k, 8k; radiograph 2k .. 200k")
+    parser.add_argument(
+        "--full", action="store_true", help="the full sizes: peer 2k, 4k, 8k; radiograph 2k .. 200k"
+    )
     parser.add_argument("--sizes", default=None, help="radiograph sizes, comma-separated")
     parser.add_argument("--peer-sizes", default=None, help="TIAToolbox sizes, comma-separated")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per case")
     parser.add_argument("--step", type=float, default=STEP, help="grid step in pixels")
-    parser.add_argument("--baseline", default=None,
-                        help="git revision whose clustering is timed beside today's "
-                             "(at the radiograph sizes)")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="git revision whose clustering is timed beside today's (at the radiograph sizes)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "N", "LABELS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -204,11 +232,17 @@ def main() -> None:
     if args.peer_sizes:
         peer_sizes = [int(s) for s in args.peer_sizes.split(",") if int(s) > 0]
     if not PEER_FILE.exists():
-        print(f"TIAToolbox not found at {PEER_FILE}; install it with\n    {INSTALL}\n"
-              "(radiograph runs alone)", file=sys.stderr)
+        print(
+            f"TIAToolbox not found at {PEER_FILE}; install it with\n    {INSTALL}\n"
+            "(radiograph runs alone)",
+            file=sys.stderr,
+        )
         peer_sizes = []
-    print(f"SlideGraph construction, grid step {args.step:.0f} px, {DIM}-d features, parameters "
-          f"{PARAMS}", file=sys.stderr)
+    print(
+        f"SlideGraph construction, grid step {args.step:.0f} px, {DIM}-d features, parameters "
+        f"{PARAMS}",
+        file=sys.stderr,
+    )
     baseline = f"radiograph@{args.baseline}" if args.baseline else None
     impls = ["tiatoolbox", *([baseline] if baseline else []), "radiograph"]
     results: dict[tuple[str, int], dict] = {}
@@ -222,21 +256,35 @@ def main() -> None:
         for (impl, n), result in results.items():
             # compared with the dense peer where it ran, else with the baseline revision
             peer = results.get(("tiatoolbox", n)) or (
-                results.get((baseline, n)) if impl == "radiograph" else None)
-            result["same"] = ("" if impl == "tiatoolbox" or peer is None else
-                              "yes" if same_partition(np.load(result["labels"]), np.load(peer["labels"]))
-                              else "NO")
-            result["speedup"] = (f"{peer['seconds'] / result['seconds']:.1f}x"
-                                 if impl != "tiatoolbox" and peer is not None else "")
-    header = (f"| {'N patches':>9} | {'impl':<18} | {'time (s)':>8} | {'peak MiB':>8} | {'speed-up':>8} | "
-              f"{'nodes':>7} | {'edges':>7} | {'var within node':>15} | {'node diam (px)':>14} | "
-              f"{'same partition':>14} |")
+                results.get((baseline, n)) if impl == "radiograph" else None
+            )
+            result["same"] = (
+                ""
+                if impl == "tiatoolbox" or peer is None
+                else "yes"
+                if same_partition(np.load(result["labels"]), np.load(peer["labels"]))
+                else "NO"
+            )
+            result["speedup"] = (
+                f"{peer['seconds'] / result['seconds']:.1f}x"
+                if impl != "tiatoolbox" and peer is not None
+                else ""
+            )
+    header = (
+        f"| {'N patches':>9} | {'impl':<18} | {'time (s)':>8} | {'peak MiB':>8} | "
+        f"{'speed-up':>8} | "
+        f"{'nodes':>7} | {'edges':>7} | {'var within node':>15} | {'node diam (px)':>14} | "
+        f"{'same partition':>14} |"
+    )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for (impl, n), r in sorted(results.items(), key=lambda kv: (kv[0][1], impls.index(kv[0][0]))):
-        print(f"| {n:>9,} | {impl:<18} | {r['seconds']:>8.2f} | {r['peak_mib']:>8.0f} | {r['speedup']:>8} | "
-              f"{r['num_nodes']:>7,} | {r['edges']:>7,} | {r['mean_node_feature_variance']:>15.1f} | "
-              f"{r['mean_node_diameter']:>14.1f} | {r['same']:>14} |")
+        print(
+            f"| {n:>9,} | {impl:<18} | {r['seconds']:>8.2f} | {r['peak_mib']:>8.0f} | "
+            f"{r['speedup']:>8} | "
+            f"{r['num_nodes']:>7,} | {r['edges']:>7,} | {r['mean_node_feature_variance']:>15.1f} | "
+            f"{r['mean_node_diameter']:>14.1f} | {r['same']:>14} |"
+        )
 
 
 if __name__ == "__main__":

@@ -43,14 +43,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
     print(f"torch threads: {torch.get_num_threads()}")
-    print(f"{'x shape':>14} {'torch median':>13} {'torch max':>10} {'numpy median':>13} "
-          f"{'numpy max':>10}")
+    print(
+        f"{'x shape':>14} {'torch median':>13} {'torch max':>10} {'numpy median':>13} "
+        f"{'numpy max':>10}"
+    )
     for nodes, dim in ((50, 1280), (500, 1280), (5000, 1280), (20000, 1280)):
         x = torch.randn(nodes, dim, generator=generator)
         old = timed(torch_check, x, args.repeats)
         new = timed(lambda v: _check_finite("x.pt", "x", v), x, args.repeats)
-        print(f"{f'({nodes}, {dim})':>14} {old[0]:>13.3f} {old[1]:>10.3f} {new[0]:>13.3f} "
-              f"{new[1]:>10.3f}")
+        print(
+            f"{f'({nodes}, {dim})':>14} {old[0]:>13.3f} {old[1]:>10.3f} {new[0]:>13.3f} "
+            f"{new[1]:>10.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,9 @@ def fold_scores(cohort, config: TrainConfig) -> tuple[list[float], float]:
     for result in results:
         stored = np.load(result.fold_dir / "embeddings.npz")
         rows = np.array([index[s] for s in stored["subject_ids"]])
-        scores.append(downstream_c(stored["x"], cohort, rows, stored["split"] == "test",
-                                   config.seed))
+        scores.append(
+            downstream_c(stored["x"], cohort, rows, stored["split"] == "test", config.seed)
+        )
     return scores, float(np.mean([r.seconds for r in results]))
 
 
@@ -69,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     cohort = make_planted_cohort(PlantedParams(n_nodes=args.nodes, dim=args.dim), seed=0)
-    print(f"precision: {cohort.params.n_subjects} subjects x {args.nodes} nodes x {args.dim}-d, "
-          f"5 folds x {args.epochs} epochs, seeds {seeds}, {args.device}, "
-          f"{torch.get_num_threads()} threads; downstream ridge CoxPH test C-index")
+    print(
+        f"precision: {cohort.params.n_subjects} subjects x {args.nodes} nodes x {args.dim}-d, "
+        f"5 folds x {args.epochs} epochs, seeds {seeds}, {args.device}, "
+        f"{torch.get_num_threads()} threads; downstream ridge CoxPH test C-index"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         graphs_dir, manifest = cohort.write(tmp)
@@ -80,30 +83,53 @@ def main(argv: list[str] | None = None) -> int:
             seconds = {p: [] for p in PRECISIONS}
             for seed in seeds:
                 for precision in PRECISIONS:
-                    config = TrainConfig(graphs_dir=graphs_dir, manifest=manifest,
-                                         out_dir=Path(tmp) / f"{name}_{precision}_{seed}",
-                                         aggregator=name, seed=seed, epochs=args.epochs,
-                                         precision=precision, device=args.device)
+                    config = TrainConfig(
+                        graphs_dir=graphs_dir,
+                        manifest=manifest,
+                        out_dir=Path(tmp) / f"{name}_{precision}_{seed}",
+                        aggregator=name,
+                        seed=seed,
+                        epochs=args.epochs,
+                        precision=precision,
+                        device=args.device,
+                    )
                     start = time.perf_counter()
                     fold, per_fold = fold_scores(cohort, config)
                     scores[precision].append(fold)
                     seconds[precision].append(per_fold)
-                    print(f"  {name} seed {seed} {precision}: C " + " ".join(
-                        f"{c:.3f}" for c in fold) + f" ({time.perf_counter() - start:.0f} s)",
-                        flush=True)
+                    print(
+                        f"  {name} seed {seed} {precision}: C "
+                        + " ".join(f"{c:.3f}" for c in fold)
+                        + f" ({time.perf_counter() - start:.0f} s)",
+                        flush=True,
+                    )
             test = compare_cv(np.array(scores["bf16"]), np.array(scores["fp32"]), N_TRAIN, N_TEST)
-            rows.append((name, np.array(scores["fp32"]), np.array(scores["bf16"]), test,
-                         np.mean(seconds["fp32"]), np.mean(seconds["bf16"])))
-    print("| aggregator | fp32 C | bf16 C | bf16 - fp32 [95% CI] | p | s/fold fp32 | "
-          "s/fold bf16 | speed-up |")
+            rows.append(
+                (
+                    name,
+                    np.array(scores["fp32"]),
+                    np.array(scores["bf16"]),
+                    test,
+                    np.mean(seconds["fp32"]),
+                    np.mean(seconds["bf16"]),
+                )
+            )
+    print(
+        "| aggregator | fp32 C | bf16 C | bf16 - fp32 [95% CI] | p | s/fold fp32 | "
+        "s/fold bf16 | speed-up |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, fp32, bf16, test, s32, s16 in rows:
-        print(f"| {name} | {fp32.mean():.3f} ± {fp32.std(ddof=1):.3f} | "
-              f"{bf16.mean():.3f} ± {bf16.std(ddof=1):.3f} | {test.difference:+.3f} "
-              f"[{test.ci_low:+.3f}, {test.ci_high:+.3f}] | {test.p_value:.2f} | {s32:.1f} | "
-              f"{s16:.1f} | {s32 / s16:.2f} |")
-    print("(C: mean ± sd over seeds x folds; the difference's interval and p from the corrected "
-          "resampled t-test over the paired folds)")
+        print(
+            f"| {name} | {fp32.mean():.3f} ± {fp32.std(ddof=1):.3f} | "
+            f"{bf16.mean():.3f} ± {bf16.std(ddof=1):.3f} | {test.difference:+.3f} "
+            f"[{test.ci_low:+.3f}, {test.ci_high:+.3f}] | {test.p_value:.2f} | {s32:.1f} | "
+            f"{s16:.1f} | {s32 / s16:.2f} |"
+        )
+    print(
+        "(C: mean ± sd over seeds x folds; the difference's interval and p from the corrected "
+        "resampled t-test over the paired folds)"
+    )
     return 0
 
 

@@ -64,16 +64,21 @@ def timed(fn, path: Path, *, cold: bool, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", default=None,
-                        help="folder for the test files (default: a temp dir)")
+    parser.add_argument(
+        "--dir", default=None, help="folder for the test files (default: a temp dir)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-        files = {"sparse 2 GB": Path(folder) / "sparse.bin",
-                 "random 200 MB": Path(folder) / "dense.bin"}
+        files = {
+            "sparse 2 GB": Path(folder) / "sparse.bin",
+            "random 200 MB": Path(folder) / "dense.bin",
+        }
         make_sparse(files["sparse 2 GB"], 2 * GB)
         make_dense(files["random 200 MB"], 200 * MB)
-        print(f"{'file':<15}{'fingerprint warm':>18}{'fingerprint cold':>18}"
-              f"{'sha256 whole, warm':>20}")
+        print(
+            f"{'file':<15}{'fingerprint warm':>18}{'fingerprint cold':>18}"
+            f"{'sha256 whole, warm':>20}"
+        )
         for name, path in files.items():
             warm = timed(file_fingerprint, path, cold=False, repeats=5)
             cold = timed(file_fingerprint, path, cold=True, repeats=5)

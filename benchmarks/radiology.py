@@ -57,7 +57,7 @@ def write_subject(folder: Path, name: str, radius_mm: float, seed: int) -> tuple
     for _ in range(4):
         c = centre + rng.uniform(-radius_mm / 3, radius_mm / 3, 3)
         r = radius_mm * rng.uniform(0.6, 1.0)
-        mask |= ((grid - c[:, None, None, None]) ** 2).sum(axis=0) <= r ** 2
+        mask |= ((grid - c[:, None, None, None]) ** 2).sum(axis=0) <= r**2
     hu = rng.normal(30, 15, shape).astype(np.float32)
     third = np.quantile(grid[2][mask], [1 / 3, 2 / 3])
     hu[mask] += np.where(grid[2][mask] < third[0], 20, np.where(grid[2][mask] < third[1], 80, 140))
@@ -81,8 +81,12 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=2)
     parser.add_argument("--radius", type=float, default=22.0, help="tumour radius in mm")
     parser.add_argument("--unit-size", type=float, default=8.0)
-    parser.add_argument("--direct-units", type=int, default=10,
-                        help="units timed with the whole-volume pyradiomics call")
+    parser.add_argument(
+        "--direct-units",
+        type=int,
+        default=10,
+        help="units timed with the whole-volume pyradiomics call",
+    )
     parser.add_argument("--segvol", action="store_true", help="also time segvol-vit (slow on CPU)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
@@ -103,21 +107,24 @@ def main() -> None:
         rows.setdefault(step, []).append((n, seconds))
 
     with tempfile.TemporaryDirectory() as tmp:
-        files = [write_subject(Path(tmp), f"S{i}", args.radius, seed=i)
-                 for i in range(args.subjects)]
+        files = [
+            write_subject(Path(tmp), f"S{i}", args.radius, seed=i) for i in range(args.subjects)
+        ]
         volumes = []
         for i, (ct, mask) in enumerate(files):
             volume, seconds = timed(lambda: load_volume(f"S{i}", [ct], mask, modality="CT"))
             record("load + resample to 1 mm", 1, seconds)
             volumes.append(volume)
-        model, seconds = timed(lambda: HabitatModel.fit(
-            [(v.normalised, v.mask) for v in volumes], k_range=[3], seed=0))
+        model, seconds = timed(
+            lambda: HabitatModel.fit([(v.normalised, v.mask) for v in volumes], k_range=[3], seed=0)
+        )
         print(f"habitat fit on {len(volumes)} subjects (K = 3): {seconds:.2f} s")
         for volume in volumes:
             grid, seconds = timed(lambda: grid_units(volume.mask, 1.0, size_mm=args.unit_size))
             record(f"grid units ({args.unit_size:g} mm)", len(grid), seconds)
-            habitats, seconds = timed(lambda: habitat_units(model.transform(volume.normalised,
-                                                                            volume.mask)))
+            habitats, seconds = timed(
+                lambda: habitat_units(model.transform(volume.normalised, volume.mask))
+            )
             record("habitat units", len(habitats), seconds)
 
             (_, names), seconds = timed(lambda: radiomics.extract(volume, grid))
@@ -139,17 +146,23 @@ def main() -> None:
             record("pyradiomics on habitat units", len(habitats), seconds)
             region = grid.labels > 0
             for name, encoder in encoders3d.items():
-                tokens, seconds = timed(lambda: encode_volume(encoder, volume.normalised, region,
-                                                              batch_size=1))
+                tokens, seconds = timed(
+                    lambda: encode_volume(encoder, volume.normalised, region, batch_size=1)
+                )
                 _, more = timed(lambda: unit_features(tokens, grid))
                 record(f"{name} (3D, {encoder.dim}-d)", len(grid), seconds + more)
-            tokens, seconds = timed(lambda: encode_slices(resnet, volume.normalised, region,
-                                                          modality="CT", tile=32, batch_size=32))
+            tokens, seconds = timed(
+                lambda: encode_slices(
+                    resnet, volume.normalised, region, modality="CT", tile=32, batch_size=32
+                )
+            )
             _, more = timed(lambda: unit_features(tokens, grid))
             record(f"timm:resnet18 (2D slices, {resnet.dim}-d)", len(grid), seconds + more)
 
-    print(f"\n{args.subjects} subject(s), tumour radius {args.radius:g} mm, "
-          f"{args.threads} torch thread(s); mean per subject")
+    print(
+        f"\n{args.subjects} subject(s), tumour radius {args.radius:g} mm, "
+        f"{args.threads} torch thread(s); mean per subject"
+    )
     print(f"| {'step':<44} | {'units':>6} | {'seconds':>8} | {'units/s':>8} |")
     print(f"|{'-' * 46}|{'-' * 8}|{'-' * 10}|{'-' * 10}|")
     for step, values in rows.items():

@@ -76,38 +76,63 @@ def _peer(roi: Roi, coords: np.ndarray) -> int:
     ox, oy = np.meshgrid(offsets, offsets)
     points = (coords[:, None, :] + np.stack([ox.ravel(), oy.ravel()], 1)).reshape(-1, 2)
     polygon = roi.polygons[0]
-    inside = (MplPath(polygon.exterior).contains_points(points)
-              & ~MplPath(polygon.holes[0]).contains_points(points))
+    inside = MplPath(polygon.exterior).contains_points(points) & ~MplPath(
+        polygon.holes[0]
+    ).contains_points(points)
     return int((inside.reshape(len(coords), -1).mean(1) >= 0.5).sum())
 
 
 def main() -> None:
-    roi = Roi((Polygon(_ring(50_000, 40_000, 35_000, 500), (_ring(50_000, 40_000, 8_000, 100),)),),
-              Path("bench.geojson"))
+    roi = Roi(
+        (Polygon(_ring(50_000, 40_000, 35_000, 500), (_ring(50_000, 40_000, 8_000, 100),)),),
+        Path("bench.geojson"),
+    )
     shape = (int(HEIGHT / DOWNSAMPLE), int(WIDTH / DOWNSAMPLE))
-    tissue = TissueMask(np.ones(shape, bool), np.zeros((1, 1, 3), np.uint8),
-                        (DOWNSAMPLE, DOWNSAMPLE), DOWNSAMPLE * MPP, 0.1)
-    all_coords = tile_grid(_Slide(), tissue, target_mpp=MPP, patch_size=PATCH,
-                           min_tissue=0.0).coords
+    tissue = TissueMask(
+        np.ones(shape, bool),
+        np.zeros((1, 1, 3), np.uint8),
+        (DOWNSAMPLE, DOWNSAMPLE),
+        DOWNSAMPLE * MPP,
+        0.1,
+    )
+    all_coords = tile_grid(
+        _Slide(), tissue, target_mpp=MPP, patch_size=PATCH, min_tissue=0.0
+    ).coords
     restricted = restrict_to_roi(tissue, roi)
     rows = [
         ("ROI raster + mask AND only (ours)", _timed(lambda: restrict_to_roi(tissue, roi)), ""),
-        ("tissue fraction, edge integral (ours)",
-         _timed(lambda: restricted.tissue_fraction(all_coords, PATCH)), ""),
-        ("tissue fraction, full integral (old)",
-         _timed(lambda: _full_integral_fraction(restricted, all_coords, PATCH)), ""),
+        (
+            "tissue fraction, edge integral (ours)",
+            _timed(lambda: restricted.tissue_fraction(all_coords, PATCH)),
+            "",
+        ),
+        (
+            "tissue fraction, full integral (old)",
+            _timed(lambda: _full_integral_fraction(restricted, all_coords, PATCH)),
+            "",
+        ),
     ]
     new_fraction, old_fraction = rows[1][1][2], rows[2][1][2]
-    ours = _timed(lambda: len(tile_grid(_Slide(), restrict_to_roi(tissue, roi),
-                                        target_mpp=MPP, patch_size=PATCH)))
-    old = _timed(lambda: int((_full_integral_fraction(restrict_to_roi(tissue, roi), all_coords,
-                                                      PATCH) >= 0.5).sum()))
+    ours = _timed(
+        lambda: len(
+            tile_grid(_Slide(), restrict_to_roi(tissue, roi), target_mpp=MPP, patch_size=PATCH)
+        )
+    )
+    old = _timed(
+        lambda: int(
+            (_full_integral_fraction(restrict_to_roi(tissue, roi), all_coords, PATCH) >= 0.5).sum()
+        )
+    )
     peer = _timed(lambda: _peer(roi, all_coords))
-    rows += [("whole ROI tiling (ours)", ours, ours[2]),
-             ("whole ROI tiling, old full integral", old, old[2]),
-             ("matplotlib contains_points 4x4 (peer)", peer, peer[2])]
-    print(f"slide {WIDTH} x {HEIGHT} px, {len(all_coords)} grid patches, 500+100-vertex polygon,"
-          f" best / worst of {REPEATS}")
+    rows += [
+        ("whole ROI tiling (ours)", ours, ours[2]),
+        ("whole ROI tiling, old full integral", old, old[2]),
+        ("matplotlib contains_points 4x4 (peer)", peer, peer[2]),
+    ]
+    print(
+        f"slide {WIDTH} x {HEIGHT} px, {len(all_coords)} grid patches, 500+100-vertex polygon,"
+        f" best / worst of {REPEATS}"
+    )
     print(f"{'method':<40} {'best s':>8} {'worst s':>8} {'kept':>8}")
     for name, (best, worst, _), kept in rows:
         print(f"{name:<40} {best:>8.2f} {worst:>8.2f} {kept!s:>8}")

@@ -32,10 +32,14 @@ def make_features(folder: Path, subjects: int, patches: int, seed: int) -> None:
     grid = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2)[:patches]
     for i in range(subjects):
         feats = rng.normal(size=(patches, 64)).astype(np.float32)
-        write_features(folder / "pathology" / f"S{i:03d}" / "slide.h5",
-                       FeatureSet(feats, grid * 224.0, {"subject_id": f"S{i:03d}",
-                                                         "modality": "pathology",
-                                                         "patch_size": 224}))
+        write_features(
+            folder / "pathology" / f"S{i:03d}" / "slide.h5",
+            FeatureSet(
+                feats,
+                grid * 224.0,
+                {"subject_id": f"S{i:03d}", "modality": "pathology", "patch_size": 224},
+            ),
+        )
 
 
 def main() -> None:
@@ -47,18 +51,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_features(root / "features", args.subjects, args.patches, args.seed)
-        backends = [("in-process", InProcessBackend(), 1),
-                    ("process pool x2", ProcessPoolBackend(2), 2),
-                    ("dask local x1", DaskBackend(workers=1), 1),
-                    ("dask local x2", DaskBackend(workers=2), 2)]
+        backends = [
+            ("in-process", InProcessBackend(), 1),
+            ("process pool x2", ProcessPoolBackend(2), 2),
+            ("dask local x1", DaskBackend(workers=1), 1),
+            ("dask local x2", DaskBackend(workers=2), 2),
+        ]
         rows = []
         reference = None
         for name, backend, workers in backends:
             out = root / name.replace(" ", "_")
             tasks = graph_tasks(root / "features", out, "slidegraph", ("pathology",))
             start = time.perf_counter()
-            record = run_cohort(tasks, build_subject_graph, record_path=out / "run.json",
-                                backend=backend, progress=False)
+            record = run_cohort(
+                tasks,
+                build_subject_graph,
+                record_path=out / "run.json",
+                backend=backend,
+                progress=False,
+            )
             wall = time.perf_counter() - start
             busy = sum(r.seconds for r in record.results)
             reference = reference or wall

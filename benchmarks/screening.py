@@ -100,8 +100,12 @@ def main() -> None:
     parser.add_argument("--data", choices=("synthetic", "breast_cancer"), default="synthetic")
     parser.add_argument("--n-subjects", type=int, default=240)
     parser.add_argument("--n-features", type=int, default=7000)
-    parser.add_argument("--loop-features", type=int, default=40,
-                        help="features fitted one by one by the loop peers (then extrapolated)")
+    parser.add_argument(
+        "--loop-features",
+        type=int,
+        default=40,
+        help="features fitted one by one by the loop peers (then extrapolated)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -114,8 +118,10 @@ def main() -> None:
         source = "scikit-survival load_breast_cancer (GSE7390), 76 genes"
     n, d = X.shape
     k = min(args.loop_features, d)
-    print(f"data: {source}; {n} subjects x {d} features, {int(event.sum())} events, "
-          f"{np.unique(time_).size} distinct times")
+    print(
+        f"data: {source}; {n} subjects x {d} features, {int(event.sum())} events, "
+        f"{np.unique(time_).size} distinct times"
+    )
 
     vec_s, result = timed(lambda: univariate_cox(X, time_, event), args.repeats)
     subset = X[:, :k]
@@ -125,12 +131,14 @@ def main() -> None:
         sks_s, sks = timed(lambda: sksurv_loop(subset, time_, event), 1)
 
     ours = result[["coef", "p"]].to_numpy()[:k]
-    print(f"agreement on the first {k} features: "
-          f"max |coef - lifelines| = {np.abs(ours[:, 0] - life[:, 0]).max():.2e}, "
-          f"max |p - lifelines| = {np.abs(ours[:, 1] - life[:, 1]).max():.2e}, "
-          f"max |coef - sksurv| = {np.abs(ours[:, 0] - sks).max():.2e}; "
-          f"kept at p < 0.2: {int((result['p'] < 0.2).sum())} of {d}; "
-          f"all converged: {bool(result['converged'].all())}")
+    print(
+        f"agreement on the first {k} features: "
+        f"max |coef - lifelines| = {np.abs(ours[:, 0] - life[:, 0]).max():.2e}, "
+        f"max |p - lifelines| = {np.abs(ours[:, 1] - life[:, 1]).max():.2e}, "
+        f"max |coef - sksurv| = {np.abs(ours[:, 0] - sks).max():.2e}; "
+        f"kept at p < 0.2: {int((result['p'] < 0.2).sum())} of {d}; "
+        f"all converged: {bool(result['converged'].all())}"
+    )
     print()
     rows = [
         ("univariate_cox (all at once)", d, vec_s, vec_s, "measured"),
@@ -143,9 +151,11 @@ def main() -> None:
     for name, count, seconds, total, note in rows:
         print(f"{name:36s} {count:14d} {seconds:9.3f} {total:12.2f}  {note}")
     print()
-    print(f"goal: screening {d} features <= {GOAL_S:.0f} s -> "
-          f"{'met' if vec_s <= GOAL_S else 'NOT met'} ({vec_s:.3f} s, median of {args.repeats}); "
-          f"speed-up vs lifelines loop: {life_s / k * d / vec_s:.0f}x")
+    print(
+        f"goal: screening {d} features <= {GOAL_S:.0f} s -> "
+        f"{'met' if vec_s <= GOAL_S else 'NOT met'} ({vec_s:.3f} s, median of {args.repeats}); "
+        f"speed-up vs lifelines loop: {life_s / k * d / vec_s:.0f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -80,9 +80,10 @@ this (the region holds 2-4% of the nodes, so uniform weights give it ~0.03)."""
 
 BASELINE_SETTINGS = {
     "grids": {"rsf": {"max_depth": [2, 4]}, "fsvm": {"alpha": [0.015625, 0.25, 4.0, 64.0]}},
-    "model_params": {"rsf": {"n_estimators": 100, "min_samples_split": 10,
-                             "min_samples_leaf": 5},
-                     "coxnet": {"n_alphas": 10}},
+    "model_params": {
+        "rsf": {"n_estimators": 100, "min_samples_split": 10, "min_samples_leaf": 5},
+        "coxnet": {"n_alphas": 10},
+    },
 }
 """Downstream grids and sizes: the study's ``synthetic_205.yaml`` with RSF at 100 trees and two
 depths, to fit the time budget."""
@@ -90,12 +91,16 @@ depths, to fit the time budget."""
 
 def make_cohorts(args: argparse.Namespace) -> dict[str, PlantedCohort]:
     """The two cohorts at the sizes of ``args`` (same subjects count and cohort seed)."""
-    abundance = PlantedParams(n_subjects=args.subjects, n_nodes=args.abundance_nodes,
-                              dim=args.abundance_dim)
-    focal = PlantedParams.focal(n_subjects=args.subjects, n_nodes=args.focal_nodes,
-                                dim=args.focal_dim)
-    return {name: make_planted_cohort(params, seed=args.cohort_seed)
-            for name, params in (("abundance", abundance), ("focal", focal))}
+    abundance = PlantedParams(
+        n_subjects=args.subjects, n_nodes=args.abundance_nodes, dim=args.abundance_dim
+    )
+    focal = PlantedParams.focal(
+        n_subjects=args.subjects, n_nodes=args.focal_nodes, dim=args.focal_dim
+    )
+    return {
+        name: make_planted_cohort(params, seed=args.cohort_seed)
+        for name, params in (("abundance", abundance), ("focal", focal))
+    }
 
 
 def _untrained_vectors(cohort: PlantedCohort, name: str) -> np.ndarray:
@@ -126,20 +131,34 @@ def _own_head_c(fold_dir: Path) -> float:
 def _recovery(fold_dir: Path, cohort: PlantedCohort, test: list[str]) -> dict[str, float]:
     """Selection stability on the fold's test subjects: region and distractor recovery."""
     index = {s: i for i, s in enumerate(cohort.subject_ids)}
-    importance = [np.load(fold_dir / "importance" / f"{s}.npz")["pathology_importance"]
-                  for s in test]
+    importance = [
+        np.load(fold_dir / "importance" / f"{s}.npz")["pathology_importance"] for s in test
+    ]
     graphs = [cohort.graphs["pathology"][index[s]] for s in test]
     region = planted_recovery(importance, [g.planted.numpy() for g in graphs])
     distractors = [g.distractor.numpy() for g in graphs]
-    distractor_mass = (planted_recovery(importance, distractors)["mass"]
-                       if any(d.any() for d in distractors) else float("nan"))
-    return {"precision": region["precision"], "mass": region["mass"],
-            "node_share": region["node_share"], "enrichment": region["enrichment"],
-            "distractor_mass": distractor_mass}
+    distractor_mass = (
+        planted_recovery(importance, distractors)["mass"]
+        if any(d.any() for d in distractors)
+        else float("nan")
+    )
+    return {
+        "precision": region["precision"],
+        "mass": region["mass"],
+        "node_share": region["node_share"],
+        "enrichment": region["enrichment"],
+        "distractor_mass": distractor_mass,
+    }
 
 
-def _downstream(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int,
-                args: argparse.Namespace) -> list[dict]:
+def _downstream(
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+    args: argparse.Namespace,
+) -> list[dict]:
     """Test C-index of each downstream model of ``args.models`` fitted on the training rows. A
     fit that fails (Coxnet's path diverging, "weights are too large") is recorded as NaN and
     named on stderr, as the study does; the average over models then skips it."""
@@ -148,19 +167,23 @@ def _downstream(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarra
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                table = run_baselines(x, y, [(train, test)], names=[model], seed=seed,
-                                      **BASELINE_SETTINGS)
+                table = run_baselines(
+                    x, y, [(train, test)], names=[model], seed=seed, **BASELINE_SETTINGS
+                )
             value = float(table.loc[table["metric"] == "c_index", "value"].iloc[0])
         except (ValueError, ArithmeticError) as err:
-            print(f"    {model} failed, C-index N/A: {str(err).strip().splitlines()[0]}",
-                  file=sys.stderr)
+            print(
+                f"    {model} failed, C-index N/A: {str(err).strip().splitlines()[0]}",
+                file=sys.stderr,
+            )
             value = float("nan")
         rows.append({"model": model, "metric": "c_index", "value": value})
     return rows
 
 
-def run_cohort(name: str, cohort: PlantedCohort, root: Path, args: argparse.Namespace
-               ) -> tuple[list[dict], list[dict], list[dict]]:
+def run_cohort(
+    name: str, cohort: PlantedCohort, root: Path, args: argparse.Namespace
+) -> tuple[list[dict], list[dict], list[dict]]:
     """Every aggregator x seed x fold of one cohort.
 
     Returns:
@@ -178,11 +201,18 @@ def run_cohort(name: str, cohort: PlantedCohort, root: Path, args: argparse.Name
     results, sizes, runs = [], [], []
     for seed in range(args.seeds):
         splits_path = root / name / f"splits_seed_{seed}.json"
-        folds = load_or_create_splits(splits_path, cohort.subject_ids, patients, strata,
-                                      args.folds, seed)
+        folds = load_or_create_splits(
+            splits_path, cohort.subject_ids, patients, strata, args.folds, seed
+        )
         for fold, split in enumerate(folds):
-            sizes.append({"seed": seed, "fold": fold, "n_train": len(split["train"]),
-                          "n_test": len(split["test"])})
+            sizes.append(
+                {
+                    "seed": seed,
+                    "fold": fold,
+                    "n_train": len(split["train"]),
+                    "n_test": len(split["test"]),
+                }
+            )
         for aggregator, spec in AGGREGATORS.items():
             if aggregator == "region" and cohort.params.signal != "focal":
                 continue
@@ -190,13 +220,22 @@ def run_cohort(name: str, cohort: PlantedCohort, root: Path, args: argparse.Name
             fold_dirs = None
             if spec is not None:
                 out_dir = root / name / aggregator / f"seed_{seed}"
-                fold_dirs = [out_dir / spec[0] / "pathology" / f"fold_{k}"
-                             for k in range(args.folds)]
+                fold_dirs = [
+                    out_dir / spec[0] / "pathology" / f"fold_{k}" for k in range(args.folds)
+                ]
             if fold_dirs is not None and not args.rescore:
-                config = TrainConfig(graphs_dir=graphs_dir, manifest=manifest, out_dir=out_dir,
-                                     aggregator=spec[0], aggregator_options=dict(spec[1]),
-                                     lr=args.lr, epochs=args.epochs, folds=args.folds, seed=seed,
-                                     splits=splits_path)
+                config = TrainConfig(
+                    graphs_dir=graphs_dir,
+                    manifest=manifest,
+                    out_dir=out_dir,
+                    aggregator=spec[0],
+                    aggregator_options=dict(spec[1]),
+                    lr=args.lr,
+                    epochs=args.epochs,
+                    folds=args.folds,
+                    seed=seed,
+                    splits=splits_path,
+                )
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     done = run_cross_validation(config, progress=False)
@@ -208,14 +247,21 @@ def run_cohort(name: str, cohort: PlantedCohort, root: Path, args: argparse.Name
                     x = _untrained_vectors(cohort, aggregator)
                 else:
                     x = _fold_vectors(fold_dirs[fold], index, n)
-                    row = {"cohort": name, "aggregator": aggregator, "seed": seed, "fold": fold,
-                           "own_head_c": _own_head_c(fold_dirs[fold])}
+                    row = {
+                        "cohort": name,
+                        "aggregator": aggregator,
+                        "seed": seed,
+                        "fold": fold,
+                        "own_head_c": _own_head_c(fold_dirs[fold]),
+                    }
                     row.update(_recovery(fold_dirs[fold], cohort, split["test"]))
                     runs.append(row)
                 key = {"fold": fold, "seed": seed, "modality": name, "aggregator": aggregator}
                 results += [{**key, **row} for row in _downstream(x, y, train, test, seed, args)]
-            print(f"  {name} seed {seed} {aggregator}: {time.perf_counter() - start:.0f} s",
-                  flush=True)
+            print(
+                f"  {name} seed {seed} {aggregator}: {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
     return results, sizes, runs
 
 
@@ -224,21 +270,31 @@ def summary_table(results: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
     the paired difference to Mean with its interval and the corrected resampled t-test."""
     comparisons = cross_validated_comparisons(results, sizes)
     comparisons = comparisons[comparisons["model"] == AVG]
-    per_fold = (results.groupby(["modality", "aggregator", "seed", "fold"])["value"].mean()
-                .rename("c").reset_index())
+    per_fold = (
+        results.groupby(["modality", "aggregator", "seed", "fold"])["value"]
+        .mean()
+        .rename("c")
+        .reset_index()
+    )
     rows = []
     for (cohort, aggregator), block in per_fold.groupby(["modality", "aggregator"], sort=False):
-        row = {"cohort": cohort, "aggregator": aggregator, "c_mean": block["c"].mean(),
-               "c_sd": block["c"].std(ddof=1), "runs": len(block)}
+        row = {
+            "cohort": cohort,
+            "aggregator": aggregator,
+            "c_mean": block["c"].mean(),
+            "c_sd": block["c"].std(ddof=1),
+            "runs": len(block),
+        }
         if aggregator != "mean":
-            match = comparisons[(comparisons["modality"] == cohort)
-                                & (comparisons["aggregator_a"].isin([aggregator, "mean"]))
-                                & (comparisons["aggregator_b"].isin([aggregator, "mean"]))]
+            match = comparisons[
+                (comparisons["modality"] == cohort)
+                & (comparisons["aggregator_a"].isin([aggregator, "mean"]))
+                & (comparisons["aggregator_b"].isin([aggregator, "mean"]))
+            ]
             cmp = match.iloc[0]
             sign = 1.0 if cmp["aggregator_a"] == aggregator else -1.0
             low, high = sorted((sign * cmp["ci_low"], sign * cmp["ci_high"]))
-            row.update(diff=sign * cmp["difference"], ci_low=low, ci_high=high,
-                       p=cmp["p_value"])
+            row.update(diff=sign * cmp["difference"], ci_low=low, ci_high=high, p=cmp["p_value"])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -251,16 +307,24 @@ def stability_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (cohort, aggregator), block in runs.groupby(["cohort", "aggregator"], sort=False):
         distractor = block["distractor_mass"].dropna()
-        rows.append({"cohort": cohort, "aggregator": aggregator, "runs": len(block),
-                     "own_head_c": block["own_head_c"].mean(),
-                     "node_share": block["node_share"].mean(),
-                     "precision_median": block["precision"].median(),
-                     "mass_median": block["mass"].median(),
-                     "mass_min": block["mass"].min(), "mass_max": block["mass"].max(),
-                     "found": float((block["mass"] >= FOUND_MASS).mean()),
-                     "distractor_mass_median": distractor.median() if len(distractor) else np.nan,
-                     "distractor_found": (float((distractor >= FOUND_MASS).mean())
-                                          if len(distractor) else np.nan)})
+        rows.append(
+            {
+                "cohort": cohort,
+                "aggregator": aggregator,
+                "runs": len(block),
+                "own_head_c": block["own_head_c"].mean(),
+                "node_share": block["node_share"].mean(),
+                "precision_median": block["precision"].median(),
+                "mass_median": block["mass"].median(),
+                "mass_min": block["mass"].min(),
+                "mass_max": block["mass"].max(),
+                "found": float((block["mass"] >= FOUND_MASS).mean()),
+                "distractor_mass_median": distractor.median() if len(distractor) else np.nan,
+                "distractor_found": (
+                    float((distractor >= FOUND_MASS).mean()) if len(distractor) else np.nan
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -275,17 +339,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--focal-dim", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--models", nargs="+", default=list(BASELINES), choices=BASELINES,
-                        help="downstream survival models")
-    parser.add_argument("--cohorts", nargs="+", default=["abundance", "focal"],
-                        choices=["abundance", "focal"])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(BASELINES),
+        choices=BASELINES,
+        help="downstream survival models",
+    )
+    parser.add_argument(
+        "--cohorts", nargs="+", default=["abundance", "focal"], choices=["abundance", "focal"]
+    )
     parser.add_argument("--cohort-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="keep the runs and write results.csv / runs.csv here")
-    parser.add_argument("--rescore", action="store_true",
-                        help="train nothing: score the trained folds an earlier run kept in --out "
-                             "(same sizes and seeds) with --models")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="keep the runs and write results.csv / runs.csv here"
+    )
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="train nothing: score the trained folds an earlier run kept in --out "
+        "(same sizes and seeds) with --models",
+    )
     args = parser.parse_args(argv)
     if args.rescore and args.out is None:
         parser.error("--rescore needs --out (the folder of the earlier run)")
@@ -294,11 +368,17 @@ def main(argv: list[str] | None = None) -> int:
     cohorts = {k: v for k, v in make_cohorts(args).items() if k in args.cohorts}
     for name, cohort in cohorts.items():
         p = cohort.params
-        print(f"{name}: {p.n_subjects} subjects x {p.n_nodes} nodes, {p.dim}-d, oracle C "
-              f"{harrell_c(cohort.time, cohort.event, cohort.risk):.3f}, "
-              f"{cohort.event.mean():.0%} events", flush=True)
-    print(f"{args.seeds} seeds x {args.folds} folds; downstream {', '.join(args.models)}; "
-          f"lr {args.lr:g}, {args.epochs} epochs", flush=True)
+        print(
+            f"{name}: {p.n_subjects} subjects x {p.n_nodes} nodes, {p.dim}-d, oracle C "
+            f"{harrell_c(cohort.time, cohort.event, cohort.risk):.3f}, "
+            f"{cohort.event.mean():.0%} events",
+            flush=True,
+        )
+    print(
+        f"{args.seeds} seeds x {args.folds} folds; downstream {', '.join(args.models)}; "
+        f"lr {args.lr:g}, {args.epochs} epochs",
+        flush=True,
+    )
     results, sizes, runs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
@@ -313,15 +393,18 @@ def main(argv: list[str] | None = None) -> int:
             runs.to_csv(args.out / "runs.csv", index=False)
     pd.set_option("display.width", 160)
     for name in cohorts:
-        table = summary_table(results[results["modality"] == name],
-                              sizes[sizes["cohort"] == name])
+        table = summary_table(results[results["modality"] == name], sizes[sizes["cohort"] == name])
         failed = int(results.loc[results["modality"] == name, "value"].isna().sum())
-        print(f"\n{name}: downstream C-index (mean of {len(args.models)} models; {failed} failed "
-              "fits left out), mean (SD) over seeds x folds; difference to Mean, 95% CI, "
-              "corrected resampled t-test")
+        print(
+            f"\n{name}: downstream C-index (mean of {len(args.models)} models; {failed} failed "
+            "fits left out), mean (SD) over seeds x folds; difference to Mean, 95% CI, "
+            "corrected resampled t-test"
+        )
         print(table.round(3).to_string(index=False))
-    print("\nSelection (test subjects): share of the region among the kept nodes, importance "
-          f"(attention) mass on the region and on the distractor; found = mass >= {FOUND_MASS}")
+    print(
+        "\nSelection (test subjects): share of the region among the kept nodes, importance "
+        f"(attention) mass on the region and on the distractor; found = mass >= {FOUND_MASS}"
+    )
     print(stability_table(runs).round(3).to_string(index=False))
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
     return 0

@@ -89,9 +89,9 @@ def textbook_delong(label: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
     v01 = np.zeros((scores.shape[0], n))
     step = max(1, PAIR_BLOCK // n)
     for start in range(0, m, step):
-        x = positives[:, start:start + step, None]
+        x = positives[:, start : start + step, None]
         kernel = (x > negatives[:, None, :]) + 0.5 * (x == negatives[:, None, :])
-        v10[:, start:start + step] = kernel.mean(axis=2)
+        v10[:, start : start + step] = kernel.mean(axis=2)
         v01 += kernel.sum(axis=1)
     v01 /= m
     auc = v10.mean(axis=1)
@@ -106,14 +106,15 @@ def delong_rows(n: int, repeats: int, seed: int) -> list[Row]:
     slow_s, (auc, cov) = timed(lambda: textbook_delong(label, scores), max(1, repeats // 3))
     se_diff = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     p_textbook = 2 * norm.sf(abs(auc[0] - auc[1]) / se_diff)
-    print(f"DeLong agreement ({n} subjects, {int(label.sum())} positives): "
-          f"|AUC - textbook| = {abs(single.estimate - auc[0]):.1e}, "
-          f"|SE - textbook| = {abs(single.se - np.sqrt(cov[0, 0])):.1e}, "
-          f"|p(test) - textbook| = {abs(test.p_value - p_textbook):.1e}")
+    print(
+        f"DeLong agreement ({n} subjects, {int(label.sum())} positives): "
+        f"|AUC - textbook| = {abs(single.estimate - auc[0]):.1e}, "
+        f"|SE - textbook| = {abs(single.se - np.sqrt(cov[0, 0])):.1e}, "
+        f"|p(test) - textbook| = {abs(test.p_value - p_textbook):.1e}"
+    )
     return [
         ("DeLong AUC + CI", "auc_ci (midranks)", n, fast_ci_s, DELONG_GOAL_S, "measured"),
-        ("DeLong paired test", "delong_test (midranks)", n, fast_test_s, DELONG_GOAL_S,
-         "measured"),
+        ("DeLong paired test", "delong_test (midranks)", n, fast_test_s, DELONG_GOAL_S, "measured"),
         ("DeLong paired test", "textbook O(n^2), blocks", n, slow_s, None, "measured"),
     ]
 
@@ -130,52 +131,75 @@ def survival_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.minimum(event_time, censor_time), event_time <= censor_time, risk
 
 
-def sksurv_loop(time_: np.ndarray, event: np.ndarray, risk: np.ndarray, n_boot: int,
-                seed: int) -> np.ndarray:
+def sksurv_loop(
+    time_: np.ndarray, event: np.ndarray, risk: np.ndarray, n_boot: int, seed: int
+) -> np.ndarray:
     """Harrell's C on each resample, one scikit-survival call per resample."""
     draws = bootstrap_indices(None, n_boot, seed, time_.size)
     return np.array([concordance_index_censored(event[r], time_[r], risk[r])[0] for r in draws])
 
 
-def bootstrap_rows(n: int, n_boot: int, loop_boot: int, repeats: int,
-                   seed: int) -> list[Row]:
+def bootstrap_rows(n: int, n_boot: int, loop_boot: int, repeats: int, seed: int) -> list[Row]:
     time_, event, risk = survival_data(n, seed)
-    fast_s, _ = timed(lambda: concordance_ci(time_, event, risk, n_boot=n_boot, seed=seed),
-                      repeats)
-    bca_s, _ = timed(lambda: concordance_ci(time_, event, risk, n_boot=n_boot, seed=seed,
-                                            bootstrap_interval="bca"), repeats)
+    fast_s, _ = timed(lambda: concordance_ci(time_, event, risk, n_boot=n_boot, seed=seed), repeats)
+    bca_s, _ = timed(
+        lambda: concordance_ci(
+            time_, event, risk, n_boot=n_boot, seed=seed, bootstrap_interval="bca"
+        ),
+        repeats,
+    )
     loop_s, loop = timed(lambda: sksurv_loop(time_, event, risk, loop_boot, seed), 1)
-    ours = weighted_concordance(time_, event, risk,
-                                bootstrap_weights(None, n, n_boot, seed))[0, :loop_boot]
+    ours = weighted_concordance(time_, event, risk, bootstrap_weights(None, n, n_boot, seed))[
+        0, :loop_boot
+    ]
     tracemalloc.start()
     concordance_ci(time_, event, risk, n_boot=n_boot, seed=seed)
     peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    print(f"bootstrap agreement ({n} subjects, {int(event.sum())} events): max |C* - sksurv "
-          f"C*| over the first {loop_boot} resamples = {np.abs(ours - loop).max():.1e}; "
-          f"peak memory of concordance_ci {peak_mb:.0f} MiB")
+    print(
+        f"bootstrap agreement ({n} subjects, {int(event.sum())} events): max |C* - sksurv "
+        f"C*| over the first {loop_boot} resamples = {np.abs(ours - loop).max():.1e}; "
+        f"peak memory of concordance_ci {peak_mb:.0f} MiB"
+    )
     task = f"C-index bootstrap x {n_boot}"
     return [
         (task, "concordance_ci, percentile", n, fast_s, BOOTSTRAP_GOAL_S, "measured"),
         (task, "concordance_ci, BCa (+ jackknife)", n, bca_s, BOOTSTRAP_GOAL_S, "measured"),
-        (task, "sksurv concordance_index_censored loop", n, loop_s * n_boot / loop_boot, None,
-         f"extrapolated from {loop_boot}"),
+        (
+            task,
+            "sksurv concordance_index_censored loop",
+            n,
+            loop_s * n_boot / loop_boot,
+            None,
+            f"extrapolated from {loop_boot}",
+        ),
     ]
 
 
 def td_auc_rows(n: int, n_boot: int, seed: int) -> list[Row]:
     time_, event, risk = survival_data(n, seed)
     horizons = np.quantile(time_[event], [0.25, 0.5, 0.75])
-    seconds, _ = timed(lambda: time_dependent_auc(time_, event, time_, event, risk, horizons,
-                                                  n_boot=n_boot, seed=seed), 1)
-    return [(f"td AUC, 3 horizons x {n_boot}", "time_dependent_auc (sksurv loop)", n, seconds,
-             TD_AUC_GOAL_S, "measured")]
+    seconds, _ = timed(
+        lambda: time_dependent_auc(
+            time_, event, time_, event, risk, horizons, n_boot=n_boot, seed=seed
+        ),
+        1,
+    )
+    return [
+        (
+            f"td AUC, 3 horizons x {n_boot}",
+            "time_dependent_auc (sksurv loop)",
+            n,
+            seconds,
+            TD_AUC_GOAL_S,
+            "measured",
+        )
+    ]
 
 
 def collect(args: argparse.Namespace) -> list[Row]:
     rows = delong_rows(args.delong_n, args.repeats, args.seed)
-    rows += bootstrap_rows(args.boot_n, args.n_boot, args.loop_resamples, args.repeats,
-                           args.seed)
+    rows += bootstrap_rows(args.boot_n, args.n_boot, args.loop_resamples, args.repeats, args.seed)
     return rows + td_auc_rows(300, 500, args.seed)
 
 
@@ -184,8 +208,12 @@ def main() -> None:
     parser.add_argument("--delong-n", type=int, default=10_000)
     parser.add_argument("--boot-n", type=int, default=1000)
     parser.add_argument("--n-boot", type=int, default=1000)
-    parser.add_argument("--loop-resamples", type=int, default=100,
-                        help="resamples run by the scikit-survival loop (then extrapolated)")
+    parser.add_argument(
+        "--loop-resamples",
+        type=int,
+        default=100,
+        help="resamples run by the scikit-survival loop (then extrapolated)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads")
@@ -195,8 +223,9 @@ def main() -> None:
         rows = collect(args)
     print()
     print(f"threads: {args.threads}; times are medians of {args.repeats} runs")
-    header = (f"{'task':30s} {'method':40s} {'n':>6s} {'seconds':>9s} {'goal (s)':>9s} "
-              f"{'met':>4s}  note")
+    header = (
+        f"{'task':30s} {'method':40s} {'n':>6s} {'seconds':>9s} {'goal (s)':>9s} {'met':>4s}  note"
+    )
     print(header)
     print("-" * len(header))
     for task, method, n, seconds, goal, note in rows:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--config" in args[:-1]:
         at = args.index("--config")
-        args[at:at + 2] = [args[at + 1]]
+        args[at : at + 2] = [args[at + 1]]
     return radiograph(["study", *args])
 
 

@@ -21,8 +21,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="YAML config")
     parser.add_argument("--out", default=None, help="output folder (overrides the config)")
-    parser.add_argument("--synth", type=int, default=None, metavar="SEED",
-                        help="write the synthetic cohort with this seed first")
+    parser.add_argument(
+        "--synth",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="write the synthetic cohort with this seed first",
+    )
     args = parser.parse_args()
     config = load_config(args.config, **({"out": args.out} if args.out else {}))
     start = time.perf_counter()
@@ -33,7 +38,7 @@ def main() -> int:
         by = tables.get("treatment_by_group")
         print(f"{endpoint}: C-index\n{tables['concordance'].to_string(index=False)}")
         if by is not None:
-            print(by[by['set'] == 'all'].to_string(index=False))
+            print(by[by["set"] == "all"].to_string(index=False))
     print(f"done in {time.perf_counter() - start:.0f} s: {config.out}/report.md")
     return 0
 

@@ -17,8 +17,8 @@ use, and the value is kept in the package's namespace.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 
 def lazy_exports(
@@ -41,8 +41,9 @@ def lazy_exports(
     for module, names in exports.items():
         for name in names:
             if name in module_of:
-                raise ValueError(f"{package}: {name!r} is exported by both "
-                                 f"{module_of[name]!r} and {module!r}")
+                raise ValueError(
+                    f"{package}: {name!r} is exported by both {module_of[name]!r} and {module!r}"
+                )
             module_of[name] = module
     public = sorted(module_of)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 Number = TypeVar("Number", int, float)
 
@@ -50,8 +51,7 @@ def _to_float(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _checked(value: Number | None, text: str, ok: Callable[[Number], bool],
-             wanted: str) -> Number:
+def _checked(value: Number | None, text: str, ok: Callable[[Number], bool], wanted: str) -> Number:
     if value is None or not ok(value):
         raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
     return value

@@ -20,8 +20,8 @@ import importlib
 import shlex
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from radiograph import __version__
 from radiograph.lock import EXIT_LOCKED, LockedError
@@ -54,8 +54,13 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
 
 
-def one_line_warning(message: Warning | str, category: type[Warning], filename: str,
-                     lineno: int, line: str | None = None) -> str:
+def one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
     """A ``warnings.formatwarning`` that writes one line: ``Category: message (file.py:N)``,
     with the message's lines joined and no line of source code."""
     text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
@@ -83,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     validate = sub.add_parser("validate", help="check a cohort manifest and print one report")
     validate.add_argument("manifest", help="manifest CSV")
-    validate.add_argument("--no-file-check", action="store_true",
-                          help="do not check that referenced files exist")
+    validate.add_argument(
+        "--no-file-check", action="store_true", help="do not check that referenced files exist"
+    )
     validate.set_defaults(func=_validate)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -18,7 +18,8 @@ host only while no run holds the folder's lock.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from radiograph.runner import StageFn, Task, TaskResult, execute_task
 
@@ -36,8 +37,12 @@ class DaskBackend:
 
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, workers: int = 2,
-                 resources: dict[str, float] | None = None):
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        workers: int = 2,
+        resources: dict[str, float] | None = None,
+    ):
         self.scheduler = scheduler
         self.workers = workers
         self.resources = resources
@@ -51,8 +56,15 @@ class DaskBackend:
             with Client(self.scheduler) as client:
                 yield client
         else:
-            with LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                              dashboard_address=None) as cluster, Client(cluster) as client:
+            with (
+                LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                ) as cluster,
+                Client(cluster) as client,
+            ):
                 yield client
 
     def run(self, fn: StageFn, tasks: Sequence[Task]) -> Iterator[TaskResult]:
@@ -62,9 +74,12 @@ class DaskBackend:
             return
         with self.client() as client:
             futures = client.map(
-                execute_task, [fn] * len(tasks), list(tasks),
+                execute_task,
+                [fn] * len(tasks),
+                list(tasks),
                 key=[f"radiograph-{task.key}-{_token(task)}" for task in tasks],
-                pure=False, resources=self.resources,
+                pure=False,
+                resources=self.resources,
             )
             by_key = {future.key: task for future, task in zip(futures, tasks)}
             for future in as_completed(futures):
@@ -75,8 +90,12 @@ class DaskBackend:
                     result.attempts = attempts
                 else:
                     error = future.exception()
-                    result = TaskResult(task.key, "failed", attempts=attempts,
-                                        error=f"{type(error).__name__}: {error}")
+                    result = TaskResult(
+                        task.key,
+                        "failed",
+                        attempts=attempts,
+                        error=f"{type(error).__name__}: {error}",
+                    )
                 yield result
 
 

@@ -26,10 +26,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 LOCK_NAME = ".radiograph.lock"
 #: Exit status of a command refused because another run holds its folder (EX_TEMPFAIL).
@@ -40,7 +40,7 @@ POLL_SECONDS = 0.2
 #: process (the holder may be writing it, or a probe may hold the lock for a moment).
 GRACE_SECONDS = 1.0
 
-_held: dict[str, "LockHolder"] = {}  # realpath of a folder -> holder: locks of this process
+_held: dict[str, LockHolder] = {}  # realpath of a folder -> holder: locks of this process
 _held_guard = threading.Lock()
 
 
@@ -62,8 +62,9 @@ class LockHolder:
     command: str
 
     def describe(self) -> str:
-        return (f"pid {self.pid} on host {self.host}, started {self.started}, "
-                f"command: {self.command}")
+        return (
+            f"pid {self.pid} on host {self.host}, started {self.started}, command: {self.command}"
+        )
 
     def is_alive(self) -> bool | None:
         """True / False for a holder on this host; None (unknown) for one on another host."""
@@ -113,8 +114,7 @@ def folder_lock(
     fd = os.open(lock_path(folder), os.O_RDWR | os.O_CREAT, 0o666)
     try:
         _acquire(fd, folder, wait, timeout, on_wait)
-        mine = LockHolder(os.getpid(), socket.gethostname(), _now(),
-                          what or shlex.join(sys.argv))
+        mine = LockHolder(os.getpid(), socket.gethostname(), _now(), what or shlex.join(sys.argv))
         _write_holder(fd, mine)
         with _held_guard:
             _held[key] = mine
@@ -138,8 +138,9 @@ def read_holder(folder: str | os.PathLike) -> LockHolder | None:
     try:
         text = lock_path(folder).read_text(encoding="utf-8")
         raw = json.loads(text)
-        return LockHolder(int(raw["pid"]), str(raw["host"]), str(raw["started"]),
-                          str(raw["command"]))
+        return LockHolder(
+            int(raw["pid"]), str(raw["host"]), str(raw["started"]), str(raw["command"])
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -178,8 +179,13 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
-def _acquire(fd: int, folder: Path, wait: bool, timeout: float | None,
-             on_wait: Callable[[LockHolder | None], None] | None) -> None:
+def _acquire(
+    fd: int,
+    folder: Path,
+    wait: bool,
+    timeout: float | None,
+    on_wait: Callable[[LockHolder | None], None] | None,
+) -> None:
     start = time.monotonic()
     told = False
     while True:
@@ -199,18 +205,27 @@ def _acquire(fd: int, folder: Path, wait: bool, timeout: float | None,
         time.sleep(POLL_SECONDS if wait else 0.05)
 
 
-def _locked_message(folder: Path, holder: LockHolder | None, wait: bool,
-                    timeout: float | None) -> str:
+def _locked_message(
+    folder: Path, holder: LockHolder | None, wait: bool, timeout: float | None
+) -> str:
     who = holder.describe() if holder else "a holder that has not recorded itself yet"
     if wait:
         return f"{folder} is still in use after waiting {timeout:g} s: {who}"
-    return (f"{folder} is in use by another run ({who}); one run writes to a folder at a time. "
-            "Wait for it to finish, or rerun with --wait to start as soon as it does.")
+    return (
+        f"{folder} is in use by another run ({who}); one run writes to a folder at a time. "
+        "Wait for it to finish, or rerun with --wait to start as soon as it does."
+    )
 
 
 def _write_holder(fd: int, holder: LockHolder) -> None:
-    data = json.dumps({"pid": holder.pid, "host": holder.host, "started": holder.started,
-                       "command": holder.command}).encode("utf-8")
+    data = json.dumps(
+        {
+            "pid": holder.pid,
+            "host": holder.host,
+            "started": holder.started,
+            "command": holder.command,
+        }
+    ).encode("utf-8")
     os.ftruncate(fd, 0)
     os.pwrite(fd, data + b"\n", 0)
     os.fsync(fd)

@@ -38,9 +38,10 @@ import io
 import math
 import os
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from radiograph.io.paths import safe_name
 
@@ -217,26 +218,38 @@ def validate_manifest(
     root = path.parent
     endpoints = endpoint_names(header)
     endpoint_columns = {f"{e}_{part}" for e in endpoints for part in ("time", "event")}
-    covariate_columns = [c for c in header if c and c not in REQUIRED_COLUMNS
-                         and c not in OPTIONAL_COLUMNS and c not in endpoint_columns]
+    covariate_columns = [
+        c
+        for c in header
+        if c
+        and c not in REQUIRED_COLUMNS
+        and c not in OPTIONAL_COLUMNS
+        and c not in endpoint_columns
+    ]
     subjects: list[Subject] = []
     seen_ids: dict[str, int] = {}
     for row in rows:
-        subject = _check_row(row, root, covariate_columns, seen_ids, check_files, problems,
-                             endpoints)
+        subject = _check_row(
+            row, root, covariate_columns, seen_ids, check_files, problems, endpoints
+        )
         if subject is not None:
             subjects.append(subject)
     problems.extend(_mixed_time_units(rows))
     problems.extend(_label_conflicts(rows))
-    if problems and not (keep_valid_rows and all(p.line is not None and p.subject_id
-                                                 for p in problems)):
+    if problems and not (
+        keep_valid_rows and all(p.line is not None and p.subject_id for p in problems)
+    ):
         return None, problems
     failed = {p.subject_id for p in problems}
     subjects = [s for s in subjects if s.subject_id not in failed]
     if not subjects:
         return None, problems
-    return Manifest(path=path, time_unit=rows[0].cells["time_unit"].lower(),
-                    subjects=tuple(subjects), warnings=tuple(_event_warnings(subjects))), problems
+    return Manifest(
+        path=path,
+        time_unit=rows[0].cells["time_unit"].lower(),
+        subjects=tuple(subjects),
+        warnings=tuple(_event_warnings(subjects)),
+    ), problems
 
 
 @dataclass(frozen=True)
@@ -264,8 +277,19 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row], list[Problem]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        return [], [], [Problem(line, "", "-", f"not UTF-8 text (byte 0x{raw[err.start]:02x} at "
-                                f"offset {err.start}); save the file as 'CSV UTF-8'")]
+        return (
+            [],
+            [],
+            [
+                Problem(
+                    line,
+                    "",
+                    "-",
+                    f"not UTF-8 text (byte 0x{raw[err.start]:02x} at "
+                    f"offset {err.start}); save the file as 'CSV UTF-8'",
+                )
+            ],
+        )
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     records: list[tuple[int, list[str]]] = []
     end = 0
@@ -277,9 +301,20 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row], list[Problem]]:
     except csv.Error as err:
         return [], [], [Problem(reader.line_num, "", "-", f"not a readable CSV file ({err})")]
     if not records:
-        return [], [], [Problem(None, "", "-", f"the file is empty ({len(raw)} bytes, no cell "
-                                f"filled); expected a header line ({','.join(REQUIRED_COLUMNS)}, "
-                                "...) and one row per subject")]
+        return (
+            [],
+            [],
+            [
+                Problem(
+                    None,
+                    "",
+                    "-",
+                    f"the file is empty ({len(raw)} bytes, no cell "
+                    f"filled); expected a header line ({','.join(REQUIRED_COLUMNS)}, "
+                    "...) and one row per subject",
+                )
+            ],
+        )
     (header_line, header), data = records[0], records[1:]
     problems = _header_problems(header, header_line)
     if problems:
@@ -287,15 +322,28 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row], list[Problem]]:
     rows = []
     for line, cells in data:
         sid = dict(zip(header, cells)).get("subject_id", "")
-        if len(cells) > len(header) and any(cells[len(header):]):
-            problems.append(Problem(line, sid, "-", f"{len(cells)} cells but the header has "
-                                    f"{len(header)} columns; quote a cell that holds a comma"))
+        if len(cells) > len(header) and any(cells[len(header) :]):
+            problems.append(
+                Problem(
+                    line,
+                    sid,
+                    "-",
+                    f"{len(cells)} cells but the header has "
+                    f"{len(header)} columns; quote a cell that holds a comma",
+                )
+            )
             continue
         cells = cells[: len(header)] + [""] * (len(header) - len(cells))
         unnamed = [i + 1 for i, (name, cell) in enumerate(zip(header, cells)) if cell and not name]
         if unnamed:
-            problems.append(Problem(line, sid, f"column {unnamed[0]}", "a value in a column "
-                                    "without a name in the header; name the column"))
+            problems.append(
+                Problem(
+                    line,
+                    sid,
+                    f"column {unnamed[0]}",
+                    "a value in a column without a name in the header; name the column",
+                )
+            )
             continue
         rows.append(_Row(line, dict(zip(header, cells))))
     if not data:
@@ -313,8 +361,11 @@ def _header_problems(header: list[str], line: int) -> list[Problem]:
             return [Problem(line, "", "-", hint)]
         return [Problem(line, "", column, "required column is missing") for column in missing]
     counts = Counter(name for name in header if name)
-    return [Problem(line, "", name, f"column appears {n} times in the header; keep one")
-            for name, n in counts.items() if n > 1]
+    return [
+        Problem(line, "", name, f"column appears {n} times in the header; keep one")
+        for name, n in counts.items()
+        if n > 1
+    ]
 
 
 def _delimiter_hint(header: list[str]) -> str:
@@ -324,15 +375,23 @@ def _delimiter_hint(header: list[str]) -> str:
     for delimiter, name in OTHER_DELIMITERS.items():
         fields = {f.strip().strip('"') for f in line.split(delimiter)}
         if len(fields & set(REQUIRED_COLUMNS)) >= 2:
-            return (f"the file looks {name} (its header splits into {len(fields)} columns at "
-                    f"{delimiter!r}); save it as comma-separated CSV (';' stays the separator "
-                    "between several paths inside one slide_paths or volume_paths cell)")
+            return (
+                f"the file looks {name} (its header splits into {len(fields)} columns at "
+                f"{delimiter!r}); save it as comma-separated CSV (';' stays the separator "
+                "between several paths inside one slide_paths or volume_paths cell)"
+            )
     return ""
 
 
-def _check_row(row: _Row, root: Path, covariate_columns: list[str], seen_ids: dict[str, int],
-               check_files: bool, problems: list[Problem],
-               endpoints: list[str] = ()) -> Subject | None:
+def _check_row(
+    row: _Row,
+    root: Path,
+    covariate_columns: list[str],
+    seen_ids: dict[str, int],
+    check_files: bool,
+    problems: list[Problem],
+    endpoints: list[str] = (),
+) -> Subject | None:
     """Check one row, appending its problems; the Subject when it has none."""
     cells = row.cells
     sid = cells["subject_id"]
@@ -351,12 +410,17 @@ def _check_row(row: _Row, root: Path, covariate_columns: list[str], seen_ids: di
     modality = (cells.get("radiology_modality", "") or "CT").upper()
     if modality not in RADIOLOGY_MODALITIES:
         report("radiology_modality", f"{modality!r} is not one of CT, MR")
-    slides, volumes, masks = (_paths(cells.get(column, ""), root)
-                              for column in ("slide_paths", "volume_paths", "mask_path"))
+    slides, volumes, masks = (
+        _paths(cells.get(column, ""), root)
+        for column in ("slide_paths", "volume_paths", "mask_path")
+    )
     _check_image_paths(slides, volumes, masks, report)
     if check_files:
-        for column, paths in (("slide_paths", slides), ("volume_paths", volumes),
-                              ("mask_path", masks)):
+        for column, paths in (
+            ("slide_paths", slides),
+            ("volume_paths", volumes),
+            ("mask_path", masks),
+        ):
             for p in paths:
                 if not p.exists():
                     report(column, f"file does not exist: {p}")
@@ -383,15 +447,19 @@ def _check_row(row: _Row, root: Path, covariate_columns: list[str], seen_ids: di
     )
 
 
-def _check_identifiers(cells: dict[str, str], line: int, seen_ids: dict[str, int],
-                       report: Report) -> None:
+def _check_identifiers(
+    cells: dict[str, str], line: int, seen_ids: dict[str, int], report: Report
+) -> None:
     """Subject and patient ids: present, safe file names, subject ids unique."""
     sid = cells["subject_id"]
     if not sid:
         report("subject_id", "empty subject id")
     elif reason := safe_name(sid):
-        report("subject_id", f"subject id {sid!r} {reason}; subject ids name output files: "
-                             "use letters, digits, '-', '_' and '.'")
+        report(
+            "subject_id",
+            f"subject id {sid!r} {reason}; subject ids name output files: "
+            "use letters, digits, '-', '_' and '.'",
+        )
     elif sid in seen_ids:
         report("subject_id", f"duplicate subject id (first on line {seen_ids[sid]})")
     else:
@@ -400,12 +468,14 @@ def _check_identifiers(cells: dict[str, str], line: int, seen_ids: dict[str, int
     if not patient:
         report("patient_id", "empty patient id")
     elif reason := safe_name(patient):
-        report("patient_id", f"patient id {patient!r} {reason}; use letters, digits, '-', '_' "
-                             "and '.'")
+        report(
+            "patient_id", f"patient id {patient!r} {reason}; use letters, digits, '-', '_' and '.'"
+        )
 
 
-def _check_image_paths(slides: list[Path], volumes: list[Path], masks: list[Path],
-                       report: Report) -> None:
+def _check_image_paths(
+    slides: list[Path], volumes: list[Path], masks: list[Path], report: Report
+) -> None:
     """A row's image paths: one mask with the volumes, no file twice, slide names that can
     name output files and do not clash."""
     if len(masks) > 1:
@@ -422,11 +492,17 @@ def _check_image_paths(slides: list[Path], volumes: list[Path], masks: list[Path
     by_stem: dict[str, Path] = {}
     for slide in dict.fromkeys(_normal(s) for s in slides):
         if reason := safe_name(slide.stem):
-            report("slide_paths", f"slide name {slide.stem!r} (file {slide}) {reason}; the "
-                                  "name is used for the slide's output files: rename the file")
+            report(
+                "slide_paths",
+                f"slide name {slide.stem!r} (file {slide}) {reason}; the "
+                "name is used for the slide's output files: rename the file",
+            )
         elif slide.stem in by_stem:
-            report("slide_paths", f"slides {by_stem[slide.stem]} and {slide} share the name "
-                                  f"{slide.stem!r}, so their output files would clash; rename one")
+            report(
+                "slide_paths",
+                f"slides {by_stem[slide.stem]} and {slide} share the name "
+                f"{slide.stem!r}, so their output files would clash; rename one",
+            )
         else:
             by_stem[slide.stem] = slide
 
@@ -440,9 +516,17 @@ def _mixed_time_units(rows: list[_Row]) -> list[Problem]:
         return []
     main, n = counts.most_common(1)[0]  # ties: the unit seen first
     first = next(line for line, _, unit in units if unit == main)
-    return [Problem(line, sid, "time_unit", f"mixed time units: {unit!r} here but {main!r} on "
-                                            f"{n} row(s) from line {first}; use one unit")
-            for line, sid, unit in units if unit != main]
+    return [
+        Problem(
+            line,
+            sid,
+            "time_unit",
+            f"mixed time units: {unit!r} here but {main!r} on "
+            f"{n} row(s) from line {first}; use one unit",
+        )
+        for line, sid, unit in units
+        if unit != main
+    ]
 
 
 def _event_warnings(subjects: list[Subject]) -> list[Problem]:
@@ -451,17 +535,33 @@ def _event_warnings(subjects: list[Subject]) -> list[Problem]:
     n = len(subjects)
     events = sum(s.event for s in subjects)
     if events == 0:
-        use = ("only a classification task (column label) can use it" if
-               any(s.label is not None for s in subjects) else "check the column (1 = event "
-               "observed, 0 = censored)")
-        return [Problem(None, "", "event", f"every subject is censored (event = 0 on all {n} "
-                                           "rows): survival training will refuse this cohort "
-                                           f"(no C-index without an event); {use}")]
+        use = (
+            "only a classification task (column label) can use it"
+            if any(s.label is not None for s in subjects)
+            else "check the column (1 = event observed, 0 = censored)"
+        )
+        return [
+            Problem(
+                None,
+                "",
+                "event",
+                f"every subject is censored (event = 0 on all {n} "
+                "rows): survival training will refuse this cohort "
+                f"(no C-index without an event); {use}",
+            )
+        ]
     if events < DEFAULT_FOLDS:
-        return [Problem(None, "", "event", f"{events} event(s) among {n} subjects, fewer than "
-                                           f"the default {DEFAULT_FOLDS} cross-validation folds: "
-                                           "some test folds will have no event and no C-index; "
-                                           "set fewer 'folds' in the training config")]
+        return [
+            Problem(
+                None,
+                "",
+                "event",
+                f"{events} event(s) among {n} subjects, fewer than "
+                f"the default {DEFAULT_FOLDS} cross-validation folds: "
+                "some test folds will have no event and no C-index; "
+                "set fewer 'folds' in the training config",
+            )
+        ]
     return []
 
 
@@ -529,8 +629,9 @@ def endpoint_names(header: list[str]) -> list[str]:
     return [n for n in names if f"{n}_event" in header]
 
 
-def _parse_endpoints(cells: dict[str, str], endpoints: list[str],
-                     report: Report) -> dict[str, tuple[float, int]]:
+def _parse_endpoints(
+    cells: dict[str, str], endpoints: list[str], report: Report
+) -> dict[str, tuple[float, int]]:
     """Each endpoint pair checked as ``time, event``; both cells empty: unknown for this
     subject. An endpoint of :data:`BEFORE_OS_ENDPOINTS` may not end after ``os``."""
     out: dict[str, tuple[float, int]] = {}
@@ -552,22 +653,29 @@ def _parse_endpoints(cells: dict[str, str], endpoints: list[str],
     if "os" in out:
         for name in BEFORE_OS_ENDPOINTS:
             if name in out and out[name][0] > out["os"][0]:
-                report(f"{name}_time", f"{name}_time {out[name][0]:g} is after os_time "
-                                       f"{out['os'][0]:g}: {name.upper()} cannot end after "
-                                       "overall survival")
+                report(
+                    f"{name}_time",
+                    f"{name}_time {out[name][0]:g} is after os_time "
+                    f"{out['os'][0]:g}: {name.upper()} cannot end after "
+                    "overall survival",
+                )
     return out
 
 
-def _roi_paths(cell: str, root: Path, slides: list[Path], check_files: bool,
-               report: Report) -> tuple[Path | None, ...]:
+def _roi_paths(
+    cell: str, root: Path, slides: list[Path], check_files: bool, report: Report
+) -> tuple[Path | None, ...]:
     """The ROI file of each slide (None where its entry is empty), aligned with the slides."""
     if not cell:
         return ()
     entries = [e.strip() for e in cell.split(PATH_SEPARATOR)]
     if len(entries) != len(slides):
-        report("roi_paths", f"{len(entries)} entries for {len(slides)} slide(s); give one per "
-                            "slide in the order of slide_paths (an empty entry for a slide "
-                            "without an ROI)")
+        report(
+            "roi_paths",
+            f"{len(entries)} entries for {len(slides)} slide(s); give one per "
+            "slide in the order of slide_paths (an empty entry for a slide "
+            "without an ROI)",
+        )
         return ()
     rois = tuple(_paths(e, root)[0] if e else None for e in entries)
     for slide, roi in zip(slides, rois):
@@ -590,8 +698,7 @@ def binary_column_problems(manifest: Manifest, column: str) -> list[Problem]:
     for s in manifest.subjects:
         value = s.covariates.get(column, "")
         if value not in (0.0, 1.0):
-            problems.append(Problem(s.line, s.subject_id, column,
-                                    f"must be 0 or 1, got {value!r}"))
+            problems.append(Problem(s.line, s.subject_id, column, f"must be 0 or 1, got {value!r}"))
     return problems
 
 
@@ -617,7 +724,11 @@ def _label_conflicts(rows: list[_Row]) -> list[Problem]:
             )
             first_line, first_sid = min(r for lines in by_label.values() for r in lines)
             problems.append(
-                Problem(first_line, first_sid, "label",
-                        f"patient {patient!r} has subjects with different labels: {detail}")
+                Problem(
+                    first_line,
+                    first_sid,
+                    "label",
+                    f"patient {patient!r} has subjects with different labels: {detail}",
+                )
             )
     return problems

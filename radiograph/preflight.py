@@ -24,16 +24,16 @@ encoder to load its weights costs its memory for a moment (UNI, ViT-L: about 1.2
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from radiograph.manifest import Manifest, validate_manifest
 from radiograph.study_config import StudyConfig, did_you_mean
@@ -70,8 +70,9 @@ class PreflightReport:
         """The notes, then ``N problem(s)`` and one line per problem (or ``ready``)."""
         lines = [f"  {note}" for note in self.notes]
         if self.problems:
-            lines.append(f"preflight: {len(self.problems)} problem(s), found in "
-                         f"{self.seconds:.1f} s:")
+            lines.append(
+                f"preflight: {len(self.problems)} problem(s), found in {self.seconds:.1f} s:"
+            )
             lines += [f"  {problem}" for problem in self.problems]
         else:
             lines.append(f"preflight: ready ({self.seconds:.1f} s)")
@@ -102,8 +103,7 @@ def preflight(config: StudyConfig) -> PreflightReport:
     check_baselines(config, found)
     if manifest is not None:
         check_disk(config, manifest, dims, found)
-    return PreflightReport(tuple(found.problems), tuple(found.notes),
-                           time.perf_counter() - start)
+    return PreflightReport(tuple(found.problems), tuple(found.notes), time.perf_counter() - start)
 
 
 def check_output(out_dir: Path, found: _Findings) -> None:
@@ -119,8 +119,9 @@ def check_output(out_dir: Path, found: _Findings) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".radiograph-preflight-"):
             pass
     except OSError as err:
-        found.problems.append(f"out_dir {out_dir}: cannot write in {folder} "
-                              f"({err.strerror or err})")
+        found.problems.append(
+            f"out_dir {out_dir}: cannot write in {folder} ({err.strerror or err})"
+        )
 
 
 def check_cohort(config: StudyConfig, found: _Findings) -> Manifest | None:
@@ -135,17 +136,23 @@ def check_cohort(config: StudyConfig, found: _Findings) -> Manifest | None:
     for problem in problems[:MAX_LISTED]:
         found.problems.append(f"key {key!r}: {path}: {problem}")
     if len(problems) > MAX_LISTED:
-        found.problems.append(f"key {key!r}: ... and {len(problems) - MAX_LISTED} more "
-                              f"(radiograph validate {path} lists them all)")
+        found.problems.append(
+            f"key {key!r}: ... and {len(problems) - MAX_LISTED} more "
+            f"(radiograph validate {path} lists them all)"
+        )
     if manifest is None or problems:
         return None
     for modality in config.modalities_in_use():
-        has = [s for s in manifest.subjects
-               if (s.has_pathology if modality == "pathology" else s.has_radiology)]
+        has = [
+            s
+            for s in manifest.subjects
+            if (s.has_pathology if modality == "pathology" else s.has_radiology)
+        ]
         if not has:
             column = "slide_paths" if modality == "pathology" else "volume_paths and mask_path"
-            found.problems.append(f"key 'modality_sets': {modality} is used but no subject of "
-                                  f"{path} has {column}")
+            found.problems.append(
+                f"key 'modality_sets': {modality} is used but no subject of {path} has {column}"
+            )
     found.notes.append(f"cohort: {path}, {len(manifest.subjects)} subjects")
     return manifest
 
@@ -173,8 +180,10 @@ def device_problem(name: str) -> str | None:
         return f"not a device name ({str(err).splitlines()[0]}); use auto, cpu, cuda or cuda:N"
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            return ("CUDA is not available on this machine (torch.cuda.is_available() is "
-                    "False); use 'auto' (CUDA when present, else CPU) or 'cpu'")
+            return (
+                "CUDA is not available on this machine (torch.cuda.is_available() is "
+                "False); use 'auto' (CUDA when present, else CPU) or 'cpu'"
+            )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             return f"this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
@@ -190,7 +199,8 @@ def check_precision(precision: str, device: str, found: _Findings) -> None:
     """``training.precision`` runs on the training device (fp16 needs CUDA)."""
     if precision == "fp32":
         return
-    from radiograph.devices import check_precision as runs_on, resolve_device
+    from radiograph.devices import check_precision as runs_on
+    from radiograph.devices import resolve_device
 
     try:
         runs_on(precision, resolve_device(device))
@@ -211,8 +221,13 @@ def check_encoders(config: StudyConfig, found: _Findings) -> dict[str, int]:
     if config.pathology is not None and "pathology" in used:
         options = config.pathology
         _files_exist("pathology", options, ("stain_reference",), found)
-        dim = _build_encoder("pathology", options.get("encoder", "efficientnet-lite0"),
-                             options, patch=True, found=found)
+        dim = _build_encoder(
+            "pathology",
+            options.get("encoder", "efficientnet-lite0"),
+            options,
+            patch=True,
+            found=found,
+        )
         if dim is not None:
             dims["pathology"] = dim
     if config.radiology is not None and "radiology" in used:
@@ -228,15 +243,17 @@ def check_encoders(config: StudyConfig, found: _Findings) -> dict[str, int]:
     return dims
 
 
-def _files_exist(section: str, options: dict[str, Any], keys: Sequence[str],
-                 found: _Findings) -> None:
+def _files_exist(
+    section: str, options: dict[str, Any], keys: Sequence[str], found: _Findings
+) -> None:
     for key in keys:
         if options.get(key) and not Path(options[key]).is_file():
             found.problems.append(f"key '{section}.{key}': file not found: {options[key]}")
 
 
-def _build_encoder(section: str, name: str, options: dict[str, Any], *, patch: bool,
-                   found: _Findings) -> int | None:
+def _build_encoder(
+    section: str, name: str, options: dict[str, Any], *, patch: bool, found: _Findings
+) -> int | None:
     """Build ``name`` with its weights (the shape check); its feature dimension, or None with
     the problem recorded. ``patch``: a 2D encoder only (pathology); else a 3D encoder or a 2D
     one applied slice by slice (radiology)."""
@@ -248,8 +265,10 @@ def _build_encoder(section: str, name: str, options: dict[str, Any], *, patch: b
     volume = [] if patch else available_volume_encoders()
     names = [*(["pyradiomics"] if not patch else []), *volume, *available_encoders()]
     if name not in names and not name.startswith(TIMM_PREFIX):
-        found.problems.append(f"key {key!r}: unknown encoder {name!r}{did_you_mean(name, names)}"
-                              f"; known: {', '.join(names)} or timm:<model name>")
+        found.problems.append(
+            f"key {key!r}: unknown encoder {name!r}{did_you_mean(name, names)}"
+            f"; known: {', '.join(names)} or timm:<model name>"
+        )
         return None
     weights = options.get("weights")
     if weights and not Path(weights).is_file():
@@ -260,16 +279,20 @@ def _build_encoder(section: str, name: str, options: dict[str, Any], *, patch: b
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomWeightsWarning)
-            encoder = build(name, weights=weights,
-                            random_weights=bool(options.get("random_weights", False)),
-                            seed=int(options.get("seed", 0)))
+            encoder = build(
+                name,
+                weights=weights,
+                random_weights=bool(options.get("random_weights", False)),
+                seed=int(options.get("seed", 0)),
+            )
     except EncoderError as err:
         found.problems.append(f"key {key!r}: {err}")
         return None
     dim = int(encoder.dim)
     source = "random weights" if options.get("random_weights") else (weights or "packaged weights")
-    found.notes.append(f"{section} encoder {name}: {dim}-d, {source} load "
-                       f"({time.perf_counter() - start:.1f} s)")
+    found.notes.append(
+        f"{section} encoder {name}: {dim}-d, {source} load ({time.perf_counter() - start:.1f} s)"
+    )
     return dim
 
 
@@ -291,15 +314,18 @@ def check_aggregators(config: StudyConfig, found: _Findings) -> None:
         options = config.aggregator_options.get(aggregator, {})
         unknown = [k for k in options if k not in fields]
         for name in unknown:
-            found.problems.append(f"unknown key '{key}.{name}'{did_you_mean(name, fields)}; "
-                                  f"allowed under {key!r}: {', '.join(fields)}")
+            found.problems.append(
+                f"unknown key '{key}.{name}'{did_you_mean(name, fields)}; "
+                f"allowed under {key!r}: {', '.join(fields)}"
+            )
         if unknown:
             continue
         for modalities in config.modality_sets:
             train = config.train_config(aggregator, modalities, config.seeds[0])
             try:
-                build_aggregator(aggregator, {m: 8 for m in modalities}, train.task,
-                                 **aggregator_options(train))
+                build_aggregator(
+                    aggregator, {m: 8 for m in modalities}, train.task, **aggregator_options(train)
+                )
             except (ValueError, TypeError) as err:
                 found.problems.append(f"key {key!r}: {err}")
                 break
@@ -318,8 +344,9 @@ def check_baselines(config: StudyConfig, found: _Findings) -> None:
         registered = CLASSIFIERS
 
         def make(name: str) -> Any:
-            model = make_classifier(name, grids=grids.get(name),
-                                    model_params=model_params.get(name), **options)
+            model = make_classifier(
+                name, grids=grids.get(name), model_params=model_params.get(name), **options
+            )
             return getattr(model, "estimator", model)
     else:
         from radiograph.survival import BASELINES, make_baseline
@@ -327,53 +354,70 @@ def check_baselines(config: StudyConfig, found: _Findings) -> None:
         registered = BASELINES
 
         def make(name: str) -> Any:
-            return make_baseline(name, grids=grids.get(name), model_params=model_params.get(name),
-                                 **options).pipeline
+            return make_baseline(
+                name, grids=grids.get(name), model_params=model_params.get(name), **options
+            ).pipeline
 
     names = tuple(names) if names else tuple(registered)
     for name in names:
         if name not in registered:
-            found.problems.append(f"key 'baselines.models': unknown model {name!r}"
-                                  f"{did_you_mean(name, registered)}; known: "
-                                  f"{', '.join(registered)}")
+            found.problems.append(
+                f"key 'baselines.models': unknown model {name!r}"
+                f"{did_you_mean(name, registered)}; known: "
+                f"{', '.join(registered)}"
+            )
             continue
         try:
             pipeline = make(name)
         except ValueError as err:
-            found.problems.append(f"key 'baselines.model_params.{name}': "
-                                  f"{str(err).splitlines()[0]}")
+            found.problems.append(
+                f"key 'baselines.model_params.{name}': {str(err).splitlines()[0]}"
+            )
             continue
-        accepted = [k.removeprefix("model__") for k in pipeline.get_params()
-                    if k.startswith("model__")]
+        accepted = [
+            k.removeprefix("model__") for k in pipeline.get_params() if k.startswith("model__")
+        ]
         for param in grids.get(name, {}):
             if param not in accepted and not (name == "coxnet" and param == "alpha"):
-                found.problems.append(f"key 'baselines.grids.{name}.{param}': {name} has no "
-                                      f"parameter {param!r}{did_you_mean(param, accepted)}")
+                found.problems.append(
+                    f"key 'baselines.grids.{name}.{param}': {name} has no "
+                    f"parameter {param!r}{did_you_mean(param, accepted)}"
+                )
     km_model = config.report.get("km_model")
     if km_model is not None and km_model not in names:
-        found.problems.append(f"key 'report.km_model': {km_model!r} is not among the baselines "
-                              f"({', '.join(names)}){did_you_mean(km_model, names)}")
+        found.problems.append(
+            f"key 'report.km_model': {km_model!r} is not among the baselines "
+            f"({', '.join(names)}){did_you_mean(km_model, names)}"
+        )
 
 
-def check_disk(config: StudyConfig, manifest: Manifest, dims: dict[str, int],
-               found: _Findings) -> None:
+def check_disk(
+    config: StudyConfig, manifest: Manifest, dims: dict[str, int], found: _Findings
+) -> None:
     """A problem when the feature files still to write need more than the free space of
     ``out_dir``'s file system; the estimate is a note either way."""
     expected = 0.0
     for modality, dim in dims.items():
         expected += feature_bytes(config, manifest, modality, dim)
-    written = sum(f.stat().st_size for f in config.features_dir.rglob("*.h5")
-                  if f.is_file()) if config.features_dir.is_dir() else 0
+    written = (
+        sum(f.stat().st_size for f in config.features_dir.rglob("*.h5") if f.is_file())
+        if config.features_dir.is_dir()
+        else 0
+    )
     needed = max(0.0, expected - written)
     folder = config.out_dir
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     free = shutil.disk_usage(folder).free
-    found.notes.append(f"disk: features about {_size(expected)} ({_size(written)} written), "
-                       f"{_size(free)} free on {folder}")
+    found.notes.append(
+        f"disk: features about {_size(expected)} ({_size(written)} written), "
+        f"{_size(free)} free on {folder}"
+    )
     if needed > free:
-        found.problems.append(f"out_dir {config.out_dir}: the feature files need about "
-                              f"{_size(needed)} more but only {_size(free)} is free")
+        found.problems.append(
+            f"out_dir {config.out_dir}: the feature files need about "
+            f"{_size(needed)} more but only {_size(free)} is free"
+        )
 
 
 def feature_bytes(config: StudyConfig, manifest: Manifest, modality: str, dim: int) -> float:
@@ -408,8 +452,9 @@ def _expected_patches(config: StudyConfig, manifest: Manifest) -> float:
                     width, height = slide.dimensions
                     grid += math.floor(width / side) * math.floor(height / side)
                     if len(fractions) < DISK_SAMPLE:
-                        mask = compute_tissue_mask(slide, mask_mpp=patch_um / 4,
-                                                   params=extraction.tissue)
+                        mask = compute_tissue_mask(
+                            slide, mask_mpp=patch_um / 4, params=extraction.tissue
+                        )
                         fractions.append(float(mask.mask.mean()))
             except (SlideError, OSError, ValueError):
                 continue  # extraction reports it; the estimate leaves the slide out

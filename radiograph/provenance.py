@@ -117,8 +117,11 @@ def canonical(obj: Any, *, exclude: Iterable[str] = ()) -> Any:
     """
     excluded = set(exclude)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)
-                if f.name not in excluded}
+        return {
+            f.name: canonical(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.name not in excluded
+        }
     if isinstance(obj, Mapping):
         return {str(k): canonical(v) for k, v in obj.items() if str(k) not in excluded}
     if isinstance(obj, np.ndarray):
@@ -171,8 +174,13 @@ class Provenance:
     @property
     def digest(self) -> str:
         """Digest of inputs, upstream digests and settings (not of the summary)."""
-        return digest_of({"inputs": dict(self.inputs), "upstream": dict(self.upstream),
-                          "settings": self.settings})
+        return digest_of(
+            {
+                "inputs": dict(self.inputs),
+                "upstream": dict(self.upstream),
+                "settings": self.settings,
+            }
+        )
 
     @property
     def missing_inputs(self) -> list[str]:
@@ -181,15 +189,23 @@ class Provenance:
 
     def to_dict(self) -> dict[str, Any]:
         """The record's fields and its digest, JSON-ready."""
-        return {"inputs": dict(self.inputs), "upstream": dict(self.upstream),
-                "settings": self.settings, "settings_summary": dict(self.settings_summary),
-                "digest": self.digest}
+        return {
+            "inputs": dict(self.inputs),
+            "upstream": dict(self.upstream),
+            "settings": self.settings,
+            "settings_summary": dict(self.settings_summary),
+            "digest": self.digest,
+        }
 
 
-def make_provenance(settings: Any, *, files: Mapping[str, str | os.PathLike] | None = None,
-                    fingerprints: Mapping[str, str] | None = None,
-                    upstream: Mapping[str, str] | None = None,
-                    exclude: Iterable[str] = ()) -> Provenance:
+def make_provenance(
+    settings: Any,
+    *,
+    files: Mapping[str, str | os.PathLike] | None = None,
+    fingerprints: Mapping[str, str] | None = None,
+    upstream: Mapping[str, str] | None = None,
+    exclude: Iterable[str] = (),
+) -> Provenance:
     """The expected provenance of an output.
 
     Args:
@@ -226,8 +242,9 @@ def sidecar_path(output: str | os.PathLike) -> Path:
     return output.with_name(output.name + SIDECAR_SUFFIX)
 
 
-def write_provenance(output: str | os.PathLike, provenance: Provenance, *,
-                     pending: bool = False) -> Path:
+def write_provenance(
+    output: str | os.PathLike, provenance: Provenance, *, pending: bool = False
+) -> Path:
     """Write ``output``'s record (atomically), binding it to the output's current fingerprint.
 
     Call it after the output is complete, or with ``pending`` before the output is written
@@ -296,8 +313,9 @@ def _difference(record: Mapping[str, Any], expected: Provenance) -> str:
         old = _flatten(record.get("settings_summary") or {})
         new = _flatten(expected.settings_summary)
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        details = ", ".join(f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}"
-                            for k in changed[:3])
+        details = ", ".join(
+            f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}" for k in changed[:3]
+        )
         reasons.append(f"settings changed ({details})" if details else "settings changed")
     for part in ("inputs", "upstream"):
         old = record.get(part) or {}
@@ -305,8 +323,9 @@ def _difference(record: Mapping[str, Any], expected: Provenance) -> str:
         names = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if names:
             noun = "input" if part == "inputs" else "upstream"
-            reasons.append(f"{noun} changed: {', '.join(names[:3])}"
-                           + (" ..." if len(names) > 3 else ""))
+            reasons.append(
+                f"{noun} changed: {', '.join(names[:3])}" + (" ..." if len(names) > 3 else "")
+            )
     return "; ".join(reasons) or "record of another kind"
 
 
@@ -396,18 +415,21 @@ def prepare_rerun(stage: str, tasks: Sequence[Task], noun: str = "subjects") -> 
         current, reason = outputs_current(task.outputs, expected)
         if current:
             continue
-        (unrecorded.append(task.key) if NO_RECORD in reason
-         else changed.append((task.key, reason)))
+        (unrecorded.append(task.key) if NO_RECORD in reason else changed.append((task.key, reason)))
         for output in task.outputs:
             discard(output)
     lines = []
     if changed:
-        lines.append(f"{stage}: {len(changed)} of {len(tasks)} {noun} changed since the last run "
-                     "(settings or inputs): redoing them")
+        lines.append(
+            f"{stage}: {len(changed)} of {len(tasks)} {noun} changed since the last run "
+            "(settings or inputs): redoing them"
+        )
         lines += [f"  {key}: {reason}" for key, reason in changed[:3]]
         if len(changed) > 3:
             lines.append(f"  ... and {len(changed) - 3} more")
     if unrecorded:
-        lines.append(f"{stage}: {len(unrecorded)} of {len(tasks)} {noun} have outputs without a "
-                     "provenance record (made by an older version of radiograph): redoing them")
+        lines.append(
+            f"{stage}: {len(unrecorded)} of {len(tasks)} {noun} have outputs without a "
+            "provenance record (made by an older version of radiograph): redoing them"
+        )
     return "\n".join(lines)

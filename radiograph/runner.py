@@ -37,11 +37,12 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Generator, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
@@ -172,18 +173,21 @@ class ProcessPoolBackend:
             for task in suspects:
                 yield run_alone(fn, task)
 
-    def _run_pool(self, fn: StageFn,
-                  waiting: collections.deque[Task]) -> Generator[TaskResult, None, list[Task]]:
+    def _run_pool(
+        self, fn: StageFn, waiting: collections.deque[Task]
+    ) -> Generator[TaskResult, None, list[Task]]:
         """Run tasks taken from the left of ``waiting`` on one pool until none is left or a
         worker dies; returns the tasks that were in flight when the pool broke."""
         context = multiprocessing.get_context("spawn")
         running: dict[cf.Future, Task] = {}
         suspects: list[Task] = []
         broken = False
-        with cf.ProcessPoolExecutor(min(self.workers, len(waiting)), mp_context=context,
-                                    initializer=start_worker,
-                                    initargs=(_warning_filters(), os.getpid(),
-                                              warnings.formatwarning)) as pool:
+        with cf.ProcessPoolExecutor(
+            min(self.workers, len(waiting)),
+            mp_context=context,
+            initializer=start_worker,
+            initargs=(_warning_filters(), os.getpid(), warnings.formatwarning),
+        ) as pool:
             while running or (waiting and not broken):
                 while waiting and not broken and len(running) < self.workers:
                     try:
@@ -204,8 +208,11 @@ class ProcessPoolBackend:
                         suspects.append(task)
                         continue
                     except Exception as err:  # noqa: BLE001 - e.g. the task does not pickle
-                        result = TaskResult(task.key, "failed", error="could not run in a worker "
-                                            f"process: {type(err).__name__}: {err}")
+                        result = TaskResult(
+                            task.key,
+                            "failed",
+                            error=f"could not run in a worker process: {type(err).__name__}: {err}",
+                        )
                     yield result
         return suspects
 
@@ -215,9 +222,11 @@ def run_alone(fn: StageFn, task: Task) -> TaskResult:
     pool worker died); a failed result names how the process ended if it dies too."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_execute_and_send, name=f"radiograph {task.key}",
-                              args=(fn, task, sender, _warning_filters(), os.getpid(),
-                                    warnings.formatwarning))
+    process = context.Process(
+        target=_execute_and_send,
+        name=f"radiograph {task.key}",
+        args=(fn, task, sender, _warning_filters(), os.getpid(), warnings.formatwarning),
+    )
     process.start()
     sender.close()
     try:
@@ -228,15 +237,27 @@ def run_alone(fn: StageFn, task: Task) -> TaskResult:
         receiver.close()
         process.join()
     if result is None:
-        return TaskResult(task.key, "failed", attempts=2, error=(
-            "its worker process died while running it, and again when it ran alone "
-            f"({_ending(process.exitcode)}); the other tasks were not affected"))
+        return TaskResult(
+            task.key,
+            "failed",
+            attempts=2,
+            error=(
+                "its worker process died while running it, and again when it ran alone "
+                f"({_ending(process.exitcode)}); the other tasks were not affected"
+            ),
+        )
     result.attempts = 2
     return result
 
 
-def _execute_and_send(fn: StageFn, task: Task, sender: Any, filters: list[WarningFilter],
-                      parent_pid: int, formatwarning: Callable[..., str]) -> None:
+def _execute_and_send(
+    fn: StageFn,
+    task: Task,
+    sender: Any,
+    filters: list[WarningFilter],
+    parent_pid: int,
+    formatwarning: Callable[..., str],
+) -> None:
     start_worker(filters, parent_pid, formatwarning)
     sender.send(execute_task(fn, task))
     sender.close()
@@ -251,8 +272,9 @@ def _ending(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-def start_worker(filters: list[WarningFilter], parent_pid: int,
-                 formatwarning: Callable[..., str] | None = None) -> None:
+def start_worker(
+    filters: list[WarningFilter], parent_pid: int, formatwarning: Callable[..., str] | None = None
+) -> None:
     """Initialiser of every worker process: exit with the parent, take over its warning
     filters and its warning format (``warnings.formatwarning``; the ``radiograph`` command's
     prints one line per warning)."""
@@ -277,12 +299,15 @@ def die_with_parent(parent_pid: int, *, poll_seconds: float = 1.0) -> None:
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # no libc or no prctl in it
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM),
-                                                    0, 0, 0)
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the signal was armed
         os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent_pid, poll_seconds), daemon=True,
-                     name="radiograph-parent-watchdog").start()
+    threading.Thread(
+        target=_watch_parent,
+        args=(parent_pid, poll_seconds),
+        daemon=True,
+        name="radiograph-parent-watchdog",
+    ).start()
 
 
 def _watch_parent(parent_pid: int, poll_seconds: float) -> None:
@@ -296,11 +321,14 @@ WarningFilter = tuple[str, str, type, str, int]
 
 def _warning_filters() -> list[WarningFilter]:
     """This process's ``warnings.filters`` as plain (action, message, category, module, lineno)."""
+
     def text(pattern: Any) -> str:  # a compiled regex, a plain string (Python's defaults), None
         return getattr(pattern, "pattern", pattern) or ""
 
-    return [(action, text(message), category, text(module), lineno)
-            for action, message, category, module, lineno in warnings.filters]
+    return [
+        (action, text(message), category, text(module), lineno)
+        for action, message, category, module, lineno in warnings.filters
+    ]
 
 
 def _set_warning_filters(filters: list[WarningFilter]) -> None:
@@ -323,8 +351,9 @@ def execute_task(fn: StageFn, task: Task) -> TaskResult:
     seconds = time.perf_counter() - start
     missing = [str(p) for p in task.outputs if not Path(p).exists()]
     if missing:
-        return TaskResult(task.key, "failed", seconds,
-                          error=f"stage finished without writing {missing}")
+        return TaskResult(
+            task.key, "failed", seconds, error=f"stage finished without writing {missing}"
+        )
     return TaskResult(task.key, "done", seconds, [str(p) for p in task.outputs])
 
 
@@ -343,8 +372,9 @@ def default_backend(workers: int | None) -> Backend:
     return InProcessBackend() if workers <= 1 else ProcessPoolBackend(workers)
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser, *, output: str | None = "out",
-                          failures: bool = True) -> None:
+def add_backend_arguments(
+    parser: argparse.ArgumentParser, *, output: str | None = "out", failures: bool = True
+) -> None:
     """Add the options every cohort command shares: where tasks run, --overwrite, --wait
     (:func:`add_lock_arguments`, locking the folder in argument ``output``) and, with
     ``failures``, --allow-failures (:func:`add_failure_arguments`)."""
@@ -352,31 +382,48 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, output: str | None
     if failures:
         add_failure_arguments(parser)
     group = add_where_arguments(parser)
-    group.add_argument("--overwrite", action="store_true",
-                       help="redo subjects whose outputs already exist")
+    group.add_argument(
+        "--overwrite", action="store_true", help="redo subjects whose outputs already exist"
+    )
     add_progress_argument(parser)
 
 
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--no-progress``, the one name of the progress option of every command: progress
     bars are drawn only on a terminal (:func:`terminal_only`), and not at all with it."""
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bars (they are shown only on a terminal)")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (they are shown only on a terminal)",
+    )
 
 
-def add_where_arguments(parser: argparse.ArgumentParser,
-                        workers_default: str = "number of cores") -> argparse._ArgumentGroup:
+def add_where_arguments(
+    parser: argparse.ArgumentParser, workers_default: str = "number of cores"
+) -> argparse._ArgumentGroup:
     """Add where the per-subject tasks run (:func:`backend_from_args`): ``--workers``,
     ``--dask-workers``, ``--scheduler``; returns their argument group. ``workers_default``
     says in the help what no ``--workers`` means."""
     group = parser.add_argument_group("where the per-subject work runs")
-    group.add_argument("--workers", type=int, default=None,
-                       help=f"local worker processes (default: {workers_default}; 1: in this "
-                            "process)")
-    group.add_argument("--dask-workers", type=int, default=None, metavar="N",
-                       help="run on a local Dask cluster of N worker processes")
-    group.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                       help="run on an existing dask.distributed cluster")
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"local worker processes (default: {workers_default}; 1: in this process)",
+    )
+    group.add_argument(
+        "--dask-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run on a local Dask cluster of N worker processes",
+    )
+    group.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run on an existing dask.distributed cluster",
+    )
     return group
 
 
@@ -385,21 +432,28 @@ def add_lock_arguments(parser: argparse.ArgumentParser, output: str | None = "ou
     ``radiograph`` (:func:`radiograph.cli.main`) locks that folder for the command's run
     (:mod:`radiograph.lock`); None: the command locks its folder itself
     (:func:`lock_from_args`)."""
-    parser.add_argument("--wait", action="store_true",
-                        help="when another run is writing to the output folder, wait for it to "
-                             "finish (default: stop at once, naming that run)")
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another run is writing to the output folder, wait for it to "
+        "finish (default: stop at once, naming that run)",
+    )
     parser.set_defaults(lock_folder_arg=output)
 
 
-def lock_from_args(args: argparse.Namespace, folder: str | os.PathLike,
-                   name: str) -> contextlib.AbstractContextManager[LockHolder]:
+def lock_from_args(
+    args: argparse.Namespace, folder: str | os.PathLike, name: str
+) -> contextlib.AbstractContextManager[LockHolder]:
     """The lock of ``folder`` for command ``name``, waiting if ``args.wait``
     (:func:`add_lock_arguments`); the holder's command is ``args.command_line`` when set (by
     :func:`radiograph.cli.main`), else this process's command line. A wait is announced on
     stderr."""
-    return folder_lock(folder, wait=getattr(args, "wait", False),
-                       what=getattr(args, "command_line", None),
-                       on_wait=functools.partial(announce_wait, name))
+    return folder_lock(
+        folder,
+        wait=getattr(args, "wait", False),
+        what=getattr(args, "command_line", None),
+        on_wait=functools.partial(announce_wait, name),
+    )
 
 
 def announce_wait(name: str, holder: LockHolder | None) -> None:
@@ -411,11 +465,15 @@ def announce_wait(name: str, holder: LockHolder | None) -> None:
 def add_failure_arguments(parser: argparse.ArgumentParser, unit: str = "tasks") -> None:
     """Add ``--allow-failures N|FRACTION`` (:func:`parse_allow_failures`, :func:`finish`);
     ``unit`` names what is counted in the help."""
-    parser.add_argument("--allow-failures", type=_allow_failures_argument, default=0,
-                        metavar="N|FRACTION",
-                        help=f"exit 0 when at most N {unit} (an integer) or this fraction of "
-                             "them (a number in [0, 1], e.g. 0.1) failed; the failures are "
-                             "still listed (default 0: any failure gives exit status 1)")
+    parser.add_argument(
+        "--allow-failures",
+        type=_allow_failures_argument,
+        default=0,
+        metavar="N|FRACTION",
+        help=f"exit 0 when at most N {unit} (an integer) or this fraction of "
+        "them (a number in [0, 1], e.g. 0.1) failed; the failures are "
+        "still listed (default 0: any failure gives exit status 1)",
+    )
 
 
 def parse_allow_failures(value: str | int | float) -> int | float:
@@ -439,8 +497,10 @@ def parse_allow_failures(value: str | int | float) -> int | float:
         return number
     if isinstance(number, float) and 0.0 <= number <= 1.0:
         return number
-    raise ValueError(f"allow_failures must be a count of tasks (an integer >= 0) or a fraction "
-                     f"of them (a number in [0, 1]); got {value!r}")
+    raise ValueError(
+        f"allow_failures must be a count of tasks (an integer >= 0) or a fraction "
+        f"of them (a number in [0, 1]); got {value!r}"
+    )
 
 
 def allowed_failures(allow: int | float | None, total: int) -> int:
@@ -513,8 +573,13 @@ def run_cohort(
             todo.append(task)
     _remove_stale_temporaries([Path(record_path)])
     record.save(record_path)
-    bar = tqdm(total=len(todo), desc=stage or "cohort", unit="task",
-               disable=terminal_only(progress), file=sys.stderr)
+    bar = tqdm(
+        total=len(todo),
+        desc=stage or "cohort",
+        unit="task",
+        disable=terminal_only(progress),
+        file=sys.stderr,
+    )
     for result in backend.run(fn, todo):
         record.results.append(result)
         record.save(record_path)
@@ -539,12 +604,16 @@ def finish(record: RunRecord, allow_failures: int | float | None = None) -> int:
     lines = [record.report()]
     stage = record.stage or "run"
     if failed and failed <= allowed:
-        lines.append(f"{stage}: {failed} failure(s) accepted by --allow-failures "
-                     f"{allow_failures} (at most {allowed} of {total} tasks); exit status 0")
+        lines.append(
+            f"{stage}: {failed} failure(s) accepted by --allow-failures "
+            f"{allow_failures} (at most {allowed} of {total} tasks); exit status 0"
+        )
     elif failed:
-        lines.append(f"{stage}: {failed} of {total} tasks failed (at most {allowed} allowed); "
-                     "exit status 1. A rerun retries them and keeps the finished ones; "
-                     f"--allow-failures {failed} accepts these failures.")
+        lines.append(
+            f"{stage}: {failed} of {total} tasks failed (at most {allowed} allowed); "
+            "exit status 1. A rerun retries them and keeps the finished ones; "
+            f"--allow-failures {failed} accepts these failures."
+        )
     print("\n".join(lines), file=sys.stderr if failed else sys.stdout)
     return 1 if failed > allowed else 0
 

@@ -31,15 +31,17 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
 from radiograph.io.atomic import atomic_open, read_json, write_json
+from radiograph.lock import LockHolder, folder_lock
 from radiograph.manifest import Manifest, load_manifest
 from radiograph.provenance import (
     Provenance,
@@ -48,7 +50,6 @@ from radiograph.provenance import (
     prepare_rerun,
     record_outputs,
 )
-from radiograph.lock import LockHolder, folder_lock
 from radiograph.runner import (
     Backend,
     RunRecord,
@@ -82,10 +83,16 @@ class SubjectsFailedError(RuntimeError):
         self.results = results
 
 
-def run_study(config: StudyConfig, *, progress: bool = True, wait: bool = False,
-              allow_failures: int | float | None = None, command: str | None = None,
-              on_wait: Callable[[LockHolder | None], None] | None = None,
-              backend: Backend | None = None) -> pd.DataFrame:
+def run_study(
+    config: StudyConfig,
+    *,
+    progress: bool = True,
+    wait: bool = False,
+    allow_failures: int | float | None = None,
+    command: str | None = None,
+    on_wait: Callable[[LockHolder | None], None] | None = None,
+    backend: Backend | None = None,
+) -> pd.DataFrame:
     """Run every stage (skipping finished work) holding the lock of ``config.out_dir``;
     returns the long results table. The resolved config is saved first as
     ``out_dir/study.yaml`` (:data:`STUDY_YAML`), which ``radiograph report`` reads.
@@ -128,8 +135,9 @@ def save_config(config: StudyConfig) -> None:
 STUDY_YAML = "study.yaml"
 
 
-def _run_study(config: StudyConfig, progress: bool, allow_failures: int | float,
-               backend: Backend) -> pd.DataFrame:
+def _run_study(
+    config: StudyConfig, progress: bool, allow_failures: int | float, backend: Backend
+) -> pd.DataFrame:
     timer = StageTimer()
     with timer("cohort"):
         manifest = prepare_cohort(config, backend)
@@ -161,11 +169,15 @@ def _run_study(config: StudyConfig, progress: bool, allow_failures: int | float,
     failed = excluded["subject_id"].nunique()
     if failed:
         allowed = allowed_failures(allow_failures, len(manifest.subjects))
-        summary = (f"{failed} of {len(manifest.subjects)} subjects left out of the study "
-                   f"(at most {allowed} allowed by allow_failures {allow_failures}), see "
-                   f"{config.report_dir / EXCLUDED_CSV}:\n" + "\n".join(
-                       f"  {row.subject_id} ({row.stage}): {row.error}"
-                       for row in excluded.itertuples(index=False)))
+        summary = (
+            f"{failed} of {len(manifest.subjects)} subjects left out of the study "
+            f"(at most {allowed} allowed by allow_failures {allow_failures}), see "
+            f"{config.report_dir / EXCLUDED_CSV}:\n"
+            + "\n".join(
+                f"  {row.subject_id} ({row.stage}): {row.error}"
+                for row in excluded.itertuples(index=False)
+            )
+        )
         if failed > allowed:
             raise SubjectsFailedError(summary, excluded, results)
         print(summary, file=sys.stderr)
@@ -236,8 +248,9 @@ def prepare_cohort(config: StudyConfig, backend: Backend) -> Manifest:
     return load_manifest(config.manifest_path)
 
 
-def extract_pathology(config: StudyConfig, manifest: Manifest, backend: Backend,
-                      progress: bool) -> RunRecord:
+def extract_pathology(
+    config: StudyConfig, manifest: Manifest, backend: Backend, progress: bool
+) -> RunRecord:
     """Slides -> patch features (``features/pathology``), one slide at a time in this process
     (the encoder stays loaded; tile reading runs in DataLoader workers)."""
     from radiograph.pathology.extract import ExtractionConfig, extract_cohort
@@ -246,8 +259,9 @@ def extract_pathology(config: StudyConfig, manifest: Manifest, backend: Backend,
     return extract_cohort(manifest, config.out_dir, extraction, progress=progress)
 
 
-def extract_radiology(config: StudyConfig, manifest: Manifest, backend: Backend,
-                      progress: bool) -> RunRecord:
+def extract_radiology(
+    config: StudyConfig, manifest: Manifest, backend: Backend, progress: bool
+) -> RunRecord:
     """CT + mask -> unit features (``features/radiology``). Habitat units without a given
     model fit one on every subject's tumour voxels (unsupervised: no outcome is used).
 
@@ -282,8 +296,9 @@ def extract_radiology(config: StudyConfig, manifest: Manifest, backend: Backend,
             for subject, error in failures:
                 print(f"habitat fit: left out {subject}: {error}", file=sys.stderr)
         options["habitat_model"] = str(model_path)
-    return extract_cohort(jobs, config.out_dir, RadiologyConfig(**options), backend=backend,
-                          progress=progress)
+    return extract_cohort(
+        jobs, config.out_dir, RadiologyConfig(**options), backend=backend, progress=progress
+    )
 
 
 def habitat_provenance(jobs: Sequence[Any], config: Any) -> Provenance:
@@ -302,10 +317,15 @@ def habitat_provenance(jobs: Sequence[Any], config: Any) -> Provenance:
     for job in jobs:
         files.update({f"{job.subject_id}/volume_{i}": p for i, p in enumerate(job.volume_paths)})
         files[f"{job.subject_id}/mask"] = job.mask_path
-    settings = {"spacing_mm": config.spacing_mm, "resample_mask": config.resample_mask,
-                "mask_label": config.mask_label, "hu_window": config.hu_window,
-                "seed": config.seed, "k_range": DEFAULT_K_RANGE,
-                "modalities": {job.subject_id: job.modality for job in jobs}}
+    settings = {
+        "spacing_mm": config.spacing_mm,
+        "resample_mask": config.resample_mask,
+        "mask_label": config.mask_label,
+        "hu_window": config.hu_window,
+        "seed": config.seed,
+        "k_range": DEFAULT_K_RANGE,
+        "modalities": {job.subject_id: job.modality for job in jobs},
+    }
     return make_provenance(settings, files=files)
 
 
@@ -317,11 +337,19 @@ def build_graphs(config: StudyConfig, backend: Backend, progress: bool) -> list[
     method = options.pop("method", "slidegraph")
     records = []
     for modality in config.modalities_in_use():
-        tasks = graph_tasks(config.features_dir, config.graphs_dir, method, (modality,),
-                            options.get(modality) or {})
-        records.append(run_cohort(tasks, build_subject_graph, stage=f"graphs {modality}",
-                                  record_path=config.graphs_dir / f"build-graphs-{modality}.json",
-                                  backend=backend, progress=progress))
+        tasks = graph_tasks(
+            config.features_dir, config.graphs_dir, method, (modality,), options.get(modality) or {}
+        )
+        records.append(
+            run_cohort(
+                tasks,
+                build_subject_graph,
+                stage=f"graphs {modality}",
+                record_path=config.graphs_dir / f"build-graphs-{modality}.json",
+                backend=backend,
+                progress=progress,
+            )
+        )
     return records
 
 
@@ -359,13 +387,19 @@ def train_models(config: StudyConfig, progress: bool) -> list[TrainedModel]:
                 results = run_cross_validation(train_config, data=data, progress=progress)
                 print(format_results(results))
                 trained[seed, modalities, aggregator] = TrainedModel(
-                    aggregator, modalities, tuple(r.fold_dir for r in results), seed)
-    return [trained[seed, modalities, aggregator] for seed in config.seeds
-            for modalities in config.modality_sets for aggregator in config.aggregators]
+                    aggregator, modalities, tuple(r.fold_dir for r in results), seed
+                )
+    return [
+        trained[seed, modalities, aggregator]
+        for seed in config.seeds
+        for modalities in config.modality_sets
+        for aggregator in config.aggregators
+    ]
 
 
-def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[TrainedModel],
-                  progress: bool) -> pd.DataFrame:
+def fit_baselines(
+    config: StudyConfig, manifest: Manifest, trained: Sequence[TrainedModel], progress: bool
+) -> pd.DataFrame:
     """Fit the survival baselines on each fold's subject vectors; returns long results.
 
     Per fold, the baselines see only the training subjects' vectors (scaling, screening and
@@ -378,10 +412,16 @@ def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[Tra
     """
     from radiograph.runner import Task
 
-    tasks = [Task(str(fold_dir.relative_to(config.models_dir)),
-                  (fold_dir / "baselines.csv", fold_dir / "baseline_risks.csv"), (model, fold_dir),
-                  baselines_provenance(config, fold_dir, model.seed))
-             for model in trained for fold_dir in model.fold_dirs]
+    tasks = [
+        Task(
+            str(fold_dir.relative_to(config.models_dir)),
+            (fold_dir / "baselines.csv", fold_dir / "baseline_risks.csv"),
+            (model, fold_dir),
+            baselines_provenance(config, fold_dir, model.seed),
+        )
+        for model in trained
+        for fold_dir in model.fold_dirs
+    ]
     changes = prepare_rerun("baselines", tasks, noun="folds")
     if changes:
         print(changes, flush=True)
@@ -391,8 +431,7 @@ def fit_baselines(config: StudyConfig, manifest: Manifest, trained: Sequence[Tra
             model, fold_dir = task.payload
             results_path, risks_path = task.outputs
             if not task.is_complete():
-                fit_fold = (_fold_classifiers if config.task == "classification"
-                            else _fold_baselines)
+                fit_fold = _fold_classifiers if config.task == "classification" else _fold_baselines
                 results, risks = fit_fold(config, manifest, fold_dir, model.seed)
                 begin_outputs(task.outputs, task.provenance)
                 with atomic_open(risks_path, "w", newline="") as fh:
@@ -418,10 +457,17 @@ def baselines_provenance(config: StudyConfig, fold_dir: Path, seed: int) -> Prov
     settings the baselines use (``baselines``, ``report.n_boot``, the repeat's seed, the
     task)."""
     summary = read_json(fold_dir / "summary.json")
-    settings = {"baselines": config.baselines, "n_boot": int(config.report.get("n_boot", 0)),
-                "seed": seed, "task": config.task}
-    return make_provenance(settings, files={"embeddings": fold_dir / "embeddings.npz"},
-                           upstream={"fold": str(summary.get("fold_digest", ""))})
+    settings = {
+        "baselines": config.baselines,
+        "n_boot": int(config.report.get("n_boot", 0)),
+        "seed": seed,
+        "task": config.task,
+    }
+    return make_provenance(
+        settings,
+        files={"embeddings": fold_dir / "embeddings.npz"},
+        upstream={"fold": str(summary.get("fold_digest", ""))},
+    )
 
 
 def summarise_warnings(caught: Sequence[warnings.WarningMessage], stage: str) -> str:
@@ -435,16 +481,19 @@ def summarise_warnings(caught: Sequence[warnings.WarningMessage], stage: str) ->
         key = (Path(item.filename).name, item.lineno, item.category.__name__)
         first_line = next(iter(str(item.message).strip().splitlines()), "")
         groups.setdefault(key, []).append(first_line)
-    lines = [f"{stage}: {len(caught)} warning(s) from {len(groups)} source(s), "
-             "most frequent first:"]
-    for (filename, lineno, category), messages in sorted(groups.items(),
-                                                         key=lambda kv: -len(kv[1])):
+    lines = [
+        f"{stage}: {len(caught)} warning(s) from {len(groups)} source(s), most frequent first:"
+    ]
+    for (filename, lineno, category), messages in sorted(
+        groups.items(), key=lambda kv: -len(kv[1])
+    ):
         lines.append(f"  {len(messages):5d} x {filename}:{lineno} {category}: {messages[0]}")
     return "\n".join(lines)
 
 
-def _fold_baselines(config: StudyConfig, manifest: Manifest, fold_dir: Path,
-                    seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fold_baselines(
+    config: StudyConfig, manifest: Manifest, fold_dir: Path, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The survival baselines of one fold (:func:`radiograph.survival.fit_fold_baselines`) on
     its subject vectors (``embeddings.npz``); problems are printed, one line each.
 
@@ -464,22 +513,38 @@ def _fold_baselines(config: StudyConfig, manifest: Manifest, fold_dir: Path,
     test = np.asarray(embeddings["split"]) == "test"
     y = Surv.from_arrays([bool(subjects[s].event) for s in ids], [subjects[s].time for s in ids])
     fitted = fit_fold_baselines(
-        embeddings["x"], y, test, names=names, seed=seed,
+        embeddings["x"],
+        y,
+        test,
+        names=names,
+        seed=seed,
         patient_ids=[subjects[s].patient_id for s in ids],
-        n_boot=int(config.report.get("n_boot", 0)), **options)
+        n_boot=int(config.report.get("n_boot", 0)),
+        **options,
+    )
     for note in fitted.notes:
         print(f"baselines on {fold_dir}: {note}", file=sys.stderr)
     columns = ["model", "subject_id", "split", "risk"]
-    risks = [pd.DataFrame({"model": name, "subject_id": ids,
-                           "split": np.where(test, "test", "train"), "risk": risk})
-             for name, risk in fitted.risks.items()]
+    risks = [
+        pd.DataFrame(
+            {
+                "model": name,
+                "subject_id": ids,
+                "split": np.where(test, "test", "train"),
+                "risk": risk,
+            }
+        )
+        for name, risk in fitted.risks.items()
+    ]
     risks = pd.concat(risks, ignore_index=True) if risks else pd.DataFrame(columns=columns)
     return fitted.metrics, risks[columns]
 
 
 def _extractor_label(config: StudyConfig, modalities: Sequence[str]) -> str:
-    names = {"pathology": (config.pathology or {}).get("encoder", "efficientnet-lite0"),
-             "radiology": (config.radiology or {}).get("features", "pyradiomics")}
+    names = {
+        "pathology": (config.pathology or {}).get("encoder", "efficientnet-lite0"),
+        "radiology": (config.radiology or {}).get("features", "pyradiomics"),
+    }
     return " + ".join(str(names[m]) for m in modalities)
 
 
@@ -507,23 +572,31 @@ def write_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame)
     table = table1(point, metrics=list(metrics))
     write_table(table, folder / "table1")
     risks = long_risks(config, manifest)
-    made, reason = reuse_or_make(folder, "statistics", report_inputs(config, manifest, results,
-                                                                      risks),
-                                 lambda: _statistics_and_figures(config, manifest, results, risks))
+    made, reason = reuse_or_make(
+        folder,
+        "statistics",
+        report_inputs(config, manifest, results, risks),
+        lambda: _statistics_and_figures(config, manifest, results, risks),
+    )
     if not made:
-        print("report: statistics and figures kept, made from the same fold results, risks and "
-              f"report settings (recorded in {folder / '.provenance'})", flush=True)
+        print(
+            "report: statistics and figures kept, made from the same fold results, risks and "
+            f"report settings (recorded in {folder / '.provenance'})",
+            flush=True,
+        )
     elif reason != "no record":
         print(f"report: statistics and figures redone ({reason})", flush=True)
     if "sparra" in config.aggregators:
         _look_inside_fold0(config)
     print(f"\nTable 1 ({config.report_dir / 'table1.md'}):\n{to_markdown(table)}")
     from radiograph.report.html import write_html_report
+
     write_html_report(config, manifest, results)
 
 
-def report_inputs(config: StudyConfig, manifest: Manifest, results: pd.DataFrame,
-                  risks: pd.DataFrame) -> dict[str, Any]:
+def report_inputs(
+    config: StudyConfig, manifest: Manifest, results: pd.DataFrame, risks: pd.DataFrame
+) -> dict[str, Any]:
     """What the report's statistics and figures are computed from: the digests
     (:func:`radiograph.report.cache.frame_digest`) of the long fold results and of the
     per-subject risks (:func:`long_risks`), and the settings they use (``report``, seeds,
@@ -531,16 +604,22 @@ def report_inputs(config: StudyConfig, manifest: Manifest, results: pd.DataFrame
     from radiograph import __version__
     from radiograph.report.cache import frame_digest
 
-    settings = {"report": config.report, "seeds": config.seeds, "task": config.task,
-                "modality_sets": config.modality_sets, "aggregators": config.aggregators,
-                "folds": config.training.get("folds", 5), "time_unit": manifest.time_unit,
-                "radiograph": __version__}
-    return {"results": frame_digest(results), "risks": frame_digest(risks),
-            "settings": settings}
+    settings = {
+        "report": config.report,
+        "seeds": config.seeds,
+        "task": config.task,
+        "modality_sets": config.modality_sets,
+        "aggregators": config.aggregators,
+        "folds": config.training.get("folds", 5),
+        "time_unit": manifest.time_unit,
+        "radiograph": __version__,
+    }
+    return {"results": frame_digest(results), "risks": frame_digest(risks), "settings": settings}
 
 
-def _statistics_and_figures(config: StudyConfig, manifest: Manifest, results: pd.DataFrame,
-                            risks: pd.DataFrame) -> list[Path]:
+def _statistics_and_figures(
+    config: StudyConfig, manifest: Manifest, results: pd.DataFrame, risks: pd.DataFrame
+) -> list[Path]:
     """Fig. 2-4 and the statistics of the report; returns the files written."""
     from radiograph.report import plot_fold_bands, plot_metric_bars, plot_risk_groups
     from radiograph.report.cache import with_twins
@@ -559,9 +638,13 @@ def _statistics_and_figures(config: StudyConfig, manifest: Manifest, results: pd
         written += write_cv_comparisons(config, results, risks, metric="auroc")
     else:
         full = max(config.modality_sets, key=len)
-        groups = _pooled_risk_groups(config, risks, full,
-                                     config.report.get("km_model", "coxph"),
-                                     config.report.get("risk_rule", "mean"))
+        groups = _pooled_risk_groups(
+            config,
+            risks,
+            full,
+            config.report.get("km_model", "coxph"),
+            config.report.get("risk_rule", "mean"),
+        )
         if groups:
             figures.append(folder / f"fig4_km_{'_'.join(full)}.png")
             plot_risk_groups(groups, figures[-1], time_unit=manifest.time_unit)
@@ -581,10 +664,13 @@ def _look_inside_fold0(config: StudyConfig) -> None:
     out = config.report_dir / "look_inside_sparra_fold0"
     summary = fold_dir / "summary.json"
     predictions = fold_dir / "predictions.csv"
-    parts = {"fold": read_json(summary).get("fold_digest") if summary.exists() else None,
-             "predictions": file_fingerprint(predictions) if predictions.exists() else None,
-             "importance": sorted(p.name for p in fold_dir.glob("importance/*.npz")),
-             "manifest": file_fingerprint(config.manifest_path), "graphs": config.graphs_dir}
+    parts = {
+        "fold": read_json(summary).get("fold_digest") if summary.exists() else None,
+        "predictions": file_fingerprint(predictions) if predictions.exists() else None,
+        "importance": sorted(p.name for p in fold_dir.glob("importance/*.npz")),
+        "manifest": file_fingerprint(config.manifest_path),
+        "graphs": config.graphs_dir,
+    }
 
     def make() -> list[Path]:
         from radiograph.train.look_inside import look_inside  # matplotlib: only when drawing
@@ -594,8 +680,7 @@ def _look_inside_fold0(config: StudyConfig) -> None:
     reuse_or_make(config.report_dir, "look_inside_sparra_fold0", parts, make)
 
 
-def write_statistics(config: StudyConfig, results: pd.DataFrame,
-                     risks: pd.DataFrame) -> list[Path]:
+def write_statistics(config: StudyConfig, results: pd.DataFrame, risks: pd.DataFrame) -> list[Path]:
     """The study's intervals and paired comparisons under ``report/``; returns the files
     written (none without test predictions):
 
@@ -627,11 +712,18 @@ def write_statistics(config: StudyConfig, results: pd.DataFrame,
         return []
     concordance = pooled_concordance(risks, n_boot=n_boot, seed=seed, level=level)
     pairs = aggregator_comparisons(risks, n_boot=n_boot, seed=seed, level=level)
-    groups = fold_risk_groups(risks, config.report.get("km_model", "coxph"),
-                              rule=config.report.get("risk_rule", "mean"), level=level)
+    groups = fold_risk_groups(
+        risks,
+        config.report.get("km_model", "coxph"),
+        rule=config.report.get("risk_rule", "mean"),
+        level=level,
+    )
     written = []
-    for name, frame in (("concordance_pooled", concordance), ("comparisons_pooled", pairs),
-                        ("risk_groups", groups)):
+    for name, frame in (
+        ("concordance_pooled", concordance),
+        ("comparisons_pooled", pairs),
+        ("risk_groups", groups),
+    ):
         written.append(folder / f"{name}.csv")
         with atomic_open(written[-1], "w", newline="") as fh:
             frame.to_csv(fh, index=False)
@@ -641,8 +733,9 @@ def write_statistics(config: StudyConfig, results: pd.DataFrame,
     return written + write_cv_comparisons(config, results, risks, metric="c_index")
 
 
-def write_cv_comparisons(config: StudyConfig, results: pd.DataFrame, risks: pd.DataFrame, *,
-                         metric: str) -> list[Path]:
+def write_cv_comparisons(
+    config: StudyConfig, results: pd.DataFrame, risks: pd.DataFrame, *, metric: str
+) -> list[Path]:
     """``report/comparisons_cv.{csv,md}``: the per-fold paired differences of ``metric``
     between every pair of aggregators over every repeat and fold, with the corrected
     resampled t-test (Nadeau & Bengio 2003), per downstream model and for their average.
@@ -651,21 +744,28 @@ def write_cv_comparisons(config: StudyConfig, results: pd.DataFrame, risks: pd.D
     from radiograph.report.tables import comparisons_to_markdown
 
     folder = config.report_dir
-    sizes = (risks.groupby(["seed", "modality", "aggregator", "fold", "model", "split"])
-             .size().unstack("split").reset_index()
-             .rename(columns={"train": "n_train", "test": "n_test"}))
-    cv = cross_validated_comparisons(results, sizes, metric=metric,
-                                     level=float(config.report.get("level", 0.95)))
+    sizes = (
+        risks.groupby(["seed", "modality", "aggregator", "fold", "model", "split"])
+        .size()
+        .unstack("split")
+        .reset_index()
+        .rename(columns={"train": "n_train", "test": "n_test"})
+    )
+    cv = cross_validated_comparisons(
+        results, sizes, metric=metric, level=float(config.report.get("level", 0.95))
+    )
     with atomic_open(folder / "comparisons_cv.csv", "w", newline="") as fh:
         cv.to_csv(fh, index=False)
     with atomic_open(folder / "comparisons_cv.md", "w") as fh:
         fh.write(comparisons_to_markdown(cv))
     if not cv.empty:
         average = cv[cv["model"] == "avg"]
-        print(f"\nPaired comparisons of the aggregators ({metric}, average of the downstream "
-              f"models; corrected resampled t-test over {len(config.seeds)} seed(s) x "
-              f"{config.training.get('folds', 5)} folds; {folder / 'comparisons_cv.md'}):\n"
-              f"{comparisons_to_markdown(average)}")
+        print(
+            f"\nPaired comparisons of the aggregators ({metric}, average of the downstream "
+            f"models; corrected resampled t-test over {len(config.seeds)} seed(s) x "
+            f"{config.training.get('folds', 5)} folds; {folder / 'comparisons_cv.md'}):\n"
+            f"{comparisons_to_markdown(average)}"
+        )
     return [folder / "comparisons_cv.csv", folder / "comparisons_cv.md"]
 
 
@@ -695,13 +795,16 @@ def long_risks(config: StudyConfig, manifest: Manifest) -> pd.DataFrame:
     risks["time"] = [subjects[s].time for s in risks["subject_id"]]
     risks["event"] = [bool(subjects[s].event) for s in risks["subject_id"]]
     classes = class_names({s.label for s in manifest.subjects if s.label is not None})
-    risks["label"] = [classes.index(subjects[s].label) if subjects[s].label is not None
-                      else -1 for s in risks["subject_id"]]
+    risks["label"] = [
+        classes.index(subjects[s].label) if subjects[s].label is not None else -1
+        for s in risks["subject_id"]
+    ]
     return risks[[*RISK_COLUMNS, "label"]]
 
 
-def _pooled_risk_groups(config: StudyConfig, risks: pd.DataFrame, modalities: Sequence[str],
-                        km_model: str, rule: str) -> dict[str, Any]:
+def _pooled_risk_groups(
+    config: StudyConfig, risks: pd.DataFrame, modalities: Sequence[str], km_model: str, rule: str
+) -> dict[str, Any]:
     """Risk groups of ``km_model`` per aggregator, pooled over the folds of the first repeat.
 
     Each fold's test risks are shifted by that fold's training threshold (mean or median of
@@ -714,8 +817,11 @@ def _pooled_risk_groups(config: StudyConfig, risks: pd.DataFrame, modalities: Se
     from radiograph.report.comparisons import training_threshold
     from radiograph.survival import stratify_risk
 
-    chosen = risks[(risks["model"] == km_model) & (risks["seed"] == config.seeds[0])
-                   & (risks["modality"] == " + ".join(modalities))]
+    chosen = risks[
+        (risks["model"] == km_model)
+        & (risks["seed"] == config.seeds[0])
+        & (risks["modality"] == " + ".join(modalities))
+    ]
     groups = {}
     for aggregator, block in chosen.groupby("aggregator", sort=False):
         shifted, tests = [], []
@@ -729,12 +835,14 @@ def _pooled_risk_groups(config: StudyConfig, risks: pd.DataFrame, modalities: Se
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
             groups[f"{aggregator} + {km_model}"] = stratify_risk(
-                np.zeros(1), np.concatenate(shifted), y, rule="mean")
+                np.zeros(1), np.concatenate(shifted), y, rule="mean"
+            )
     return groups
 
 
-def _fold_classifiers(config: StudyConfig, manifest: Manifest, fold_dir: Path,
-                      seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _fold_classifiers(
+    config: StudyConfig, manifest: Manifest, fold_dir: Path, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The classifier baselines of one fold (``training.task: classification``): each fitted
     on the training fold's subject vectors (inner-CV tuning included), evaluated on the test
     fold at the training fold's Youden threshold.
@@ -755,41 +863,66 @@ def _fold_classifiers(config: StudyConfig, manifest: Manifest, fold_dir: Path,
     inner_folds = int(options.pop("inner_folds", 5))
     n_jobs = options.pop("n_jobs", None)
     if options:
-        raise StudyConfigError(f"{config.source}: key(s) {sorted(options)} under 'baselines' "
-                               "do not apply to classification (models, inner_folds, grids, "
-                               "model_params, n_jobs)")
+        raise StudyConfigError(
+            f"{config.source}: key(s) {sorted(options)} under 'baselines' "
+            "do not apply to classification (models, inner_folds, grids, "
+            "model_params, n_jobs)"
+        )
     n_boot = int(config.report.get("n_boot", 0))
     embeddings = np.load(fold_dir / "embeddings.npz")
     subjects = manifest.by_id()
     ids = [str(s) for s in embeddings["subject_ids"]]
     classes = class_names({s.label for s in manifest.subjects if s.label is not None})
     if len(classes) != 2:
-        raise ValueError(f"{manifest.path}: the classification report needs two classes in "
-                         f"column 'label', found {list(classes)}")
+        raise ValueError(
+            f"{manifest.path}: the classification report needs two classes in "
+            f"column 'label', found {list(classes)}"
+        )
     label = np.array([classes.index(subjects[s].label) for s in ids])
     x = np.asarray(embeddings["x"], dtype=np.float64)
     test = np.asarray(embeddings["split"]) == "test"
     patients = np.array([subjects[s].patient_id for s in ids])
     rows, probs = [], []
     for name in names:
-        model = make_classifier(name, seed=seed, inner_folds=inner_folds, grids=grids.get(name),
-                                model_params=model_params.get(name), n_jobs=n_jobs)
+        model = make_classifier(
+            name,
+            seed=seed,
+            inner_folds=inner_folds,
+            grids=grids.get(name),
+            model_params=model_params.get(name),
+            n_jobs=n_jobs,
+        )
         try:
             model.fit(x[~test], label[~test])
             prob = positive_probability(model, x)
-            metrics = evaluate_classification(prob[~test], label[~test], prob[test], label[test],
-                                              patient_ids=patients[test], n_boot=n_boot,
-                                              seed=seed)
+            metrics = evaluate_classification(
+                prob[~test],
+                label[~test],
+                prob[test],
+                label[test],
+                patient_ids=patients[test],
+                n_boot=n_boot,
+                seed=seed,
+            )
         except ValueError as err:  # a fold with one class
             reason = str(err).strip().splitlines()[0]
-            print(f"baselines: {name} on {fold_dir} failed, its metrics are N/A: {reason}",
-                  file=sys.stderr)
-            rows += [{"model": name, "metric": k, "value": np.nan}
-                     for k in CLASSIFICATION_METRICS]
+            print(
+                f"baselines: {name} on {fold_dir} failed, its metrics are N/A: {reason}",
+                file=sys.stderr,
+            )
+            rows += [{"model": name, "metric": k, "value": np.nan} for k in CLASSIFICATION_METRICS]
             continue
         rows += [{"model": name, "metric": k, "value": v} for k, v in metrics.items()]
-        probs.append(pd.DataFrame({"model": name, "subject_id": ids,
-                                   "split": np.where(test, "test", "train"), "risk": prob}))
+        probs.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "subject_id": ids,
+                    "split": np.where(test, "test", "train"),
+                    "risk": prob,
+                }
+            )
+        )
     columns = ["model", "subject_id", "split", "risk"]
     probs = pd.concat(probs, ignore_index=True) if probs else pd.DataFrame(columns=columns)
     return pd.DataFrame(rows), probs[columns]
@@ -832,25 +965,32 @@ def write_classification_statistics(config: StudyConfig, probs: pd.DataFrame) ->
     first = probs[probs["seed"] == seed]
     model = config.report.get("km_model") or str(first["model"].iloc[0])
     pairs = auc_comparisons(first, level=level)
-    tables = {"auc_pooled": pooled_auc(probs, level=level), "comparisons_pooled": pairs,
-              "threshold_metrics": threshold_metrics(probs, level=level),
-              "calibration": calibration_summary(probs, level=level)}
+    tables = {
+        "auc_pooled": pooled_auc(probs, level=level),
+        "comparisons_pooled": pairs,
+        "threshold_metrics": threshold_metrics(probs, level=level),
+        "calibration": calibration_summary(probs, level=level),
+    }
     decision_frames = []
     thresholds = np.round(np.arange(0.05, 0.951, 0.05), 2)
     for modalities in config.modality_sets:
         label = " + ".join(modalities)
         slug = "_".join(modalities)
-        tables[f"delong_{slug}"] = delong_p_matrix(first, seed, label).reset_index(
-            names="model")
+        tables[f"delong_{slug}"] = delong_p_matrix(first, seed, label).reset_index(names="model")
         title = f"{label}, {model} (pooled out-of-fold predictions)"
-        plot_calibration_curves(calibration_curves(first, seed, label, model, level=level),
-                                folder / f"calibration_{slug}.png", title=title)
-        curves = decision_curves(first, seed, label, model, thresholds, n_boot=n_boot,
-                                 boot_seed=seed, level=level)
+        plot_calibration_curves(
+            calibration_curves(first, seed, label, model, level=level),
+            folder / f"calibration_{slug}.png",
+            title=title,
+        )
+        curves = decision_curves(
+            first, seed, label, model, thresholds, n_boot=n_boot, boot_seed=seed, level=level
+        )
         plot_decision_curves(curves, folder / f"decision_{slug}.png", title=title)
-        decision_frames += [curve.to_frame().assign(modality=label, aggregator=aggregator,
-                                                    model=model)
-                            for aggregator, curve in curves.items()]
+        decision_frames += [
+            curve.to_frame().assign(modality=label, aggregator=aggregator, model=model)
+            for aggregator, curve in curves.items()
+        ]
     tables["decision_curves"] = pd.concat(decision_frames, ignore_index=True)
     written = [folder / f"{name}.csv" for name in tables]
     for path, frame in zip(written, tables.values()):
@@ -859,8 +999,13 @@ def write_classification_statistics(config: StudyConfig, probs: pd.DataFrame) ->
     written.append(folder / "comparisons_pooled.md")
     with atomic_open(written[-1], "w") as fh:
         fh.write(comparisons_to_markdown(pairs))
-    print(f"\nAUROC (DeLong 95% CI) and paired DeLong tests ({folder}):\n"
-          f"{comparisons_to_markdown(pairs)}")
-    pngs = [folder / f"{kind}_{'_'.join(m)}.png" for m in config.modality_sets
-            for kind in ("calibration", "decision")]
+    print(
+        f"\nAUROC (DeLong 95% CI) and paired DeLong tests ({folder}):\n"
+        f"{comparisons_to_markdown(pairs)}"
+    )
+    pngs = [
+        folder / f"{kind}_{'_'.join(m)}.png"
+        for m in config.modality_sets
+        for kind in ("calibration", "decision")
+    ]
     return written + with_twins(pngs)

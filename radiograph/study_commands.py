@@ -21,9 +21,10 @@ import argparse
 import functools
 import importlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from radiograph.runner import (
     Backend,
@@ -95,24 +96,28 @@ STUDY_KINDS: dict[str, StudyKind] = {
         run="radiograph.study_commands:run_radiopathomics",
         preflight="radiograph.preflight:preflight",
         description="features -> graphs -> {Mean, ABMIL, SPARRA} x modality sets -> "
-                    "downstream survival models -> Table 1 (radiograph.study)"),
+        "downstream survival models -> Table 1 (radiograph.study)",
+    ),
     "signature": StudyKind(
         load="radiograph.study_commands:load_signature",
         run="radiograph.study_commands:run_signature",
         preflight=None,
-        description="pathomics signature and treatment benefit (radiograph.signature.study)"),
+        description="pathomics signature and treatment benefit (radiograph.signature.study)",
+    ),
     "habitat-fusion": StudyKind(
         load="radiograph.fusion.config:load_fusion_config",
         run="radiograph.fusion.study:run_fusion_study",
         preflight=None,
         description="clinical, MRI habitat and pathology models, stacking and MHA fusion, "
-                    "centre-held-out validation (radiograph.fusion.study)"),
+        "centre-held-out validation (radiograph.fusion.study)",
+    ),
     "longitudinal": StudyKind(
         load="radiograph.study_commands:load_longitudinal",
         run="radiograph.study_commands:run_longitudinal",
         preflight=None,
         description="longitudinal missing-modality-robust response prediction "
-                    "(radiograph.longitudinal.study)"),
+        "(radiograph.longitudinal.study)",
+    ),
 }
 
 
@@ -124,9 +129,11 @@ def study_kind(path: str | Path) -> StudyKind:
     """
     kind = read_yaml(path).get("kind", RADIOPATHOMICS)
     if kind not in STUDY_KINDS:
-        raise ConfigError(f"{path}: key 'kind': unknown study kind {kind!r}"
-                          f"{did_you_mean(str(kind), STUDY_KINDS)}; known: "
-                          f"{', '.join(STUDY_KINDS)}")
+        raise ConfigError(
+            f"{path}: key 'kind': unknown study kind {kind!r}"
+            f"{did_you_mean(str(kind), STUDY_KINDS)}; known: "
+            f"{', '.join(STUDY_KINDS)}"
+        )
     return STUDY_KINDS[kind]
 
 
@@ -139,10 +146,15 @@ def run_radiopathomics(config: Any, options: RunOptions) -> None:
     """:func:`radiograph.study.run_study`."""
     from radiograph.study import run_study
 
-    run_study(config, progress=options.progress, wait=options.wait,
-              allow_failures=options.allow_failures, command=options.command,
-              on_wait=functools.partial(announce_wait, "radiograph study"),
-              backend=options.backend)
+    run_study(
+        config,
+        progress=options.progress,
+        wait=options.wait,
+        allow_failures=options.allow_failures,
+        command=options.command,
+        on_wait=functools.partial(announce_wait, "radiograph study"),
+        backend=options.backend,
+    )
 
 
 def load_signature(path: Path, out_dir: str | None) -> Any:
@@ -183,15 +195,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``study`` and ``report`` sub-commands."""
     kinds = "; ".join(f"{name}: {kind.description}" for name, kind in STUDY_KINDS.items())
     study = subparsers.add_parser(
-        "study", help="run a whole study from one YAML config (resumes finished work)",
+        "study",
+        help="run a whole study from one YAML config (resumes finished work)",
         description="Check the whole config, run the preflight (manifest, weights, device, "
-                    "output folder, disk space), then run every stage of the study, skipping "
-                    f"work already done. The config's 'kind' picks the study ({kinds}).")
+        "output folder, disk space), then run every stage of the study, skipping "
+        f"work already done. The config's 'kind' picks the study ({kinds}).",
+    )
     study.add_argument("config", metavar="CONFIG.yaml", help="study config")
-    study.add_argument("--out", default=None, metavar="DIR",
-                       help="output folder (replaces the config's out_dir)")
-    study.add_argument("--check", action="store_true",
-                       help="check the config and run the preflight, then stop")
+    study.add_argument(
+        "--out", default=None, metavar="DIR", help="output folder (replaces the config's out_dir)"
+    )
+    study.add_argument(
+        "--check", action="store_true", help="check the config and run the preflight, then stop"
+    )
     add_progress_argument(study)
     add_lock_arguments(study, output=None)  # run_study locks out_dir itself
     add_failure_arguments(study, unit="subjects")
@@ -200,10 +216,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     study.set_defaults(func=_study)
 
     report = subparsers.add_parser(
-        "report", help="redraw a study's report from its saved results",
+        "report",
+        help="redraw a study's report from its saved results",
         description="Rebuild OUT_DIR/report/ (Table 1, figures, intervals and comparisons) from "
-                    "OUT_DIR/report/results.csv and the config the study saved as "
-                    "OUT_DIR/study.yaml, without running any stage.")
+        "OUT_DIR/report/results.csv and the config the study saved as "
+        "OUT_DIR/study.yaml, without running any stage.",
+    )
     report.add_argument("out_dir", metavar="OUT_DIR", help="the out_dir of a study")
     add_lock_arguments(report, output="out_dir")
     report.set_defaults(func=_report)
@@ -225,9 +243,13 @@ def _study(args: argparse.Namespace) -> int:
         return 0
     from radiograph.study import SubjectsFailedError  # after the checks: it imports pandas
 
-    options = RunOptions(progress=not args.no_progress, wait=args.wait,
-                         allow_failures=args.allow_failures, command=args.command_line,
-                         backend=_backend(args))
+    options = RunOptions(
+        progress=not args.no_progress,
+        wait=args.wait,
+        allow_failures=args.allow_failures,
+        command=args.command_line,
+        backend=_backend(args),
+    )
     try:
         kind.function("run")(config, options)
     except SubjectsFailedError as err:
@@ -249,8 +271,11 @@ def _report(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     saved = out_dir / STUDY_YAML
     if not saved.is_file():
-        print(f"radiograph report: {saved} not found: OUT_DIR is the folder of a study run by "
-              "'radiograph study', which saves its config there", file=sys.stderr)
+        print(
+            f"radiograph report: {saved} not found: OUT_DIR is the folder of a study run by "
+            "'radiograph study', which saves its config there",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     try:
         config = load_study_config(saved, out_dir=out_dir)
@@ -259,8 +284,11 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     results_path = config.report_dir / "results.csv"
     if not results_path.is_file():
-        print(f"radiograph report: {results_path} not found: the study has not reached its "
-              "report yet (run 'radiograph study' on it)", file=sys.stderr)
+        print(
+            f"radiograph report: {results_path} not found: the study has not reached its "
+            "report yet (run 'radiograph study' on it)",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     rebuild_report(config, results_path)
     return 0

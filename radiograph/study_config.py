@@ -46,9 +46,10 @@ import os
 import re
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -252,7 +253,10 @@ class StudyConfig:
     aggregators: tuple[str, ...] = AGGREGATORS
     aggregator_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     modality_sets: tuple[tuple[str, ...], ...] = (
-        ("radiology",), ("pathology",), ("radiology", "pathology"))
+        ("radiology",),
+        ("pathology",),
+        ("radiology", "pathology"),
+    )
     baselines: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
     workers: int | None = None
@@ -309,16 +313,21 @@ class StudyConfig:
         used = {m for s in self.modality_sets for m in s}
         return [m for m in MODALITY_ORDER if m in used]
 
-    def train_config(self, aggregator: str, modalities: tuple[str, ...],
-                     seed: int) -> TrainConfig:
+    def train_config(self, aggregator: str, modalities: tuple[str, ...], seed: int) -> TrainConfig:
         """The training settings of one model of one repeat: ``training`` (less the seeds)
         with the study's folders, the model and its options."""
         shared = {k: v for k, v in self.training.items() if k not in ("seed", "seeds")}
         return TrainConfig(
-            graphs_dir=self.graphs_dir, manifest=self.manifest_path, out_dir=self.seed_dir(seed),
-            modalities=modalities, aggregator=aggregator,
+            graphs_dir=self.graphs_dir,
+            manifest=self.manifest_path,
+            out_dir=self.seed_dir(seed),
+            modalities=modalities,
+            aggregator=aggregator,
             aggregator_options=self.aggregator_options.get(aggregator, {}),
-            splits=self.splits_path(seed), seed=seed, **shared)
+            splits=self.splits_path(seed),
+            seed=seed,
+            **shared,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-ready data (absolute paths, lists, mappings):
@@ -366,13 +375,16 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a study config is a mapping of sections (out_dir, cohort, "
-                          f"...), got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: a study config is a mapping of sections (out_dir, cohort, "
+            f"...), got {type(raw).__name__}"
+        )
     return raw
 
 
-def load_study_config(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = None
-                      ) -> StudyConfig:
+def load_study_config(
+    path: str | os.PathLike, *, out_dir: str | os.PathLike | None = None
+) -> StudyConfig:
     """Read a study YAML file and check all of it (module docstring).
 
     Args:
@@ -467,10 +479,16 @@ class _Reader:
         if len(self.problems) == 1:
             return f"{self.path}: {self.problems[0]}"
         return f"{self.path}: {len(self.problems)} problems\n" + "\n".join(
-            f"  {p}" for p in self.problems)
+            f"  {p}" for p in self.problems
+        )
 
-    def unknown_keys(self, raw: dict[str, Any], allowed: Iterable[str], where: str,
-                     why: dict[str, str] | None = None) -> None:
+    def unknown_keys(
+        self,
+        raw: dict[str, Any],
+        allowed: Iterable[str],
+        where: str,
+        why: dict[str, str] | None = None,
+    ) -> None:
         allowed = list(allowed)
         for key in raw:
             if key in allowed:
@@ -480,8 +498,10 @@ class _Reader:
                 self.fail(path, f"is set by the study: use {why[key]}")
                 continue
             place = f"under {where!r}" if where else "at the top level"
-            self.problems.append(f"unknown key {path!r}{did_you_mean(key, allowed)}; allowed "
-                                 f"{place}: {', '.join(allowed)}")
+            self.problems.append(
+                f"unknown key {path!r}{did_you_mean(key, allowed)}; allowed "
+                f"{place}: {', '.join(allowed)}"
+            )
 
     def mapping(self, key: str, raw: Any) -> dict[str, Any] | object:
         if raw is None:
@@ -496,9 +516,16 @@ class _Reader:
         except _TypeProblem as problem:
             return self.fail(problem.key, problem.message)
 
-    def dataclass_values(self, key: str, raw: Any, cls: type, *,
-                         exclude: Iterable[str] = (), extra: dict[str, Any] | None = None,
-                         why: dict[str, str] | None = None) -> dict[str, Any] | object:
+    def dataclass_values(
+        self,
+        key: str,
+        raw: Any,
+        cls: type,
+        *,
+        exclude: Iterable[str] = (),
+        extra: dict[str, Any] | None = None,
+        why: dict[str, str] | None = None,
+    ) -> dict[str, Any] | object:
         """The given keys of ``raw`` converted to ``cls``'s field types (and ``extra``
         name -> type), unknown keys reported; _BAD when anything failed."""
         raw = self.mapping(key, raw)
@@ -560,8 +587,11 @@ class _Reader:
         method = values.get("method", GraphSettings.method)
         methods = list(STEP_DEFAULTS["pathology"])
         if method not in methods:
-            self.fail("graphs.method", f"must be one of {', '.join(methods)}, got {method!r}"
-                      f"{did_you_mean(method, methods)}")
+            self.fail(
+                "graphs.method",
+                f"must be one of {', '.join(methods)}, got {method!r}"
+                f"{did_you_mean(method, methods)}",
+            )
             return values
         for modality in MODALITY_ORDER:
             if modality in values:
@@ -572,29 +602,43 @@ class _Reader:
         defaults = STEP_DEFAULTS[modality][method]
         key = f"graphs.{modality}"
         self.unknown_keys(raw, defaults, key)
-        hints = {name: (int if isinstance(default, int) else float) | None
-                 for name, default in defaults.items()}
+        hints = {
+            name: (int if isinstance(default, int) else float) | None
+            for name, default in defaults.items()
+        }
         return {k: self.value(f"{key}.{k}", v, hints[k]) for k, v in raw.items() if k in hints}
 
     def training(self, raw: Any) -> dict[str, Any]:
-        values = self.dataclass_values("training", raw, TrainConfig, exclude=SET_BY_THE_STUDY,
-                                       extra={"seeds": Any}, why=SET_BY_THE_STUDY)
+        values = self.dataclass_values(
+            "training",
+            raw,
+            TrainConfig,
+            exclude=SET_BY_THE_STUDY,
+            extra={"seeds": Any},
+            why=SET_BY_THE_STUDY,
+        )
         if values is _BAD:
             return {}
         if "seeds" in values:
             seeds = values["seeds"]
-            if (not isinstance(seeds, list) or not seeds
-                    or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                               for s in seeds)
-                    or len(set(seeds)) != len(seeds)):
-                self.fail("training.seeds", "must be a non-empty list of distinct non-negative "
-                                            f"integers, got {seeds!r}")
+            if (
+                not isinstance(seeds, list)
+                or not seeds
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+                or len(set(seeds)) != len(seeds)
+            ):
+                self.fail(
+                    "training.seeds",
+                    f"must be a non-empty list of distinct non-negative integers, got {seeds!r}",
+                )
             if "seed" in values:
                 self.problems.append("give either 'training.seed' or 'training.seeds', not both")
         task = values.get("task", "survival")
         if task not in TASKS:
-            self.fail("training.task", f"must be one of {', '.join(TASKS)}, got {task!r}"
-                      f"{did_you_mean(task, TASKS)}")
+            self.fail(
+                "training.task",
+                f"must be one of {', '.join(TASKS)}, got {task!r}{did_you_mean(task, TASKS)}",
+            )
         return values
 
     def aggregators(self, raw: Any) -> tuple[str, ...]:
@@ -605,8 +649,11 @@ class _Reader:
             self.fail("aggregators", "give at least one of " + ", ".join(AGGREGATORS))
         for name in names:
             if name not in AGGREGATORS:
-                self.fail("aggregators", f"unknown aggregator {name!r}"
-                          f"{did_you_mean(name, AGGREGATORS)}; known: {', '.join(AGGREGATORS)}")
+                self.fail(
+                    "aggregators",
+                    f"unknown aggregator {name!r}"
+                    f"{did_you_mean(name, AGGREGATORS)}; known: {', '.join(AGGREGATORS)}",
+                )
         if len(set(names)) != len(names):
             self.fail("aggregators", f"lists an aggregator twice: {list(names)}")
         return names
@@ -630,8 +677,11 @@ class _Reader:
                 self.fail(where, f"must list distinct modalities, got {list(modalities)}")
             for name in modalities:
                 if name not in MODALITY_ORDER:
-                    self.fail(where, f"unknown modality {name!r}"
-                              f"{did_you_mean(name, MODALITY_ORDER)}; known: radiology, pathology")
+                    self.fail(
+                        where,
+                        f"unknown modality {name!r}"
+                        f"{did_you_mean(name, MODALITY_ORDER)}; known: radiology, pathology",
+                    )
         return sets
 
     def cross_checks(self, values: dict[str, Any]) -> None:
@@ -639,19 +689,26 @@ class _Reader:
         baselines, report = values["baselines"], values["report"]
         models = baselines.get("models")
         if models is not None and not models:
-            self.fail("baselines.models", "give at least one model, or leave the key out for "
-                                          "every model")
+            self.fail(
+                "baselines.models", "give at least one model, or leave the key out for every model"
+            )
         if models:
             for key in ("grids", "model_params"):
                 for name in baselines.get(key, {}):
                     if name not in models:
-                        self.fail(f"baselines.{key}.{name}", f"names no model of "
-                                  f"baselines.models ({', '.join(models)})"
-                                  f"{did_you_mean(name, models)}")
+                        self.fail(
+                            f"baselines.{key}.{name}",
+                            f"names no model of "
+                            f"baselines.models ({', '.join(models)})"
+                            f"{did_you_mean(name, models)}",
+                        )
             if "km_model" in report and report["km_model"] not in models:
-                self.fail("report.km_model", f"must be one of baselines.models "
-                          f"({', '.join(models)}), got {report['km_model']!r}"
-                          f"{did_you_mean(report['km_model'], models)}")
+                self.fail(
+                    "report.km_model",
+                    f"must be one of baselines.models "
+                    f"({', '.join(models)}), got {report['km_model']!r}"
+                    f"{did_you_mean(report['km_model'], models)}",
+                )
 
     def trainable(self, config: StudyConfig) -> None:
         """Every model's TrainConfig builds (its own checks: ranges, presets)."""
@@ -713,8 +770,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         raise _TypeProblem(key, f"must be {_describe(hint)}, got {value!r}")
     if origin is Literal:
         if value not in args:
-            raise _TypeProblem(key, f"must be one of {', '.join(map(str, args))}, got {value!r}"
-                               f"{did_you_mean(value, map(str, args))}")
+            raise _TypeProblem(
+                key,
+                f"must be one of {', '.join(map(str, args))}, got {value!r}"
+                f"{did_you_mean(value, map(str, args))}",
+            )
         return value
     if dataclasses.is_dataclass(hint):
         return _dataclass(value, hint, key)
@@ -782,8 +842,11 @@ def _dataclass(value: Any, cls: type, key: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for name in value:
         if name not in names:
-            raise _TypeProblem(f"{key}.{name}", f"unknown key{did_you_mean(name, names)}; "
-                                                f"allowed under {key!r}: {', '.join(names)}")
+            raise _TypeProblem(
+                f"{key}.{name}",
+                f"unknown key{did_you_mean(name, names)}; "
+                f"allowed under {key!r}: {', '.join(names)}",
+            )
     values = {k: _coerce(v, hints[k], f"{key}.{k}") for k, v in value.items()}
     try:
         return cls(**values)
@@ -800,8 +863,15 @@ def _describe(hint: Any) -> str:
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
         return f"a list (each {_describe(args[0]) if args else 'any value'})"
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "text",
-             Path: "a path", type(None): "null", dict: "a mapping"}
+    names = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "text",
+        Path: "a path",
+        type(None): "null",
+        dict: "a mapping",
+    }
     if origin is dict:
         return "a mapping"
     return names.get(hint, getattr(hint, "__name__", str(hint)))

@@ -18,8 +18,9 @@ import importlib.util
 import os
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,66 +90,135 @@ def run_study(tmp_path: Path, overrides: Overrides, capsys) -> tuple[int, str, f
 
 
 LOAD_CASES = [
-    ("top-level typo", {"trainig": {"epochs": 2}},
-     ["unknown key 'trainig'", "did you mean 'training'", "allowed at the top level"]),
-    ("training typo", {"training": {"epocs": 2}},
-     ["'training.epocs'", "did you mean 'epochs'"]),
-    ("training wrong type", {"training": {"epochs": "twenty"}},
-     ["'training.epochs'", "must be an integer", "'twenty'"]),
-    ("training float for int", {"training": {"batch_size": 4.5}},
-     ["'training.batch_size'", "must be an integer"]),
-    ("training text for a number", {"training": {"lr": "fast"}},
-     ["'training.lr'", "must be a number", "'fast'"]),
-    ("training range (TrainConfig's own check)", {"training": {"dropout": 1.5}},
-     ["'training.dropout'", "[0, 1)"]),
-    ("training key the study sets", {"training": {"aggregator": "sparra"}},
-     ["'training.aggregator'", "set by the study", "'aggregators'"]),
-    ("nested tissue typo", {"pathology": {"tissue": {"min_saturaton": 0.1}}},
-     ["'pathology.tissue.min_saturaton'", "did you mean 'min_saturation'"]),
-    ("nested tissue wrong type", {"pathology": {"tissue": {"median_size": "big"}}},
-     ["'pathology.tissue.median_size'", "must be an integer"]),
-    ("pathology typo", {"pathology": {"patch_sise": 256}},
-     ["'pathology.patch_sise'", "did you mean 'patch_size'"]),
-    ("pathology range", {"pathology": {"min_tissue": 2.0}},
-     ["'pathology'", "min_tissue must be in [0, 1]"]),
-    ("radiology typo", {"radiology": {"unit_size": 8}},
-     ["'radiology.unit_size'", "did you mean 'unit_size_mm'"]),
-    ("radiology choice", {"radiology": {"units": "grids"}},
-     ["'radiology'", "units must be one of"]),
-    ("graphs method typo", {"graphs": {"method": "slidgraph"}},
-     ["'graphs.method'", "did you mean 'slidegraph'"]),
-    ("graphs parameter typo", {"graphs": {"pathology": {"lamda_d": 1.0}}},
-     ["'graphs.pathology.lamda_d'", "did you mean 'lambda_d'"]),
-    ("baselines typo", {"baselines": {"screnning": True}},
-     ["'baselines.screnning'", "did you mean 'screening'"]),
-    ("baselines wrong type", {"baselines": {"screening": "yes"}},
-     ["'baselines.screening'", "true or false"]),
-    ("grid of a model not listed", {"baselines": {"grids": {"cxoph": {"alpha": [1.0]}}}},
-     ["'baselines.grids.cxoph'", "did you mean 'coxph'"]),
-    ("classification baselines", {"training": {"task": "classification"},
-                                  "baselines": {"screening": True}},
-     ["'baselines.screening'", "allowed under 'baselines': models, inner_folds"]),
-    ("report typo", {"report": {"riskrule": "mean"}},
-     ["'report.riskrule'", "did you mean 'risk_rule'"]),
-    ("report value", {"report": {"risk_rule": "meen"}},
-     ["'report.risk_rule'", "mean, median, optimal", "did you mean 'mean'"]),
-    ("report model not among the baselines", {"report": {"km_model": "rsf"}},
-     ["'report.km_model'", "coxph, fsvm"]),
-    ("aggregator typo", {"aggregators": ["mean", "spara"]},
-     ["'aggregators'", "did you mean 'sparra'"]),
-    ("modality typo", {"modality_sets": [["patholgy"]]},
-     ["'modality_sets[0]'", "did you mean 'pathology'"]),
-    ("cohort typo", {"cohort": {"synthetic": {"subject": 8}}},
-     ["'cohort.synthetic.subject'", "did you mean 'subjects'"]),
-    ("kind typo", {"kind": "radiopathomic"},
-     ["'kind'", "did you mean 'radiopathomics'"]),
-    ("seeds", {"training": {"seeds": [0, 0]}},
-     ["'training.seeds'", "distinct"]),
+    (
+        "top-level typo",
+        {"trainig": {"epochs": 2}},
+        ["unknown key 'trainig'", "did you mean 'training'", "allowed at the top level"],
+    ),
+    ("training typo", {"training": {"epocs": 2}}, ["'training.epocs'", "did you mean 'epochs'"]),
+    (
+        "training wrong type",
+        {"training": {"epochs": "twenty"}},
+        ["'training.epochs'", "must be an integer", "'twenty'"],
+    ),
+    (
+        "training float for int",
+        {"training": {"batch_size": 4.5}},
+        ["'training.batch_size'", "must be an integer"],
+    ),
+    (
+        "training text for a number",
+        {"training": {"lr": "fast"}},
+        ["'training.lr'", "must be a number", "'fast'"],
+    ),
+    (
+        "training range (TrainConfig's own check)",
+        {"training": {"dropout": 1.5}},
+        ["'training.dropout'", "[0, 1)"],
+    ),
+    (
+        "training key the study sets",
+        {"training": {"aggregator": "sparra"}},
+        ["'training.aggregator'", "set by the study", "'aggregators'"],
+    ),
+    (
+        "nested tissue typo",
+        {"pathology": {"tissue": {"min_saturaton": 0.1}}},
+        ["'pathology.tissue.min_saturaton'", "did you mean 'min_saturation'"],
+    ),
+    (
+        "nested tissue wrong type",
+        {"pathology": {"tissue": {"median_size": "big"}}},
+        ["'pathology.tissue.median_size'", "must be an integer"],
+    ),
+    (
+        "pathology typo",
+        {"pathology": {"patch_sise": 256}},
+        ["'pathology.patch_sise'", "did you mean 'patch_size'"],
+    ),
+    (
+        "pathology range",
+        {"pathology": {"min_tissue": 2.0}},
+        ["'pathology'", "min_tissue must be in [0, 1]"],
+    ),
+    (
+        "radiology typo",
+        {"radiology": {"unit_size": 8}},
+        ["'radiology.unit_size'", "did you mean 'unit_size_mm'"],
+    ),
+    (
+        "radiology choice",
+        {"radiology": {"units": "grids"}},
+        ["'radiology'", "units must be one of"],
+    ),
+    (
+        "graphs method typo",
+        {"graphs": {"method": "slidgraph"}},
+        ["'graphs.method'", "did you mean 'slidegraph'"],
+    ),
+    (
+        "graphs parameter typo",
+        {"graphs": {"pathology": {"lamda_d": 1.0}}},
+        ["'graphs.pathology.lamda_d'", "did you mean 'lambda_d'"],
+    ),
+    (
+        "baselines typo",
+        {"baselines": {"screnning": True}},
+        ["'baselines.screnning'", "did you mean 'screening'"],
+    ),
+    (
+        "baselines wrong type",
+        {"baselines": {"screening": "yes"}},
+        ["'baselines.screening'", "true or false"],
+    ),
+    (
+        "grid of a model not listed",
+        {"baselines": {"grids": {"cxoph": {"alpha": [1.0]}}}},
+        ["'baselines.grids.cxoph'", "did you mean 'coxph'"],
+    ),
+    (
+        "classification baselines",
+        {"training": {"task": "classification"}, "baselines": {"screening": True}},
+        ["'baselines.screening'", "allowed under 'baselines': models, inner_folds"],
+    ),
+    (
+        "report typo",
+        {"report": {"riskrule": "mean"}},
+        ["'report.riskrule'", "did you mean 'risk_rule'"],
+    ),
+    (
+        "report value",
+        {"report": {"risk_rule": "meen"}},
+        ["'report.risk_rule'", "mean, median, optimal", "did you mean 'mean'"],
+    ),
+    (
+        "report model not among the baselines",
+        {"report": {"km_model": "rsf"}},
+        ["'report.km_model'", "coxph, fsvm"],
+    ),
+    (
+        "aggregator typo",
+        {"aggregators": ["mean", "spara"]},
+        ["'aggregators'", "did you mean 'sparra'"],
+    ),
+    (
+        "modality typo",
+        {"modality_sets": [["patholgy"]]},
+        ["'modality_sets[0]'", "did you mean 'pathology'"],
+    ),
+    (
+        "cohort typo",
+        {"cohort": {"synthetic": {"subject": 8}}},
+        ["'cohort.synthetic.subject'", "did you mean 'subjects'"],
+    ),
+    ("kind typo", {"kind": "radiopathomic"}, ["'kind'", "did you mean 'radiopathomics'"]),
+    ("seeds", {"training": {"seeds": [0, 0]}}, ["'training.seeds'", "distinct"]),
 ]
 
 
-@pytest.mark.parametrize("overrides, expected", [case[1:] for case in LOAD_CASES],
-                         ids=[case[0] for case in LOAD_CASES])
+@pytest.mark.parametrize(
+    "overrides, expected", [case[1:] for case in LOAD_CASES], ids=[case[0] for case in LOAD_CASES]
+)
 def test_config_mistakes_stop_the_study_naming_the_key(tmp_path, capsys, overrides, expected):
     status, err, seconds = run_study(tmp_path, overrides, capsys)
     assert status == 2, err
@@ -160,8 +230,12 @@ def test_config_mistakes_stop_the_study_naming_the_key(tmp_path, capsys, overrid
 
 
 def test_every_problem_of_a_file_is_listed_at_once(tmp_path, capsys):
-    overrides = {"trainig": {}, "training": {"lr": "fast"},
-                 "pathology": {"tissue": {"median_size": "big"}}, "report": {"level": 2.0}}
+    overrides = {
+        "trainig": {},
+        "training": {"lr": "fast"},
+        "pathology": {"tissue": {"median_size": "big"}},
+        "report": {"level": 2.0},
+    }
     status, err, _ = run_study(tmp_path, overrides, capsys)
     assert status == 2
     assert "4 problems" in err
@@ -182,7 +256,8 @@ def test_unreadable_configs_are_named(tmp_path, capsys):
 def test_numbers_written_like_3e_4_are_numbers_everywhere(tmp_path):
     """PyYAML reads ``3e-4`` (no dot) as text; every float setting takes it as the number."""
     path = tmp_path / "study.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         out_dir: out
         cohort: {synthetic: {subjects: 8, slide_mpp: 5e-1}}
         pathology: {target_mpp: 5e-1, tissue: {min_saturation: 5e-2, min_region_um2: 1e4}}
@@ -191,14 +266,21 @@ def test_numbers_written_like_3e_4_are_numbers_everywhere(tmp_path):
         training: {lr: 3e-4, weight_decay: 1e-5}
         baselines: {screening_p: 2e-1}
         report: {level: 9e-1}
-        """))
+        """)
+    )
     assert yaml.safe_load(path.read_text())["training"]["lr"] == "3e-4"  # the YAML 1.1 quirk
     config = load_study_config(path)
-    values = [config.cohort["synthetic"]["slide_mpp"], config.pathology["target_mpp"],
-              config.radiology["unit_size_mm"], config.radiology["spacing_mm"],
-              config.graphs["pathology"]["lambda_d"], config.training["lr"],
-              config.training["weight_decay"], config.baselines["screening_p"],
-              config.report["level"]]
+    values = [
+        config.cohort["synthetic"]["slide_mpp"],
+        config.pathology["target_mpp"],
+        config.radiology["unit_size_mm"],
+        config.radiology["spacing_mm"],
+        config.graphs["pathology"]["lambda_d"],
+        config.training["lr"],
+        config.training["weight_decay"],
+        config.baselines["screening_p"],
+        config.report["level"],
+    ]
     assert values == [0.5, 0.5, 8.0, 1.0, 2e-3, 3e-4, 1e-5, 0.2, 0.9]
     assert all(type(v) is float for v in values)
     assert config.pathology["tissue"] == TissueParams(min_saturation=0.05, min_region_um2=1e4)
@@ -208,9 +290,18 @@ def test_numbers_written_like_3e_4_are_numbers_everywhere(tmp_path):
 
 def test_saved_config_reads_back_to_the_same_config(tmp_path):
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(merged(BASE, {
-        "pathology": {"tissue": {"median_size": 3}, "weights": "w.bin"},
-        "training": {"seeds": [0, 1]}, "allow_failures": 0.25})))
+    path.write_text(
+        yaml.safe_dump(
+            merged(
+                BASE,
+                {
+                    "pathology": {"tissue": {"median_size": 3}, "weights": "w.bin"},
+                    "training": {"seeds": [0, 1]},
+                    "allow_failures": 0.25,
+                },
+            )
+        )
+    )
     config = load_study_config(path)
     copy = tmp_path / "copy" / "study.yaml"
     copy.parent.mkdir()
@@ -235,40 +326,72 @@ def _file_in_the_way(tmp_path: Path) -> dict[str, Any]:
 
 
 PREFLIGHT_CASES = [
-    ("weights file missing", {**PATHOLOGY, "pathology": {"encoder": "timm:resnet18",
-                                                         "weights": "/no/such/weights.pt"}},
-     ["'pathology.weights'", "/no/such/weights.pt", "not found"]),
-    ("weights of another architecture",
-     lambda tmp: _weights(tmp, {"conv1.weight": torch.zeros(8, 3, 3, 3)}),
-     ["'pathology.encoder'", "weights.pt", "does not fit the architecture", "shape mismatches"]),
-    ("weights not a checkpoint", lambda tmp: _weights(tmp, "not a checkpoint"),
-     ["'pathology.encoder'", "weights.pt", "not a readable checkpoint"]),
-    ("encoder name typo", {**PATHOLOGY, "pathology": {"encoder": "efficientnet-lite"}},
-     ["'pathology.encoder'", "did you mean 'efficientnet-lite0'"]),
-    ("radiology encoder without weights", {"radiology": {"features": "segvol-vit"}},
-     ["'radiology.features'", "needs weights"]),
+    (
+        "weights file missing",
+        {**PATHOLOGY, "pathology": {"encoder": "timm:resnet18", "weights": "/no/such/weights.pt"}},
+        ["'pathology.weights'", "/no/such/weights.pt", "not found"],
+    ),
+    (
+        "weights of another architecture",
+        lambda tmp: _weights(tmp, {"conv1.weight": torch.zeros(8, 3, 3, 3)}),
+        ["'pathology.encoder'", "weights.pt", "does not fit the architecture", "shape mismatches"],
+    ),
+    (
+        "weights not a checkpoint",
+        lambda tmp: _weights(tmp, "not a checkpoint"),
+        ["'pathology.encoder'", "weights.pt", "not a readable checkpoint"],
+    ),
+    (
+        "encoder name typo",
+        {**PATHOLOGY, "pathology": {"encoder": "efficientnet-lite"}},
+        ["'pathology.encoder'", "did you mean 'efficientnet-lite0'"],
+    ),
+    (
+        "radiology encoder without weights",
+        {"radiology": {"features": "segvol-vit"}},
+        ["'radiology.features'", "needs weights"],
+    ),
     ("output under a file", _file_in_the_way, ["out_dir", "a_file", "not a folder"]),
-    ("manifest missing", {"cohort": Whole(manifest="nope.csv")},
-     ["'cohort.manifest'", "nope.csv", "not found"]),
-    ("device name", {"training": {"device": "gpu"}},
-     ["'training.device'", "not a device name"]),
-    ("aggregator option typo", {"aggregator_options": {"sparra": {"pool_ration": 0.2}}},
-     ["'aggregator_options.sparra.pool_ration'", "did you mean 'pool_ratio'"]),
-    ("aggregator option value", {"aggregator_options": {"sparra": {"conv": "gat"}}},
-     ["'aggregator_options.sparra'"]),
-    ("baseline name typo", {"baselines": {"models": ["coxph", "fsvn"]}},
-     ["'baselines.models'", "did you mean 'fsvm'"]),
-    ("baseline parameter", {"baselines": {"model_params": {"coxph": {"alhpa": 1.0}}}},
-     ["'baselines.model_params.coxph'", "alhpa"]),
-    ("baseline grid parameter", {"baselines": {"grids": {"coxph": {"alpa": [1.0]}}}},
-     ["'baselines.grids.coxph.alpa'", "did you mean 'alpha'"]),
+    (
+        "manifest missing",
+        {"cohort": Whole(manifest="nope.csv")},
+        ["'cohort.manifest'", "nope.csv", "not found"],
+    ),
+    ("device name", {"training": {"device": "gpu"}}, ["'training.device'", "not a device name"]),
+    (
+        "aggregator option typo",
+        {"aggregator_options": {"sparra": {"pool_ration": 0.2}}},
+        ["'aggregator_options.sparra.pool_ration'", "did you mean 'pool_ratio'"],
+    ),
+    (
+        "aggregator option value",
+        {"aggregator_options": {"sparra": {"conv": "gat"}}},
+        ["'aggregator_options.sparra'"],
+    ),
+    (
+        "baseline name typo",
+        {"baselines": {"models": ["coxph", "fsvn"]}},
+        ["'baselines.models'", "did you mean 'fsvm'"],
+    ),
+    (
+        "baseline parameter",
+        {"baselines": {"model_params": {"coxph": {"alhpa": 1.0}}}},
+        ["'baselines.model_params.coxph'", "alhpa"],
+    ),
+    (
+        "baseline grid parameter",
+        {"baselines": {"grids": {"coxph": {"alpa": [1.0]}}}},
+        ["'baselines.grids.coxph.alpa'", "did you mean 'alpha'"],
+    ),
 ]
 
 
-@pytest.mark.parametrize("overrides, expected", [case[1:] for case in PREFLIGHT_CASES],
-                         ids=[case[0] for case in PREFLIGHT_CASES])
-def test_preflight_stops_the_study_naming_the_key_or_file(tmp_path, capsys, overrides,
-                                                          expected):
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [case[1:] for case in PREFLIGHT_CASES],
+    ids=[case[0] for case in PREFLIGHT_CASES],
+)
+def test_preflight_stops_the_study_naming_the_key_or_file(tmp_path, capsys, overrides, expected):
     status, err, seconds = run_study(tmp_path, overrides, capsys)
     assert status == 2, err
     assert "preflight: 1 problem(s)" in err
@@ -306,8 +429,12 @@ def test_read_only_output_folder_is_named(tmp_path, capsys):
 
 
 def test_preflight_lists_every_problem(tmp_path, capsys):
-    overrides = {**PATHOLOGY, "pathology": {"encoder": "uni", "weights": "/no/uni.bin"},
-                 "training": {"device": "gpu"}, "cohort": Whole(manifest="nope.csv")}
+    overrides = {
+        **PATHOLOGY,
+        "pathology": {"encoder": "uni", "weights": "/no/uni.bin"},
+        "training": {"device": "gpu"},
+        "cohort": Whole(manifest="nope.csv"),
+    }
     status, err, _ = run_study(tmp_path, overrides, capsys)
     assert status == 2 and "preflight: 3 problem(s)" in err
     for key in ("'pathology.weights'", "'training.device'", "'cohort.manifest'"):
@@ -337,8 +464,9 @@ def test_feature_estimate_recovers_a_planted_tissue_fraction(tmp_path):
     float32 features and 16 of coordinates."""
     manifest_path = _manifest(tmp_path, slides=DISK_SAMPLE + 2)
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(merged(BASE, {**PATHOLOGY,
-                                                 "cohort": Whole(manifest="manifest.csv")})))
+    path.write_text(
+        yaml.safe_dump(merged(BASE, {**PATHOLOGY, "cohort": Whole(manifest="manifest.csv")}))
+    )
     config = load_study_config(path)
     from radiograph.manifest import load_manifest
 
@@ -350,21 +478,25 @@ def test_feature_estimate_recovers_a_planted_tissue_fraction(tmp_path):
 def test_too_little_disk_for_the_features_is_a_problem(tmp_path, monkeypatch):
     _manifest(tmp_path, slides=2)
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(merged(BASE, {**PATHOLOGY,
-                                                 "cohort": Whole(manifest="manifest.csv")})))
+    path.write_text(
+        yaml.safe_dump(merged(BASE, {**PATHOLOGY, "cohort": Whole(manifest="manifest.csv")}))
+    )
     config = load_study_config(path)
     report = preflight(config)
     assert report.ok, report.format()
-    assert any(note.startswith("disk: features about 251 KB (0 B written)")
-               for note in report.notes), report.notes  # 2 x 25 x 5136 bytes
+    assert any(
+        note.startswith("disk: features about 251 KB (0 B written)") for note in report.notes
+    ), report.notes  # 2 x 25 x 5136 bytes
 
     class Usage:
         free = 100 * 1024
 
     monkeypatch.setattr("radiograph.preflight.shutil.disk_usage", lambda _: Usage)
     report = preflight(config)
-    assert report.problems == (f"out_dir {config.out_dir}: the feature files need about "
-                               "251 KB more but only 100 KB is free",)
+    assert report.problems == (
+        f"out_dir {config.out_dir}: the feature files need about "
+        "251 KB more but only 100 KB is free",
+    )
 
 
 def test_report_needs_a_study_folder(tmp_path, capsys):
@@ -380,8 +512,9 @@ def test_config_error_is_one_class():
 def test_the_example_script_is_the_command(tmp_path, capsys):
     """``experiments/radiopathomics.py --config PATH`` runs ``radiograph study PATH``."""
     spec = importlib.util.spec_from_file_location(
-        "radiopathomics_example", Path(__file__).resolve().parents[1] / "experiments"
-        / "radiopathomics.py")
+        "radiopathomics_example",
+        Path(__file__).resolve().parents[1] / "experiments" / "radiopathomics.py",
+    )
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     path = tmp_path / "study.yaml"
@@ -398,7 +531,9 @@ def test_the_config_kind_picks_the_study(tmp_path, monkeypatch):
     config = Path(__file__).resolve().parents[1] / "experiments/configs/signature_benefit.yaml"
     assert main(["study", str(config), "--check"]) == 0
     ran = []
-    monkeypatch.setattr("radiograph.study_commands.run_signature",
-                        lambda study, options: ran.append((study.out, options.progress)))
+    monkeypatch.setattr(
+        "radiograph.study_commands.run_signature",
+        lambda study, options: ran.append((study.out, options.progress)),
+    )
     assert main(["study", str(config), "--out", str(tmp_path / "sig"), "--no-progress"]) == 0
     assert ran == [(tmp_path / "sig", False)]

@@ -30,16 +30,27 @@ from radiograph.io.features import FeatureSet, read_features, write_features
 from radiograph.manifest import load_manifest
 from radiograph.synth import make_cohort
 
-HEADER = ["subject_id", "patient_id", "centre", "time", "time_unit", "event", "label",
-          "slide_paths", "volume_paths", "mask_path"]
+HEADER = [
+    "subject_id",
+    "patient_id",
+    "centre",
+    "time",
+    "time_unit",
+    "event",
+    "label",
+    "slide_paths",
+    "volume_paths",
+    "mask_path",
+]
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     """A small synthetic cohort; the cases below use its three subjects with both modalities."""
     root = tmp_path_factory.mktemp("cohort")
-    manifest = load_manifest(make_cohort(root, 6, seed=3, slide_size=(1344, 896), workers=1,
-                                         progress=False))
+    manifest = load_manifest(
+        make_cohort(root, 6, seed=3, slide_size=(1344, 896), workers=1, progress=False)
+    )
     both = [s for s in manifest.subjects if s.has_pathology and s.has_radiology][:3]
     assert len(both) == 3
     return both
@@ -52,11 +63,18 @@ def write_manifest(folder: Path, subjects, **replace) -> Path:
         writer = csv.writer(fh)
         writer.writerow(HEADER)
         for s in subjects:
-            row = {"subject_id": s.subject_id, "patient_id": s.patient_id, "centre": s.centre,
-                   "time": s.time, "time_unit": "days", "event": s.event, "label": s.label or "",
-                   "slide_paths": ";".join(map(str, s.slide_paths)),
-                   "volume_paths": ";".join(map(str, s.volume_paths)),
-                   "mask_path": str(s.mask_path)}
+            row = {
+                "subject_id": s.subject_id,
+                "patient_id": s.patient_id,
+                "centre": s.centre,
+                "time": s.time,
+                "time_unit": "days",
+                "event": s.event,
+                "label": s.label or "",
+                "slide_paths": ";".join(map(str, s.slide_paths)),
+                "volume_paths": ";".join(map(str, s.volume_paths)),
+                "mask_path": str(s.mask_path),
+            }
             row.update(replace.get(s.subject_id, {}))
             writer.writerow([row[c] for c in HEADER])
     return path
@@ -75,10 +93,14 @@ MANIFEST_CASES = {
     "duplicate subject id": ({"subject_id": "{first}"}, ["subject_id", "duplicate"]),
     "negative time": ({"time": "-5"}, ["[time]", "> 0"]),
     "event not 0/1": ({"event": "2"}, ["[event]", "0 or 1"]),
-    "slide file missing": ({"slide_paths": "/nonexistent/slide.svs"},
-                           ["[slide_paths]", "/nonexistent/slide.svs"]),
-    "patient labels disagree": ({"patient_id": "{first_patient}", "label": "other"},
-                                ["[label]", "different labels"]),
+    "slide file missing": (
+        {"slide_paths": "/nonexistent/slide.svs"},
+        ["[slide_paths]", "/nonexistent/slide.svs"],
+    ),
+    "patient labels disagree": (
+        {"patient_id": "{first_patient}", "label": "other"},
+        ["[label]", "different labels"],
+    ),
 }
 
 
@@ -86,8 +108,10 @@ MANIFEST_CASES = {
 def test_manifest_problem_names_line_subject_and_column(cohort, tmp_path, capsys, case):
     change, words = MANIFEST_CASES[case]
     first, broken = cohort[0], cohort[1]
-    change = {k: v.format(first=first.subject_id, first_patient=first.patient_id)
-              for k, v in change.items()}
+    change = {
+        k: v.format(first=first.subject_id, first_patient=first.patient_id)
+        for k, v in change.items()
+    }
     path = write_manifest(tmp_path, cohort, **{broken.subject_id: change})
     assert main(["validate", str(path)]) == 1
     out = capsys.readouterr().out
@@ -121,8 +145,7 @@ def no_resolution_copy(src: Path, dest: Path) -> Path:
 def blank_copy(src: Path, dest: Path) -> Path:
     from radiograph.pathology.slide import write_pyramidal_tiff
 
-    write_pyramidal_tiff(dest, np.full((896, 1344, 3), 245, np.uint8), mpp=0.5,
-                         downsamples=(1, 4))
+    write_pyramidal_tiff(dest, np.full((896, 1344, 3), 245, np.uint8), mpp=0.5, downsamples=(1, 4))
     return dest
 
 
@@ -141,8 +164,19 @@ def test_bad_slide_fails_alone(cohort, tmp_path, capsys, case):
     bad = make(broken.slide_paths[0], tmp_path / "bad.tiff")
     manifest = write_manifest(tmp_path, cohort, **{broken.subject_id: {"slide_paths": str(bad)}})
     out = tmp_path / "run"
-    status = main(["extract-pathology", "--manifest", str(manifest), "--out", str(out),
-                   "--num-workers", "0", "--batch-size", "16"])
+    status = main(
+        [
+            "extract-pathology",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+            "--num-workers",
+            "0",
+            "--batch-size",
+            "16",
+        ]
+    )
     assert status == 1
     record = run_record(out, "extract-pathology")
     failed = {r["key"]: r["error"] for r in record["results"] if r["status"] == "failed"}
@@ -152,8 +186,12 @@ def test_bad_slide_fails_alone(cohort, tmp_path, capsys, case):
     assert "\n" not in message
     assert f"FAILED {broken.subject_id}/bad" in capsys.readouterr().err
     for s in (cohort[0], cohort[2]):
-        assert read_features(out / "features" / "pathology" / s.subject_id /
-                             f"{s.slide_paths[0].stem}.h5").num_patches > 0
+        assert (
+            read_features(
+                out / "features" / "pathology" / s.subject_id / f"{s.slide_paths[0].stem}.h5"
+            ).num_patches
+            > 0
+        )
     assert_no_partial_files(out)
 
 
@@ -208,15 +246,26 @@ def test_bad_volume_fails_alone(cohort, tmp_path, capsys, case):
     broken = cohort[1]
     manifest = write_manifest(tmp_path, cohort, **{broken.subject_id: make(broken, tmp_path)})
     out = tmp_path / "run"
-    status = main(["extract-radiology", "--manifest", str(manifest), "--out", str(out),
-                   "--features", "vit3d-tiny", "--random-weights"])
+    status = main(
+        [
+            "extract-radiology",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+            "--features",
+            "vit3d-tiny",
+            "--random-weights",
+        ]
+    )
     assert status == 1
     record = run_record(out, "extract-radiology")
     failed = {r["key"]: r["error"] for r in record["results"] if r["status"] == "failed"}
     assert list(failed) == [broken.subject_id]
     message = failed[broken.subject_id]
-    assert broken.subject_id in message and all(w.lower() in message.lower() for w in words), \
+    assert broken.subject_id in message and all(w.lower() in message.lower() for w in words), (
         message
+    )
     for s in (cohort[0], cohort[2]):
         assert read_features(out / "features" / "radiology" / f"{s.subject_id}.h5").num_patches > 0
     assert_no_partial_files(out)
@@ -230,11 +279,24 @@ def test_nan_features_fail_one_graph_and_others_are_built(tmp_path, capsys):
         feats = rng.normal(size=(len(grid), 8)).astype(np.float32)
         if sid == "B":
             feats[[3, 7], 2] = np.nan
-        write_features(tmp_path / "features" / "pathology" / sid / "slide.h5",
-                       FeatureSet(feats, grid, {"subject_id": sid, "patch_size": 224}))
+        write_features(
+            tmp_path / "features" / "pathology" / sid / "slide.h5",
+            FeatureSet(feats, grid, {"subject_id": sid, "patch_size": 224}),
+        )
     out = tmp_path / "graphs"
-    status = main(["build-graphs", "--features", str(tmp_path / "features"), "--out", str(out),
-                   "--modality", "pathology", "--workers", "1"])
+    status = main(
+        [
+            "build-graphs",
+            "--features",
+            str(tmp_path / "features"),
+            "--out",
+            str(out),
+            "--modality",
+            "pathology",
+            "--workers",
+            "1",
+        ]
+    )
     assert status == 1
     record = json.loads((out / "build-graphs.json").read_text())
     failed = {r["key"]: r["error"] for r in record["results"] if r["status"] == "failed"}
@@ -247,17 +309,29 @@ def test_nan_features_fail_one_graph_and_others_are_built(tmp_path, capsys):
 # ----------------------------------------------------------------------------- kill / resume
 def test_sigkill_midway_then_rerun_equals_uninterrupted_run(cohort, tmp_path):
     manifest = write_manifest(tmp_path, cohort)
-    command = [sys.executable, "-m", "radiograph.cli", "extract-radiology", "--manifest",
-               str(manifest), "--features", "vit3d-tiny", "--random-weights"]
+    command = [
+        sys.executable,
+        "-m",
+        "radiograph.cli",
+        "extract-radiology",
+        "--manifest",
+        str(manifest),
+        "--features",
+        "vit3d-tiny",
+        "--random-weights",
+    ]
     reference = tmp_path / "reference"
     subprocess.run([*command, "--out", str(reference)], check=True, capture_output=True)
 
     out = tmp_path / "killed"
     folder = out / "features" / "radiology"
     # a job killed by its scheduler: SIGKILL to the whole process group, pool workers included
-    proc = subprocess.Popen([*command, "--out", str(out), "--workers", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*command, "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while len(finished_files(folder, "*.h5")) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -285,21 +359,28 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted_run(cohort, tmp_path):
     assert_no_partial_files(out)
 
 
-# ----------------------------------------------------------------------------- graphs, labels, folds
+# ------------------------------------------------------------------------ graphs, labels, folds
 @pytest.fixture()
 def planted(tmp_path):
     """20 subjects with pathology graphs on disk, and a training config factory."""
     from radiograph.synth.planted_graphs import PlantedParams, make_planted_cohort
     from radiograph.train.config import TrainConfig
 
-    cohort = make_planted_cohort(PlantedParams(n_subjects=20, n_nodes=12, knn=4),
-                                 seed=5)
+    cohort = make_planted_cohort(PlantedParams(n_subjects=20, n_nodes=12, knn=4), seed=5)
     graphs_dir, manifest = cohort.write(tmp_path / "cohort")
 
     def config(**overrides):
-        settings = dict(graphs_dir=graphs_dir, manifest=manifest, out_dir=tmp_path / "train",
-                        modalities=("pathology",), aggregator="mean", epochs=1, batch_size=8,
-                        folds=4, seed=0)
+        settings = dict(
+            graphs_dir=graphs_dir,
+            manifest=manifest,
+            out_dir=tmp_path / "train",
+            modalities=("pathology",),
+            aggregator="mean",
+            epochs=1,
+            batch_size=8,
+            folds=4,
+            seed=0,
+        )
         settings.update(overrides)
         return TrainConfig(**settings)
 

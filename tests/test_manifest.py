@@ -9,7 +9,9 @@ import pytest
 from radiograph.cli import main
 from radiograph.manifest import ManifestError, load_manifest, validate_manifest
 
-HEADER = "subject_id,patient_id,centre,time,time_unit,event,label,slide_paths,volume_paths,mask_path,age"
+HEADER = (
+    "subject_id,patient_id,centre,time,time_unit,event,label,slide_paths,volume_paths,mask_path,age"
+)
 
 
 def write(tmp_path: Path, rows: list[str], header: str = HEADER) -> Path:
@@ -42,21 +44,37 @@ BAD_CASES = {
         HEADER.replace(",time_unit", ""),
         [(1, "time_unit", "missing")],
     ),
-    "duplicate subject": ([GOOD, GOOD.replace("P1", "P9")], HEADER, [(3, "subject_id", "duplicate")]),
+    "duplicate subject": (
+        [GOOD, GOOD.replace("P1", "P9")],
+        HEADER,
+        [(3, "subject_id", "duplicate")],
+    ),
     "non-numeric time": ([GOOD.replace(",100,", ",abc,")], HEADER, [(2, "time", "not a number")]),
     "NaN time": ([GOOD.replace(",100,", ",NaN,")], HEADER, [(2, "time", "finite")]),
     "empty time": ([GOOD.replace(",100,", ",,")], HEADER, [(2, "time", "not a number")]),
     "zero time": ([GOOD.replace(",100,", ",0,")], HEADER, [(2, "time", "> 0")]),
     "negative time": ([GOOD.replace(",100,", ",-3,")], HEADER, [(2, "time", "> 0")]),
     "event 2": ([GOOD.replace(",days,1,", ",days,2,")], HEADER, [(2, "event", "0 or 1")]),
-    "event text": ([GOOD.replace(",days,1,", ",days,dead,")], HEADER, [(2, "event", "not a number")]),
-    "missing file": ([GOOD.replace("s1.tiff", "nope.tiff")], HEADER, [(2, "slide_paths", "does not exist")]),
+    "event text": (
+        [GOOD.replace(",days,1,", ",days,dead,")],
+        HEADER,
+        [(2, "event", "not a number")],
+    ),
+    "missing file": (
+        [GOOD.replace("s1.tiff", "nope.tiff")],
+        HEADER,
+        [(2, "slide_paths", "does not exist")],
+    ),
     "volume without mask": (
-        [GOOD.replace(",m1.nii.gz", ",")], HEADER, [(2, "mask_path", "mask_path is empty")]
+        [GOOD.replace(",m1.nii.gz", ",")],
+        HEADER,
+        [(2, "mask_path", "mask_path is empty")],
     ),
     "bad time unit": ([GOOD.replace(",days,", ",weeks,")], HEADER, [(2, "time_unit", "weeks")]),
     "patient label conflict": (
-        [GOOD, "B,P1,C1,80,days,0,low,,,,60"], HEADER, [(2, "label", "different labels")]
+        [GOOD, "B,P1,C1,80,days,0,low,,,,60"],
+        HEADER,
+        [(2, "label", "different labels")],
     ),
 }
 

@@ -35,8 +35,9 @@ report: {km_model: coxph}
 def test_unknown_and_missing_keys_are_named(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text("out_dir: x\ncohort: {manifest: m.csv}\ntrainig: {}\n")
-    with pytest.raises(StudyConfigError,
-                       match=r"unknown key 'trainig' \(did you mean 'training'\?\)"):
+    with pytest.raises(
+        StudyConfigError, match=r"unknown key 'trainig' \(did you mean 'training'\?\)"
+    ):
         load_study_config(path)
     path.write_text("out_dir: x\ncohort: {}\n")
     with pytest.raises(StudyConfigError, match="exactly one of 'synthetic' or 'manifest'"):
@@ -55,17 +56,23 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path, capfd):
     assert main(["study", str(path)]) == 0
     log = capfd.readouterr()
     assert "\r" not in log.out + log.err and "warnings.warn(" not in log.err
-    for stage in ("extract-pathology", "extract-radiology", "graphs pathology",
-                  "graphs radiology"):
+    for stage in ("extract-pathology", "extract-radiology", "graphs pathology", "graphs radiology"):
         assert re.search(rf"^{stage}: \d+ done, 0 skipped", log.out, flags=re.M), stage
     saved = config.out_dir / "study.yaml"
     assert load_study_config(saved) == dataclasses.replace(config, source=saved)
     results = pd.read_csv(config.report_dir / "results.csv", float_precision="round_trip")
 
     report = config.report_dir
-    for name in ("results.csv", "table1.csv", "table1.md", "table1.tex", "stage_seconds.json",
-                 "fig2_bars_pathology.png", "fig3_bands_radiology_pathology.png",
-                 "fig4_km_radiology_pathology.png"):
+    for name in (
+        "results.csv",
+        "table1.csv",
+        "table1.md",
+        "table1.tex",
+        "stage_seconds.json",
+        "fig2_bars_pathology.png",
+        "fig3_bands_radiology_pathology.png",
+        "fig4_km_radiology_pathology.png",
+    ):
         assert (report / name).stat().st_size > 0, name
     groups = results.groupby(["modality", "aggregator", "model"])["fold"].nunique()
     assert len(groups) == 2 * 2 * 2 and (groups == 2).all()
@@ -85,13 +92,19 @@ def test_tiny_study_runs_end_to_end_and_resumes(tmp_path, capfd):
     assert (config.out_dir / "splits.json").exists()
     assert sorted(p.name for p in (report / "look_inside_sparra_fold0").glob("*.png"))
     # the report is redrawn on every run; everything before it must be left alone
-    outputs = sorted(p for p in config.out_dir.rglob("*") if p.is_file()
-                     and report not in p.parents)
+    outputs = sorted(
+        p for p in config.out_dir.rglob("*") if p.is_file() and report not in p.parents
+    )
     stamps = {p: p.stat().st_mtime_ns for p in outputs}
     again = run_study(config, progress=False)
     pd.testing.assert_frame_equal(results, again)
-    changed = [p for p in outputs if p.stat().st_mtime_ns != stamps[p]
-               and not p.name.endswith(".json") and p.name != ".radiograph.lock"]
+    changed = [
+        p
+        for p in outputs
+        if p.stat().st_mtime_ns != stamps[p]
+        and not p.name.endswith(".json")
+        and p.name != ".radiograph.lock"
+    ]
     assert changed == [], f"rerun redid {changed}"
 
 
@@ -108,10 +121,20 @@ def test_warnings_are_summarised_one_line_per_source():
         warnings.warn("", FutureWarning)
     summary = summarise_warnings(caught, "baselines").splitlines()
     assert summary[0] == "baselines: 5 warning(s) from 3 source(s), most frequent first:"
-    assert summary[1].split() == ["3", "x", f"test_study.py:{_warn.__code__.co_firstlineno + 1}",
-                                  "RuntimeWarning:", "3", "features", "did", "not", "converge"]
+    assert summary[1].split() == [
+        "3",
+        "x",
+        f"test_study.py:{_warn.__code__.co_firstlineno + 1}",
+        "RuntimeWarning:",
+        "3",
+        "features",
+        "did",
+        "not",
+        "converge",
+    ]
     assert summary[2].split()[:2] == ["1", "x"] and summary[2].endswith(
-        "UserWarning: overflow encountered in exp")
+        "UserWarning: overflow encountered in exp"
+    )
 
 
 @pytest.mark.parametrize("name", ["synthetic.yaml", "synthetic_205.yaml", "tcga_rcc.yaml"])

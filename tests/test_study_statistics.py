@@ -1,6 +1,7 @@
 """The study's statistics end to end: a classification study repeated over two seeds writes
 AUROC intervals, DeLong comparisons, threshold metrics, calibration and decision curves, and
-the corrected t-test over both seeds' folds; every subject with a slide is predicted once per seed."""
+the corrected t-test over both seeds' folds; every subject with a slide is predicted once per
+seed."""
 
 from __future__ import annotations
 
@@ -56,15 +57,27 @@ def test_classification_study_with_repeated_seeds(tmp_path):
     assert set(cv["model"]) == {"logistic", "avg"} and (cv["n"] == 4).all()  # 2 seeds x 2 folds
     metrics = pd.read_csv(report / "threshold_metrics.csv")
     assert (metrics[["tp", "fp", "tn", "fn"]].sum(axis=1) == n).all()
-    for name in ("calibration.csv", "decision_curves.csv", "delong_pathology.csv",
-                 "calibration_pathology.png", "decision_pathology.png", "table1.md"):
+    for name in (
+        "calibration.csv",
+        "decision_curves.csv",
+        "delong_pathology.csv",
+        "calibration_pathology.png",
+        "decision_pathology.png",
+        "table1.md",
+    ):
         assert (report / name).stat().st_size > 0, name
     assert "AUROC" in (report / "table1.md").read_text()
 
 
-@pytest.mark.parametrize("seeds, message", [
-    ("[]", "non-empty list"), ("[0, 0]", "distinct"), ("[-1]", "non-negative"),
-    ("3", "non-empty list")])
+@pytest.mark.parametrize(
+    "seeds, message",
+    [
+        ("[]", "non-empty list"),
+        ("[0, 0]", "distinct"),
+        ("[-1]", "non-negative"),
+        ("3", "non-empty list"),
+    ],
+)
 def test_bad_seeds_are_named(tmp_path, seeds, message):
     path = tmp_path / "study.yaml"
     path.write_text(f"out_dir: x\ncohort: {{manifest: m.csv}}\ntraining: {{seeds: {seeds}}}\n")

@@ -58,26 +58,76 @@ UUID = "0f83fd6c-5a9f-4b2a-a6c5-0c5f0c0d8f4b"
 SERIES = "07-18-1999-NA-CT ABDOMEN-12345/3.000000-NA-67890"
 #: The manifest by hand: (case, time in days, event, slides, volume, mask, project).
 EXPECTED = [
-    ("TCGA-B0-4712", 1964, 0, [f"slides/a1/TCGA-B0-4712-01Z-00-DX1.{UUID}.svs"],
-     "ct/TCGA-B0-4712.nii.gz", "masks/TCGA-B0-4712_mask.nii.gz", "TCGA-KIRC"),
-    ("TCGA-B0-5094", 538, 1, [f"slides/b1/TCGA-B0-5094-01Z-00-DX1.{UUID}.svs"],
-     f"ct/TCGA-KIRC/TCGA-B0-5094/{SERIES}", "masks/TCGA-B0-5094.nii.gz", "TCGA-KIRC"),
-    ("TCGA-BQ-5887", 2380, 0, [f"slides/c1/TCGA-BQ-5887-01Z-00-DX1.{UUID}.svs",
-                               f"slides/c2/TCGA-BQ-5887-01Z-00-DX2.{UUID}.svs"],
-     "", "", "TCGA-KIRP"),
-    ("TCGA-KL-8326", 700, 1, [f"slides/d1/TCGA-KL-8326-01Z-00-DX1.{UUID}.svs"], "", "",
-     "TCGA-KICH"),
+    (
+        "TCGA-B0-4712",
+        1964,
+        0,
+        [f"slides/a1/TCGA-B0-4712-01Z-00-DX1.{UUID}.svs"],
+        "ct/TCGA-B0-4712.nii.gz",
+        "masks/TCGA-B0-4712_mask.nii.gz",
+        "TCGA-KIRC",
+    ),
+    (
+        "TCGA-B0-5094",
+        538,
+        1,
+        [f"slides/b1/TCGA-B0-5094-01Z-00-DX1.{UUID}.svs"],
+        f"ct/TCGA-KIRC/TCGA-B0-5094/{SERIES}",
+        "masks/TCGA-B0-5094.nii.gz",
+        "TCGA-KIRC",
+    ),
+    (
+        "TCGA-BQ-5887",
+        2380,
+        0,
+        [
+            f"slides/c1/TCGA-BQ-5887-01Z-00-DX1.{UUID}.svs",
+            f"slides/c2/TCGA-BQ-5887-01Z-00-DX2.{UUID}.svs",
+        ],
+        "",
+        "",
+        "TCGA-KIRP",
+    ),
+    (
+        "TCGA-KL-8326",
+        700,
+        1,
+        [f"slides/d1/TCGA-KL-8326-01Z-00-DX1.{UUID}.svs"],
+        "",
+        "",
+        "TCGA-KICH",
+    ),
 ]
 
 
 def clinical_rows(dotted: bool) -> list[list[str]]:
     """The clinical TSV's cells, header first: bare (older portal) or dotted (portal 2.0)."""
-    names = (["cases.case_id", "cases.submitter_id", "demographic.submitter_id",
-              "project.project_id", "demographic.age_at_index", "demographic.gender",
-              "demographic.vital_status", "demographic.days_to_death",
-              "diagnoses.days_to_last_follow_up", "treatments.treatment_type"] if dotted else
-             ["case_id", "case_submitter_id", "project_id", "age_at_index", "gender",
-              "vital_status", "days_to_death", "days_to_last_follow_up", "treatment_type"])
+    names = (
+        [
+            "cases.case_id",
+            "cases.submitter_id",
+            "demographic.submitter_id",
+            "project.project_id",
+            "demographic.age_at_index",
+            "demographic.gender",
+            "demographic.vital_status",
+            "demographic.days_to_death",
+            "diagnoses.days_to_last_follow_up",
+            "treatments.treatment_type",
+        ]
+        if dotted
+        else [
+            "case_id",
+            "case_submitter_id",
+            "project_id",
+            "age_at_index",
+            "gender",
+            "vital_status",
+            "days_to_death",
+            "days_to_last_follow_up",
+            "treatment_type",
+        ]
+    )
     rows = [names]
     for n, (case, (project, vital, deaths, follows, age, gender)) in enumerate(CASES.items()):
         for i, treatment in enumerate(("Pharmaceutical Therapy, NOS", "Radiation Therapy, NOS")):
@@ -93,6 +143,7 @@ def tsv_text(rows: list[list[str]]) -> str:
 def clinical_json() -> str:
     """The same cases as the GDC clinical JSON: one object per case, one diagnosis per TSV
     row; a second days_to_death (the disagreeing case) on the second diagnosis."""
+
     def value(cell: str) -> object:
         if cell == E:
             return None
@@ -105,14 +156,24 @@ def clinical_json() -> str:
     for n, (case, (project, vital, deaths, follows, age, gender)) in enumerate(CASES.items()):
         diagnoses: list[dict[str, object]] = [
             {"days_to_last_follow_up": value(f), "treatments": [{"treatment_type": "x"}]}
-            for f in follows]
+            for f in follows
+        ]
         if deaths[1] != deaths[0]:
             diagnoses[1]["days_to_death"] = value(deaths[1])
-        cases.append({"case_id": f"uuid-{n}", "submitter_id": case,
-                      "project": {"project_id": project},
-                      "demographic": {"vital_status": vital, "days_to_death": value(deaths[0]),
-                                      "age_at_index": int(age), "gender": gender},
-                      "diagnoses": diagnoses})
+        cases.append(
+            {
+                "case_id": f"uuid-{n}",
+                "submitter_id": case,
+                "project": {"project_id": project},
+                "demographic": {
+                    "vital_status": vital,
+                    "days_to_death": value(deaths[0]),
+                    "age_at_index": int(age),
+                    "gender": gender,
+                },
+                "diagnoses": diagnoses,
+            }
+        )
     return json.dumps(cases, indent=1)
 
 
@@ -124,28 +185,38 @@ def touch(path: Path) -> None:
 @pytest.fixture()
 def cohort_dir(tmp_path: Path) -> Path:
     """Slides, CT and masks in the layouts of the GDC client and the NBIA Data Retriever."""
-    for folder, name in (("a1", f"TCGA-B0-4712-01Z-00-DX1.{UUID}.svs"),
-                         ("a2", f"TCGA-B0-4712-01A-01-TS1.{UUID}.svs"),   # frozen: skipped
-                         ("a3", f"TCGA-B0-4712-11A-01-DX1.{UUID}.svs"),   # normal: skipped
-                         ("a4", f"TCGA-B0-4712-01Z-00-DX1.{UUID}.svs"),   # a second copy
-                         ("b1", f"TCGA-B0-5094-01Z-00-DX1.{UUID}.svs"),
-                         ("c1", f"TCGA-BQ-5887-01Z-00-DX1.{UUID}.svs"),
-                         ("c2", f"TCGA-BQ-5887-01Z-00-DX2.{UUID}.svs"),
-                         ("d1", f"TCGA-KL-8326-01Z-00-DX1.{UUID}.svs"),
-                         ("e1", f"TCGA-ZZ-0001-01Z-00-DX1.{UUID}.svs"),   # no clinical record
-                         ("f1", "overview.svs")):                          # no barcode
+    for folder, name in (
+        ("a1", f"TCGA-B0-4712-01Z-00-DX1.{UUID}.svs"),
+        ("a2", f"TCGA-B0-4712-01A-01-TS1.{UUID}.svs"),  # frozen: skipped
+        ("a3", f"TCGA-B0-4712-11A-01-DX1.{UUID}.svs"),  # normal: skipped
+        ("a4", f"TCGA-B0-4712-01Z-00-DX1.{UUID}.svs"),  # a second copy
+        ("b1", f"TCGA-B0-5094-01Z-00-DX1.{UUID}.svs"),
+        ("c1", f"TCGA-BQ-5887-01Z-00-DX1.{UUID}.svs"),
+        ("c2", f"TCGA-BQ-5887-01Z-00-DX2.{UUID}.svs"),
+        ("d1", f"TCGA-KL-8326-01Z-00-DX1.{UUID}.svs"),
+        ("e1", f"TCGA-ZZ-0001-01Z-00-DX1.{UUID}.svs"),  # no clinical record
+        ("f1", "overview.svs"),
+    ):  # no barcode
         touch(tmp_path / "slides" / folder / name)
     touch(tmp_path / "slides" / "MANIFEST.txt")
-    for case in ("TCGA-CJ-4634", "TCGA-CZ-5982", "TCGA-A3-3308", "TCGA-B8-5158",
-                 "TCGA-AK-3456", "TCGA-B2-3923", "TCGA-BP-4162", "TCGA-B0-4700"):
+    for case in (
+        "TCGA-CJ-4634",
+        "TCGA-CZ-5982",
+        "TCGA-A3-3308",
+        "TCGA-B8-5158",
+        "TCGA-AK-3456",
+        "TCGA-B2-3923",
+        "TCGA-BP-4162",
+        "TCGA-B0-4700",
+    ):
         touch(tmp_path / "slides" / case / f"{case}-01Z-00-DX1.{UUID}.svs")
     ct = tmp_path / "ct"
     touch(ct / "TCGA-B0-4712.nii.gz")
     touch(ct / "TCGA-KIRC" / "TCGA-B0-5094" / SERIES / "1-001.dcm")
     touch(ct / "TCGA-KIRC" / "TCGA-B0-5094" / SERIES / "1-002.dcm")
-    for series in ("3.000000-arterial-1", "4.000000-venous-2"):   # two series: ambiguous
+    for series in ("3.000000-arterial-1", "4.000000-venous-2"):  # two series: ambiguous
         touch(ct / "TCGA-KIRP" / "TCGA-BQ-5887" / "01-01-2000-NA-CT-1" / series / "1-1.dcm")
-    touch(ct / "TCGA-KL-8326_ct.nii.gz")                           # CT without a mask
+    touch(ct / "TCGA-KL-8326_ct.nii.gz")  # CT without a mask
     for name in ("TCGA-B0-4712_mask.nii.gz", "TCGA-B0-5094.nii.gz", "TCGA-BQ-5887.nii.gz"):
         touch(tmp_path / "masks" / name)
     return tmp_path
@@ -153,10 +224,13 @@ def cohort_dir(tmp_path: Path) -> Path:
 
 def make(tmp_path: Path, clinical: Path, out: str = "manifest.csv", **options) -> Path:
     table = read_clinical([clinical])
-    cohort = build_cohort(table, slides=scan_slides(tmp_path / "slides"),
-                          volumes=scan_volumes(tmp_path / "ct", dicom=True),
-                          masks=scan_volumes(tmp_path / "masks", dicom=False),
-                          require=options.pop("require", "any"))
+    cohort = build_cohort(
+        table,
+        slides=scan_slides(tmp_path / "slides"),
+        volumes=scan_volumes(tmp_path / "ct", dicom=True),
+        masks=scan_volumes(tmp_path / "masks", dicom=False),
+        require=options.pop("require", "any"),
+    )
     manifest, _ = write_manifest(cohort, table, tmp_path / out, **options)
     return manifest
 
@@ -173,8 +247,10 @@ def write_clinical(tmp_path: Path, form: str) -> Path:
     elif form == "tar.gz":
         path = tmp_path / "clinical.cases_selection.tar.gz"
         with tarfile.open(path, "w:gz") as archive:
-            for name, text in (("clinical.tsv", tsv_text(clinical_rows(dotted=False))),
-                               ("exposure.tsv", "case_id\tcigarettes_per_day\n")):
+            for name, text in (
+                ("clinical.tsv", tsv_text(clinical_rows(dotted=False))),
+                ("exposure.tsv", "case_id\tcigarettes_per_day\n"),
+            ):
                 data = text.encode()
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
@@ -188,15 +264,24 @@ def write_clinical(tmp_path: Path, form: str) -> Path:
 def test_manifest_matches_the_hand_made_table_and_validates(cohort_dir):
     manifest = make(cohort_dir, write_clinical(cohort_dir, "bare"))
     rows = read_rows(manifest)
-    got = [(r["subject_id"], int(r["time"]), int(r["event"]),
-            r["slide_paths"].split(";") if r["slide_paths"] else [], r["volume_paths"],
-            r["mask_path"], r["project_id"]) for r in rows]
+    got = [
+        (
+            r["subject_id"],
+            int(r["time"]),
+            int(r["event"]),
+            r["slide_paths"].split(";") if r["slide_paths"] else [],
+            r["volume_paths"],
+            r["mask_path"],
+            r["project_id"],
+        )
+        for r in rows
+    ]
     assert got == EXPECTED
     assert all(r["patient_id"] == r["subject_id"] and r["time_unit"] == "days" for r in rows)
-    assert [r["centre"] for r in rows] == ["B0", "B0", "BQ", "KL"]   # tissue source sites
-    loaded = load_manifest(manifest)   # the project's own validator, files included
+    assert [r["centre"] for r in rows] == ["B0", "B0", "BQ", "KL"]  # tissue source sites
+    loaded = load_manifest(manifest)  # the project's own validator, files included
     assert [s.has_radiology for s in loaded.subjects] == [True, True, False, False]
-    assert loaded.subjects[1].volume_paths[0].is_dir()   # the DICOM series folder
+    assert loaded.subjects[1].volume_paths[0].is_dir()  # the DICOM series folder
 
 
 def test_every_left_out_case_is_reported_with_its_reason(cohort_dir):
@@ -217,8 +302,10 @@ def test_every_left_out_case_is_reported_with_its_reason(cohort_dir):
 def test_skipped_and_unrecognised_slides(cohort_dir):
     scan = scan_slides(cohort_dir / "slides")
     assert sorted((p.parent.name, reason) for p, reason in scan.skipped) == [
-        ("a2", "TS slide, not diagnostic"), ("a3", "sample type 11, not tumour"),
-        ("a4", "file name seen before")]
+        ("a2", "TS slide, not diagnostic"),
+        ("a3", "sample type 11, not tumour"),
+        ("a4", "file name seen before"),
+    ]
     assert [p.name for p in scan.unrecognised] == ["overview.svs"]
     assert len(scan.by_case["TCGA-BQ-5887"]) == 2
 
@@ -228,8 +315,9 @@ def test_every_gdc_form_gives_the_same_manifest_and_report(cohort_dir, form):
     reference = make(cohort_dir, write_clinical(cohort_dir, "bare"), "reference.csv")
     other = make(cohort_dir, write_clinical(cohort_dir, form), "other.csv")
     assert other.read_text() == reference.read_text()
-    assert ((cohort_dir / "other.cases.csv").read_text()
-            == (cohort_dir / "reference.cases.csv").read_text())
+    assert (cohort_dir / "other.cases.csv").read_text() == (
+        cohort_dir / "reference.cases.csv"
+    ).read_text()
 
 
 def test_row_order_changes_nothing(cohort_dir):
@@ -260,8 +348,12 @@ def test_require_both_keeps_cases_with_both_modalities(cohort_dir):
 
 
 def test_covariates_and_project_label(cohort_dir):
-    manifest = make(cohort_dir, write_clinical(cohort_dir, "dotted"),
-                    covariates=["age_at_index", "gender"], project_label=True)
+    manifest = make(
+        cohort_dir,
+        write_clinical(cohort_dir, "dotted"),
+        covariates=["age_at_index", "gender"],
+        project_label=True,
+    )
     subjects = load_manifest(manifest).subjects
     assert [s.label for s in subjects] == ["KIRC", "KIRC", "KIRP", "KICH"]
     assert subjects[0].covariates["age_at_index"] == 58.0
@@ -278,10 +370,19 @@ def test_ambiguous_or_unknown_covariates_are_errors_naming_the_columns(cohort_di
         make(cohort_dir, clinical, covariates=["time"])
 
 
-@pytest.mark.parametrize("header, words", [
-    (["case_submitter_id", "days_to_death", "days_to_last_follow_up"], "no vital status column"),
-    (["patient", "vital_status", "days_to_death", "days_to_last_follow_up"], "no case id column"),
-])
+@pytest.mark.parametrize(
+    "header, words",
+    [
+        (
+            ["case_submitter_id", "days_to_death", "days_to_last_follow_up"],
+            "no vital status column",
+        ),
+        (
+            ["patient", "vital_status", "days_to_death", "days_to_last_follow_up"],
+            "no case id column",
+        ),
+    ],
+)
 def test_a_file_without_the_needed_columns_is_refused(tmp_path, header, words):
     path = tmp_path / "clinical.tsv"
     path.write_text(tsv_text([header, ["TCGA-B0-4712", *(["1"] * (len(header) - 1))]]))
@@ -293,9 +394,19 @@ def test_command_writes_validates_and_refuses_to_overwrite(cohort_dir, capsys):
     from radiograph.cli import main
 
     clinical = write_clinical(cohort_dir, "bare")
-    args = ["tcga-manifest", "--clinical", str(clinical), "--slides", str(cohort_dir / "slides"),
-            "--ct", str(cohort_dir / "ct"), "--masks", str(cohort_dir / "masks"),
-            "--out", str(cohort_dir / "manifest.csv")]
+    args = [
+        "tcga-manifest",
+        "--clinical",
+        str(clinical),
+        "--slides",
+        str(cohort_dir / "slides"),
+        "--ct",
+        str(cohort_dir / "ct"),
+        "--masks",
+        str(cohort_dir / "masks"),
+        "--out",
+        str(cohort_dir / "manifest.csv"),
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "manifest: 4 case(s): pathology+radiology 2, pathology only 2" in out
@@ -307,8 +418,15 @@ def test_command_writes_validates_and_refuses_to_overwrite(cohort_dir, capsys):
     assert main([a for a in args if a not in ("--masks", str(cohort_dir / "masks"))]) == 2
     assert "--ct and --masks go together" in capsys.readouterr().err
     (cohort_dir / "no_slides").mkdir()
-    no_case = ["tcga-manifest", "--clinical", str(clinical), "--slides",
-               str(cohort_dir / "no_slides"), "--out", str(cohort_dir / "empty.csv")]
+    no_case = [
+        "tcga-manifest",
+        "--clinical",
+        str(clinical),
+        "--slides",
+        str(cohort_dir / "no_slides"),
+        "--out",
+        str(cohort_dir / "empty.csv"),
+    ]
     assert main(no_case) == 1 and "no rows" in capsys.readouterr().err
 
 
@@ -316,16 +434,38 @@ def case(**values: tuple[str, ...]) -> ClinicalCase:
     return ClinicalCase("TCGA-B0-0001", {k.replace("__", "."): v for k, v in values.items()}, 1)
 
 
-@pytest.mark.parametrize("record, time, event, words", [
-    (case(demographic__vital_status=("Dead",), demographic__days_to_death=("538",),
-          diagnoses__days_to_last_follow_up=("soon",)), 538.0, 1, "'soon' is not a number"),
-    (case(demographic__vital_status=("Alive", "Dead"), diagnoses__days_to_last_follow_up=("9",)),
-     None, None, "rows disagree on vital_status: Alive, Dead"),
-    (case(diagnoses__days_to_last_follow_up=("9",)), None, None, "vital_status is empty"),
-    (case(vital_status=("alive",), days_to_last_follow_up=("12.5",)), 12.5, 0, ""),
-    (case(vital_status=("Alive",), days_to_last_follow_up=("100", "120")), None, None,
-     "rows disagree on days_to_last_follow_up: 100, 120"),
-])
+@pytest.mark.parametrize(
+    "record, time, event, words",
+    [
+        (
+            case(
+                demographic__vital_status=("Dead",),
+                demographic__days_to_death=("538",),
+                diagnoses__days_to_last_follow_up=("soon",),
+            ),
+            538.0,
+            1,
+            "'soon' is not a number",
+        ),
+        (
+            case(
+                demographic__vital_status=("Alive", "Dead"),
+                diagnoses__days_to_last_follow_up=("9",),
+            ),
+            None,
+            None,
+            "rows disagree on vital_status: Alive, Dead",
+        ),
+        (case(diagnoses__days_to_last_follow_up=("9",)), None, None, "vital_status is empty"),
+        (case(vital_status=("alive",), days_to_last_follow_up=("12.5",)), 12.5, 0, ""),
+        (
+            case(vital_status=("Alive",), days_to_last_follow_up=("100", "120")),
+            None,
+            None,
+            "rows disagree on days_to_last_follow_up: 100, 120",
+        ),
+    ],
+)
 def test_overall_survival_of_single_records(record, time, event, words):
     survival = overall_survival(record)
     assert (survival.time_days, survival.event) == (time, event)

@@ -8,5 +8,10 @@ from radiograph.classify.baselines import (
     positive_probability,
 )
 
-__all__ = ["CLASSIFIERS", "DEFAULT_CLASSIFIERS", "DEFAULT_CLASSIFIER_GRIDS", "make_classifier",
-           "positive_probability"]
+__all__ = [
+    "CLASSIFIERS",
+    "DEFAULT_CLASSIFIERS",
+    "DEFAULT_CLASSIFIER_GRIDS",
+    "make_classifier",
+    "positive_probability",
+]

@@ -51,15 +51,19 @@ from sklearn.svm import SVC
 _FACTORIES: dict[str, Callable[[int, int | None], Any]] = {
     "logistic": lambda seed, n_jobs: LogisticRegression(max_iter=5000),
     "rf": lambda seed, n_jobs: RandomForestClassifier(
-        n_estimators=300, min_samples_leaf=3, random_state=seed, n_jobs=n_jobs),
+        n_estimators=300, min_samples_leaf=3, random_state=seed, n_jobs=n_jobs
+    ),
     "extra_trees": lambda seed, n_jobs: ExtraTreesClassifier(
-        n_estimators=300, min_samples_leaf=3, random_state=seed, n_jobs=n_jobs),
-    "svm": lambda seed, n_jobs: CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed),
-                                                       method="sigmoid", ensemble=False),
+        n_estimators=300, min_samples_leaf=3, random_state=seed, n_jobs=n_jobs
+    ),
+    "svm": lambda seed, n_jobs: CalibratedClassifierCV(
+        SVC(kernel="rbf", random_state=seed), method="sigmoid", ensemble=False
+    ),
     "knn": lambda seed, n_jobs: KNeighborsClassifier(n_jobs=n_jobs),
     "naive_bayes": lambda seed, n_jobs: GaussianNB(),
     "hist_gb": lambda seed, n_jobs: HistGradientBoostingClassifier(
-        max_iter=150, early_stopping=False, random_state=seed),
+        max_iter=150, early_stopping=False, random_state=seed
+    ),
 }
 CLASSIFIERS = tuple(_FACTORIES)
 """Every registered classifier name (the bank)."""
@@ -79,10 +83,15 @@ DEFAULT_CLASSIFIER_GRIDS: dict[str, dict[str, list]] = {
 """Inner-CV grids per classifier (parameter of the model step -> candidates)."""
 
 
-def make_classifier(name: str, *, seed: int = 0, inner_folds: int = 5,
-                    grids: Mapping[str, Sequence] | None = None,
-                    model_params: Mapping[str, Any] | None = None,
-                    n_jobs: int | None = None) -> GridSearchCV | Pipeline:
+def make_classifier(
+    name: str,
+    *,
+    seed: int = 0,
+    inner_folds: int = 5,
+    grids: Mapping[str, Sequence] | None = None,
+    model_params: Mapping[str, Any] | None = None,
+    n_jobs: int | None = None,
+) -> GridSearchCV | Pipeline:
     """One unfitted classifier of :data:`CLASSIFIERS`, tuned by inner CV when ``fit``.
 
     Args:
@@ -114,8 +123,15 @@ def make_classifier(name: str, *, seed: int = 0, inner_folds: int = 5,
     if all(len(v) <= 1 for v in candidates.values()):
         return pipeline.set_params(**{k: v[0] for k, v in candidates.items() if v})
     folds = StratifiedKFold(n_splits=inner_folds, shuffle=True, random_state=seed)
-    return GridSearchCV(pipeline, candidates, cv=folds, scoring="roc_auc", refit=True,
-                        n_jobs=n_jobs, error_score=np.nan)
+    return GridSearchCV(
+        pipeline,
+        candidates,
+        cv=folds,
+        scoring="roc_auc",
+        refit=True,
+        n_jobs=n_jobs,
+        error_score=np.nan,
+    )
 
 
 def positive_probability(model: Any, X: np.ndarray) -> np.ndarray:

@@ -17,35 +17,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tcga-manifest",
         help="GDC clinical data + TCGA slides + TCIA CT and masks -> a cohort manifest",
         description="Write a manifest (data_manifests/README.md) with one row per TCGA case: "
-                    "overall survival from the GDC clinical file (Dead: event 1 at "
-                    "days_to_death; Alive: event 0 at days_to_last_follow_up), the case's "
-                    "diagnostic (DX) slides, and its CT with its tumour mask, matched by the "
-                    "TCGA barcode that starts each file name. Cases with inconsistent clinical "
-                    "data are left out and listed, never filled in; OUT.cases.csv beside the "
-                    "manifest says what became of every case. The manifest is validated "
-                    "before the command ends.")
-    parser.add_argument("--clinical", required=True, nargs="+", metavar="FILE",
-                        help="GDC clinical file(s): clinical.tsv, the clinical .tar.gz, or the "
-                             "clinical JSON (several: their cases are pooled)")
-    parser.add_argument("--slides", default=None, metavar="DIR",
-                        help="folder of slides TCGA-XX-XXXX-01Z-00-DX1.<uuid>.svs (searched "
-                             "recursively)")
-    parser.add_argument("--ct", default=None, metavar="DIR",
-                        help="CT folder: files named by case id (TCGA-XX-XXXX.nii.gz) or TCIA "
-                             "patient folders of DICOM series (searched recursively)")
-    parser.add_argument("--masks", default=None, metavar="DIR",
-                        help="tumour masks named by case id (TCGA-XX-XXXX[_mask].nii.gz), in "
-                             "each CT's geometry; needed with --ct")
+        "overall survival from the GDC clinical file (Dead: event 1 at "
+        "days_to_death; Alive: event 0 at days_to_last_follow_up), the case's "
+        "diagnostic (DX) slides, and its CT with its tumour mask, matched by the "
+        "TCGA barcode that starts each file name. Cases with inconsistent clinical "
+        "data are left out and listed, never filled in; OUT.cases.csv beside the "
+        "manifest says what became of every case. The manifest is validated "
+        "before the command ends.",
+    )
+    parser.add_argument(
+        "--clinical",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="GDC clinical file(s): clinical.tsv, the clinical .tar.gz, or the "
+        "clinical JSON (several: their cases are pooled)",
+    )
+    parser.add_argument(
+        "--slides",
+        default=None,
+        metavar="DIR",
+        help="folder of slides TCGA-XX-XXXX-01Z-00-DX1.<uuid>.svs (searched recursively)",
+    )
+    parser.add_argument(
+        "--ct",
+        default=None,
+        metavar="DIR",
+        help="CT folder: files named by case id (TCGA-XX-XXXX.nii.gz) or TCIA "
+        "patient folders of DICOM series (searched recursively)",
+    )
+    parser.add_argument(
+        "--masks",
+        default=None,
+        metavar="DIR",
+        help="tumour masks named by case id (TCGA-XX-XXXX[_mask].nii.gz), in "
+        "each CT's geometry; needed with --ct",
+    )
     parser.add_argument("--out", required=True, metavar="CSV", help="the manifest to write")
-    parser.add_argument("--time-unit", choices=tuple(DAYS_PER), default="days",
-                        help="unit of the time column (default days; a month is 30.4375 days)")
-    parser.add_argument("--require", choices=REQUIREMENTS, default="any",
-                        help="modalities a case needs to be written (default any: at least one)")
-    parser.add_argument("--project-label", action="store_true",
-                        help="write label = the TCGA project without 'TCGA-' (KIRC, KIRP, KICH)")
-    parser.add_argument("--covariates", default="", metavar="FIELD[,FIELD...]",
-                        help="clinical fields copied as covariate columns, e.g. "
-                             "age_at_index,gender,ajcc_pathologic_stage")
+    parser.add_argument(
+        "--time-unit",
+        choices=tuple(DAYS_PER),
+        default="days",
+        help="unit of the time column (default days; a month is 30.4375 days)",
+    )
+    parser.add_argument(
+        "--require",
+        choices=REQUIREMENTS,
+        default="any",
+        help="modalities a case needs to be written (default any: at least one)",
+    )
+    parser.add_argument(
+        "--project-label",
+        action="store_true",
+        help="write label = the TCGA project without 'TCGA-' (KIRC, KIRP, KICH)",
+    )
+    parser.add_argument(
+        "--covariates",
+        default="",
+        metavar="FIELD[,FIELD...]",
+        help="clinical fields copied as covariate columns, e.g. "
+        "age_at_index,gender,ajcc_pathologic_stage",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
     parser.set_defaults(func=run_tcga_manifest)
 
@@ -69,20 +101,29 @@ def run_tcga_manifest(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     out = Path(args.out)
     if out.exists() and not args.overwrite:
-        print(f"radiograph tcga-manifest: {out} exists; pass --overwrite to replace it",
-              file=sys.stderr)
+        print(
+            f"radiograph tcga-manifest: {out} exists; pass --overwrite to replace it",
+            file=sys.stderr,
+        )
         return 1
     covariates = [c.strip() for c in args.covariates.split(",") if c.strip()]
     try:
         table = read_clinical(args.clinical)
         cohort = build_cohort(
-            table, slides=scan_slides(args.slides) if args.slides else None,
+            table,
+            slides=scan_slides(args.slides) if args.slides else None,
             volumes=scan_volumes(args.ct, dicom=True) if args.ct else None,
             masks=scan_volumes(args.masks, dicom=False) if args.masks else None,
-            require=args.require)
-        manifest, report = write_manifest(cohort, table, out, time_unit=args.time_unit,
-                                          project_label=args.project_label,
-                                          covariates=covariates)
+            require=args.require,
+        )
+        manifest, report = write_manifest(
+            cohort,
+            table,
+            out,
+            time_unit=args.time_unit,
+            project_label=args.project_label,
+            covariates=covariates,
+        )
     except (ClinicalError, ValueError) as err:
         print(f"radiograph tcga-manifest: {err}", file=sys.stderr)
         return 1
@@ -108,8 +149,10 @@ def _usage_problem(args: argparse.Namespace) -> str:
     if not (args.slides or args.ct):
         return "give --slides, --ct (with --masks), or both"
     if bool(args.ct) != bool(args.masks):
-        return ("--ct and --masks go together: radiology needs each CT's tumour mask (see the "
-                "README, 'Tumour masks')")
+        return (
+            "--ct and --masks go together: radiology needs each CT's tumour mask (see the "
+            "README, 'Tumour masks')"
+        )
     if args.ct:
         ct, masks = Path(args.ct).resolve(), Path(args.masks).resolve()
         if masks == ct or masks.is_relative_to(ct) or ct.is_relative_to(masks):

@@ -33,9 +33,10 @@ import math
 import os
 import tarfile
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 #: Column names (bare and entity-prefixed) of each field the survival needs, in the order
 #: their values are gathered; a case's values are pooled over every name present.
@@ -102,11 +103,14 @@ class ClinicalTable:
             return matches[0]
         where = ", ".join(str(s) for s in self.sources)
         if matches:
-            raise ClinicalError(f"{where}: field {name!r} is ambiguous: columns "
-                                f"{', '.join(matches)}; give one of them")
+            raise ClinicalError(
+                f"{where}: field {name!r} is ambiguous: columns "
+                f"{', '.join(matches)}; give one of them"
+            )
         more = " ..." if len(self.columns) > 40 else ""
-        raise ClinicalError(f"{where}: no column {name!r} (columns: "
-                            f"{', '.join(self.columns[:40])}{more})")
+        raise ClinicalError(
+            f"{where}: no column {name!r} (columns: {', '.join(self.columns[:40])}{more})"
+        )
 
 
 @dataclass(frozen=True)
@@ -151,16 +155,24 @@ def read_clinical(paths: Iterable[str | os.PathLike]) -> ClinicalTable:
                     if value.lower() not in EMPTY_VALUES:
                         values[case_id][column].setdefault(value)
     table = ClinicalTable(
-        cases={cid: ClinicalCase(cid, {c: tuple(v) for c, v in values[cid].items()}, rows[cid])
-               for cid in rows},
-        columns=tuple(columns), sources=sources)
-    for field, names in (("vital status", VITAL_STATUS_COLUMNS),
-                         ("days to death", DAYS_TO_DEATH_COLUMNS),
-                         ("days to last follow-up", FOLLOW_UP_COLUMNS)):
+        cases={
+            cid: ClinicalCase(cid, {c: tuple(v) for c, v in values[cid].items()}, rows[cid])
+            for cid in rows
+        },
+        columns=tuple(columns),
+        sources=sources,
+    )
+    for field, names in (
+        ("vital status", VITAL_STATUS_COLUMNS),
+        ("days to death", DAYS_TO_DEATH_COLUMNS),
+        ("days to last follow-up", FOLLOW_UP_COLUMNS),
+    ):
         if not any(n in columns for n in names):
-            raise ClinicalError(f"{', '.join(map(str, sources))}: no {field} column (one of "
-                                f"{', '.join(names)}); is this the GDC clinical file "
-                                f"(clinical.tsv or the clinical JSON)?")
+            raise ClinicalError(
+                f"{', '.join(map(str, sources))}: no {field} column (one of "
+                f"{', '.join(names)}); is this the GDC clinical file "
+                f"(clinical.tsv or the clinical JSON)?"
+            )
     return table
 
 
@@ -183,22 +195,34 @@ def overall_survival(case: ClinicalCase) -> Survival:
     if status == "dead":
         problems += bad_death
         notes += bad_follow
-        time = _one(death, "days_to_death", None if bad_death else
-                    "vital_status Dead without days_to_death "
-                    f"({_listing(follow, 'days_to_last_follow_up')}; not used for a death)",
-                    problems)
+        time = _one(
+            death,
+            "days_to_death",
+            None
+            if bad_death
+            else "vital_status Dead without days_to_death "
+            f"({_listing(follow, 'days_to_last_follow_up')}; not used for a death)",
+            problems,
+        )
         event = 1
         if time is not None and follow and max(follow) > time:
-            notes.append(f"days_to_last_follow_up {_fmt(max(follow))} is after days_to_death "
-                         f"{_fmt(time)}; time = days_to_death")
+            notes.append(
+                f"days_to_last_follow_up {_fmt(max(follow))} is after days_to_death "
+                f"{_fmt(time)}; time = days_to_death"
+            )
     elif status == "alive":
         problems += bad_follow
         notes += bad_death
         if death:
-            problems.append(f"vital_status Alive but days_to_death is "
-                            f"{', '.join(map(_fmt, death))}")
-        time = _one(follow, "days_to_last_follow_up", None if bad_follow else
-                    "vital_status Alive without days_to_last_follow_up ('--)", problems)
+            problems.append(
+                f"vital_status Alive but days_to_death is {', '.join(map(_fmt, death))}"
+            )
+        time = _one(
+            follow,
+            "days_to_last_follow_up",
+            None if bad_follow else "vital_status Alive without days_to_last_follow_up ('--)",
+            problems,
+        )
         event = 0
     else:
         return Survival(None, None, (f"vital_status is {vital[0]!r}, neither Dead nor Alive",))
@@ -207,8 +231,7 @@ def overall_survival(case: ClinicalCase) -> Survival:
     return Survival(time, event, (), tuple(notes))
 
 
-def _one(days: list[float], name: str, when_empty: str | None,
-         problems: list[str]) -> float | None:
+def _one(days: list[float], name: str, when_empty: str | None, problems: list[str]) -> float | None:
     """The one positive value of ``days``, or None with a problem appended (``when_empty``
     when there is none; None: the field's values were already reported as not numbers)."""
     if not days:
@@ -271,8 +294,10 @@ def _tsv_from_tar(path: Path) -> str:
         members = [m for m in archive.getmembers() if m.isfile()]
         found = [m for m in members if Path(m.name).name == TSV_NAME]
         if len(found) != 1:
-            raise ClinicalError(f"{path}: expected one {TSV_NAME} in the archive, found "
-                                f"{len(found)} (members: {', '.join(m.name for m in members)})")
+            raise ClinicalError(
+                f"{path}: expected one {TSV_NAME} in the archive, found "
+                f"{len(found)} (members: {', '.join(m.name for m in members)})"
+            )
         handle = archive.extractfile(found[0])
         assert handle is not None  # a regular file member
         return handle.read().decode("utf-8-sig")
@@ -283,16 +308,19 @@ def _tsv_records(text: str, path: Path) -> list[tuple[str, dict[str, list[str]]]
     header = [h.strip() for h in next(reader, [])]
     id_column = next((c for c in CASE_ID_COLUMNS if c in header), None)
     if id_column is None:
-        raise ClinicalError(f"{path}: no case id column ({' or '.join(CASE_ID_COLUMNS)}) in a "
-                            f"tab-separated header of {len(header)} column(s) "
-                            f"({', '.join(header[:8])}); give the GDC clinical.tsv")
+        raise ClinicalError(
+            f"{path}: no case id column ({' or '.join(CASE_ID_COLUMNS)}) in a "
+            f"tab-separated header of {len(header)} column(s) "
+            f"({', '.join(header[:8])}); give the GDC clinical.tsv"
+        )
     records = []
     for line, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
-            raise ClinicalError(f"{path}: line {line} has {len(cells)} cells, the header "
-                                f"{len(header)}")
+            raise ClinicalError(
+                f"{path}: line {line} has {len(cells)} cells, the header {len(header)}"
+            )
         record = {c: [v.strip()] for c, v in zip(header, cells)}
         case_id = record[id_column][0]
         if case_id.lower() in EMPTY_VALUES:
@@ -309,8 +337,10 @@ def _json_records(text: str, path: Path) -> list[tuple[str, dict[str, list[str]]
     records = []
     for index, case in enumerate(data if isinstance(data, list) else [data]):
         if not isinstance(case, dict) or not isinstance(case.get("submitter_id"), str):
-            raise ClinicalError(f"{path}: case {index} is not an object with a 'submitter_id' "
-                                "(expected the GDC clinical JSON: a list of cases)")
+            raise ClinicalError(
+                f"{path}: case {index} is not an object with a 'submitter_id' "
+                "(expected the GDC clinical JSON: a list of cases)"
+            )
         flat: dict[str, list[str]] = defaultdict(list)
         for key, value in case.items():
             _flatten("cases" if _is_scalar(value) else "", key, value, flat)

@@ -29,9 +29,9 @@ import os
 import re
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from radiograph.cohorts.gdc import (
     PROJECT_COLUMNS,
@@ -46,8 +46,9 @@ from radiograph.manifest import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 #: A case id at the start of a name, not followed by another letter or digit.
 CASE_PREFIX = re.compile(r"(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})(?![A-Z0-9])", re.IGNORECASE)
 #: A slide barcode: case, sample type (2 digits) + vial, portion, slide kind (DX, TS, ...).
-SLIDE_BARCODE = re.compile(r"(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})-(\d{2})[A-Z]-\d{2}-([A-Z]{2})\d*",
-                           re.IGNORECASE)
+SLIDE_BARCODE = re.compile(
+    r"(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})-(\d{2})[A-Z]-\d{2}-([A-Z]{2})\d*", re.IGNORECASE
+)
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs")
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 DICOM_SUFFIX = ".dcm"
@@ -55,8 +56,17 @@ DAYS_PER = {"days": 1.0, "months": 365.25 / 12.0, "years": 365.25}
 REQUIREMENTS = ("any", "pathology", "radiology", "both")
 #: Manifest columns this module writes, before the covariates.
 COLUMNS = (*REQUIRED_COLUMNS, "slide_paths", "volume_paths", "mask_path", "project_id")
-REPORT_COLUMNS = ("case_id", "in_manifest", "time_days", "event", "dx_slides", "volume", "mask",
-                  "problems", "notes")
+REPORT_COLUMNS = (
+    "case_id",
+    "in_manifest",
+    "time_days",
+    "event",
+    "dx_slides",
+    "volume",
+    "mask",
+    "problems",
+    "notes",
+)
 
 
 @dataclass(frozen=True)
@@ -143,8 +153,11 @@ def scan_slides(folder: str | os.PathLike) -> SlideScan:
         else:
             seen[path.name] = path
             by_case[case].append(path)
-    return SlideScan({c: tuple(sorted(p, key=lambda s: s.name)) for c, p in by_case.items()},
-                     tuple(skipped), tuple(unrecognised))
+    return SlideScan(
+        {c: tuple(sorted(p, key=lambda s: s.name)) for c, p in by_case.items()},
+        tuple(skipped),
+        tuple(unrecognised),
+    )
 
 
 def scan_volumes(folder: str | os.PathLike, *, dicom: bool) -> dict[str, tuple[Path, ...]]:
@@ -164,10 +177,14 @@ def scan_volumes(folder: str | os.PathLike, *, dicom: bool) -> dict[str, tuple[P
     return {c: tuple(sorted(paths)) for c, paths in found.items()}
 
 
-def build_cohort(table: ClinicalTable, *, slides: SlideScan | None = None,
-                 volumes: Mapping[str, Sequence[Path]] | None = None,
-                 masks: Mapping[str, Sequence[Path]] | None = None,
-                 require: str = "any") -> TcgaCohort:
+def build_cohort(
+    table: ClinicalTable,
+    *,
+    slides: SlideScan | None = None,
+    volumes: Mapping[str, Sequence[Path]] | None = None,
+    masks: Mapping[str, Sequence[Path]] | None = None,
+    require: str = "any",
+) -> TcgaCohort:
     """Match the scans to the clinical cases and decide, per case, what the manifest gets.
 
     Args:
@@ -188,15 +205,28 @@ def build_cohort(table: ClinicalTable, *, slides: SlideScan | None = None,
     results = []
     for case_id in ids:
         clinical = table.cases.get(case_id)
-        results.append(_decide(case_id, None if clinical is None else overall_survival(clinical),
-                               slides.by_case.get(case_id, ()), volumes.get(case_id, ()),
-                               masks.get(case_id, ()), require))
+        results.append(
+            _decide(
+                case_id,
+                None if clinical is None else overall_survival(clinical),
+                slides.by_case.get(case_id, ()),
+                volumes.get(case_id, ()),
+                masks.get(case_id, ()),
+                require,
+            )
+        )
     return TcgaCohort(tuple(results), slides, volumes, masks)
 
 
-def write_manifest(cohort: TcgaCohort, table: ClinicalTable, out: str | os.PathLike, *,
-                   time_unit: str = "days", project_label: bool = False,
-                   covariates: Sequence[str] = ()) -> tuple[Path, Path]:
+def write_manifest(
+    cohort: TcgaCohort,
+    table: ClinicalTable,
+    out: str | os.PathLike,
+    *,
+    time_unit: str = "days",
+    project_label: bool = False,
+    covariates: Sequence[str] = (),
+) -> tuple[Path, Path]:
     """Write the manifest (the cases with no problem) and the per-case report beside it.
 
     Paths inside the manifest's folder are written relative to it, others absolute. Time is
@@ -224,8 +254,10 @@ def write_manifest(cohort: TcgaCohort, table: ClinicalTable, out: str | os.PathL
     reserved = set(COLUMNS) | set(OPTIONAL_COLUMNS)
     clash = [c for c in covariates if c in reserved]
     if clash or len(set(covariates)) != len(covariates):
-        raise ValueError(f"covariates {clash or list(covariates)}: names must be distinct and "
-                         f"differ from the manifest's columns ({', '.join(sorted(reserved))})")
+        raise ValueError(
+            f"covariates {clash or list(covariates)}: names must be distinct and "
+            f"differ from the manifest's columns ({', '.join(sorted(reserved))})"
+        )
     sources = {name: table.resolve(name) for name in covariates}
     header = [*COLUMNS, *(["label"] if project_label else []), *sources]
     out = Path(out)
@@ -238,8 +270,9 @@ def write_manifest(cohort: TcgaCohort, table: ClinicalTable, out: str | os.PathL
             notes = list(case.notes)
             clinical = table.cases.get(case.case_id)
             if case.written and clinical is not None and case.survival is not None:
-                writer.writerow(_manifest_row(case, clinical, sources, root, time_unit,
-                                              project_label, notes))
+                writer.writerow(
+                    _manifest_row(case, clinical, sources, root, time_unit, project_label, notes)
+                )
             report_rows.append(_report_row(case, notes))
     report = out.with_name(f"{out.name.removesuffix('.csv')}.cases.csv")
     with atomic_open(report, "w", newline="") as fh:
@@ -278,8 +311,10 @@ def summary(cohort: TcgaCohort, table: ClinicalTable) -> str:
     if outcomes:
         events = sum(event or 0 for _, event in outcomes)
         median = statistics.median(time or 0.0 for time, _ in outcomes)
-        lines.append(f"  events: {events} ({100.0 * events / len(outcomes):.1f}%), median "
-                     f"follow-up {median:g} days")
+        lines.append(
+            f"  events: {events} ({100.0 * events / len(outcomes):.1f}%), median "
+            f"follow-up {median:g} days"
+        )
     left_out = [c for c in cases if not c.written]
     if left_out:
         lines.append(f"left out: {len(left_out)} case(s)")
@@ -291,8 +326,14 @@ def summary(cohort: TcgaCohort, table: ClinicalTable) -> str:
     return "\n".join(lines)
 
 
-def _decide(case_id: str, survival: Survival | None, slides: tuple[Path, ...],
-            volumes: tuple[Path, ...], masks: tuple[Path, ...], require: str) -> CaseResult:
+def _decide(
+    case_id: str,
+    survival: Survival | None,
+    slides: tuple[Path, ...],
+    volumes: tuple[Path, ...],
+    masks: tuple[Path, ...],
+    require: str,
+) -> CaseResult:
     problems: list[str] = []
     notes: list[str] = []
     if survival is None:
@@ -311,8 +352,12 @@ def _decide(case_id: str, survival: Survival | None, slides: tuple[Path, ...],
     radiology = volume is not None and mask is not None
     if not radiology:
         volume = mask = None
-    needed = {"any": bool(slides) or radiology, "pathology": bool(slides),
-              "radiology": radiology, "both": bool(slides) and radiology}[require]
+    needed = {
+        "any": bool(slides) or radiology,
+        "pathology": bool(slides),
+        "radiology": radiology,
+        "both": bool(slides) and radiology,
+    }[require]
     if not needed:
         have = [m for m, ok in (("pathology", bool(slides)), ("radiology", radiology)) if ok]
         problems.append(f"--require {require}, has {' and '.join(have) or 'no image'}")
@@ -334,15 +379,19 @@ def _files(folder: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
     out = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        out += [Path(root) / f for f in files
-                if not f.startswith(".") and f.lower().endswith(suffixes)]
+        out += [
+            Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(suffixes)
+        ]
     return sorted(out)
 
 
 def _dicom_series(patient: Path) -> list[Path]:
     """The folders under ``patient`` (itself included) that directly hold ``.dcm`` files."""
-    return sorted(Path(root) for root, _, files in os.walk(patient)
-                  if any(f.lower().endswith(DICOM_SUFFIX) for f in files))
+    return sorted(
+        Path(root)
+        for root, _, files in os.walk(patient)
+        if any(f.lower().endswith(DICOM_SUFFIX) for f in files)
+    )
 
 
 def _single(values: Iterable[str], name: str, notes: list[str]) -> str:
@@ -368,18 +417,28 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.4f}".rstrip("0")
 
 
-def _manifest_row(case: CaseResult, clinical: ClinicalCase, sources: Mapping[str, str], root: Path,
-                  time_unit: str, project_label: bool, notes: list[str]) -> dict[str, object]:
+def _manifest_row(
+    case: CaseResult,
+    clinical: ClinicalCase,
+    sources: Mapping[str, str],
+    root: Path,
+    time_unit: str,
+    project_label: bool,
+    notes: list[str],
+) -> dict[str, object]:
     """One manifest row of a case with survival; disagreeing covariates are noted."""
     assert case.survival is not None and case.survival.time_days is not None
     project = _single(clinical.pooled(PROJECT_COLUMNS), "project_id", notes)
     row: dict[str, object] = {
-        "subject_id": case.case_id, "patient_id": case.case_id,
+        "subject_id": case.case_id,
+        "patient_id": case.case_id,
         "centre": case.case_id.split("-")[1],
-        "time": _number(case.survival.time_days / DAYS_PER[time_unit]), "time_unit": time_unit,
+        "time": _number(case.survival.time_days / DAYS_PER[time_unit]),
+        "time_unit": time_unit,
         "event": case.survival.event,
         "slide_paths": ";".join(_relative(p, root) for p in case.slides),
-        "volume_paths": _relative(case.volume, root), "mask_path": _relative(case.mask, root),
+        "volume_paths": _relative(case.volume, root),
+        "mask_path": _relative(case.mask, root),
         "project_id": project,
     }
     if project_label:
@@ -391,9 +450,14 @@ def _manifest_row(case: CaseResult, clinical: ClinicalCase, sources: Mapping[str
 
 def _report_row(case: CaseResult, notes: list[str]) -> list[object]:
     survival = case.survival
-    return [case.case_id, int(case.written),
-            "" if survival is None or survival.time_days is None else f"{survival.time_days:g}",
-            "" if survival is None or survival.event is None else survival.event,
-            ";".join(str(p) for p in case.slides), case.volume or "", case.mask or "",
-            "; ".join(case.problems), "; ".join(notes)]
-
+    return [
+        case.case_id,
+        int(case.written),
+        "" if survival is None or survival.time_days is None else f"{survival.time_days:g}",
+        "" if survival is None or survival.event is None else survival.event,
+        ";".join(str(p) for p in case.slides),
+        case.volume or "",
+        case.mask or "",
+        "; ".join(case.problems),
+        "; ".join(notes),
+    ]

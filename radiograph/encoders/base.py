@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -72,8 +72,9 @@ class PatchEncoder(torch.nn.Module):
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         size = self.input_size
         if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)
+            x = F.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
@@ -82,10 +83,15 @@ class PatchEncoder(torch.nn.Module):
         """(B, 3, S, S) preprocessed tiles -> (B, dim) features."""
         out = self.backbone(x)
         if out.ndim != 2 or out.shape[1] != self.dim:
-            raise RuntimeError(f"{self.name}: backbone returned {tuple(out.shape)}, "
-                               f"expected (B, {self.dim})")
+            raise RuntimeError(
+                f"{self.name}: backbone returned {tuple(out.shape)}, expected (B, {self.dim})"
+            )
         return out
 
     def extra_repr(self) -> str:
-        source = "random weights" if self.random_weights else f"weights sha256 {self.weights_sha256[:12]}"
+        source = (
+            "random weights"
+            if self.random_weights
+            else f"weights sha256 {self.weights_sha256[:12]}"
+        )
         return f"name={self.name!r}, dim={self.dim}, input_size={self.input_size}, {source}"

@@ -35,16 +35,23 @@ StateDict = dict[str, torch.Tensor]
 
 def uni_vit_large() -> nn.Module:
     """UNI's ViT-L/16 (``timm`` ``vit_large_patch16_224``, LayerScale init 1e-5), 1024-d CLS."""
-    return timm.create_model("vit_large_patch16_224", pretrained=False, img_size=224,
-                             patch_size=16, init_values=1e-5, num_classes=0,
-                             dynamic_img_size=True)
+    return timm.create_model(
+        "vit_large_patch16_224",
+        pretrained=False,
+        img_size=224,
+        patch_size=16,
+        init_values=1e-5,
+        num_classes=0,
+        dynamic_img_size=True,
+    )
 
 
 def hipt_vit_small() -> nn.Module:
     """HIPT's ViT-S/16 patch encoder (DINO ViT-S, position embeddings for a 14 x 14 grid,
     interpolated bicubically to the 16 x 16 grid of its 256-pixel inputs), 384-d CLS."""
-    return timm.create_model("vit_small_patch16_224", pretrained=False, num_classes=0,
-                             dynamic_img_size=True)
+    return timm.create_model(
+        "vit_small_patch16_224", pretrained=False, num_classes=0, dynamic_img_size=True
+    )
 
 
 def resnet50_truncated() -> nn.Module:
@@ -62,8 +69,15 @@ class ConvStem(nn.Module):
     channels-last layout timm's Swin expects), followed by ``norm_layer`` when given.
     """
 
-    def __init__(self, img_size: Any = 224, patch_size: Any = 4, in_chans: int = 3,
-                 embed_dim: int = 96, norm_layer: Any = None, **_: Any):
+    def __init__(
+        self,
+        img_size: Any = 224,
+        patch_size: Any = 4,
+        in_chans: int = 3,
+        embed_dim: int = 96,
+        norm_layer: Any = None,
+        **_: Any,
+    ):
         super().__init__()
         if to_2tuple(patch_size) != (4, 4):
             raise ValueError(f"ConvStem downsamples by 4; got patch_size={patch_size}")
@@ -74,8 +88,11 @@ class ConvStem(nn.Module):
         layers: list[nn.Module] = []
         cin, cout = in_chans, embed_dim // 8
         for _ in range(2):
-            layers += [nn.Conv2d(cin, cout, kernel_size=3, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(cin, cout, kernel_size=3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
             cin, cout = cout, cout * 2
         layers.append(nn.Conv2d(cin, embed_dim, kernel_size=1))
         self.proj = nn.Sequential(*layers)
@@ -87,12 +104,14 @@ class ConvStem(nn.Module):
 
 def ctranspath_swin() -> nn.Module:
     """CTransPath / CHIEF backbone: Swin-T (patch 4, window 7) with :class:`ConvStem`, 768-d."""
-    return timm.create_model("swin_tiny_patch4_window7_224", pretrained=False, num_classes=0,
-                             embed_layer=ConvStem)
+    return timm.create_model(
+        "swin_tiny_patch4_window7_224", pretrained=False, num_classes=0, embed_layer=ConvStem
+    )
 
 
 def efficientnet_lite0() -> nn.Module:
-    """EfficientNet-Lite0 with TensorFlow "same" padding (timm ``tf_efficientnet_lite0``), 1280-d."""
+    """EfficientNet-Lite0 with TensorFlow "same" padding (timm ``tf_efficientnet_lite0``),
+    1280-d."""
     return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
 
 
@@ -106,12 +125,27 @@ def swin_checkpoint_to_timm(state_dict: StateDict, model: nn.Module) -> StateDic
     return swin_checkpoint_filter(state_dict, model)
 
 
-_EFFNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head",
-               "_bn1": "bn2", "_fc": "classifier"}
-_EFFNET_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw",
-              "_bn2": "bn2"}
-_EFFNET_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-              "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_EFFNET_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
+_EFFNET_DS = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_EFFNET_IR = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 _EFFNET_BLOCK = re.compile(r"_blocks\.(\d+)\.(\w+)\.(.+)")
 
 
@@ -126,8 +160,11 @@ def efficientnet_lite_to_timm(state_dict: StateDict, model: nn.Module) -> StateD
     if not any(k.startswith("_") for k in state_dict):
         return state_dict
     stage_of = [(s, j) for s, stage in enumerate(model.blocks) for j in range(len(stage))]
-    expands = {int(m.group(1)) for k in state_dict
-               if (m := _EFFNET_BLOCK.match(k)) and m.group(2) == "_expand_conv"}
+    expands = {
+        int(m.group(1))
+        for k in state_dict
+        if (m := _EFFNET_BLOCK.match(k)) and m.group(2) == "_expand_conv"
+    }
     out: StateDict = {}
     for key, value in state_dict.items():
         match = _EFFNET_BLOCK.match(key)

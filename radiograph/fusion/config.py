@@ -58,8 +58,9 @@ class HabitatSettings:
 
     def __post_init__(self) -> None:
         if not 2 <= self.k_min <= self.k_max:
-            raise ValueError(f"k_min, k_max: need 2 <= k_min <= k_max, got {self.k_min}, "
-                             f"{self.k_max}")
+            raise ValueError(
+                f"k_min, k_max: need 2 <= k_min <= k_max, got {self.k_min}, {self.k_max}"
+            )
         if self.voxels_per_subject < 10 or self.n_init < 1:
             raise ValueError("voxels_per_subject, n_init: need >= 10 and >= 1")
 
@@ -74,8 +75,10 @@ class SelectionSettings:
 
     def __post_init__(self) -> None:
         if self.k < 1 or not 0 < self.alpha < 1 or not 0 < self.threshold <= 1:
-            raise ValueError(f"k >= 1, alpha in (0, 1), threshold in (0, 1] needed; got "
-                             f"{self.k}, {self.alpha}, {self.threshold}")
+            raise ValueError(
+                f"k >= 1, alpha in (0, 1), threshold in (0, 1] needed; got "
+                f"{self.k}, {self.alpha}, {self.threshold}"
+            )
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,9 @@ class FusionStudyConfig:
             raise ValueError(f"sequences: need distinct names, got {list(self.sequences)}")
 
 
-def load_fusion_config(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
-                       ) -> FusionStudyConfig:
+def load_fusion_config(
+    path: str | os.PathLike, out_dir: str | os.PathLike | None = None
+) -> FusionStudyConfig:
     """Read and check a habitat-fusion study config; ``cohort`` and ``out_dir`` are relative
     to the file's folder, ``out_dir`` (argument) to the working directory.
 
@@ -155,8 +159,11 @@ def load_fusion_config(path: str | os.PathLike, out_dir: str | os.PathLike | Non
         problems.append(f"key 'kind': this reader takes {KIND!r}, got {kind!r}")
     hints = typing.get_type_hints(FusionStudyConfig)
     names = [f.name for f in dataclasses.fields(FusionStudyConfig)]
-    required = [f.name for f in dataclasses.fields(FusionStudyConfig)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    required = [
+        f.name
+        for f in dataclasses.fields(FusionStudyConfig)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in names:

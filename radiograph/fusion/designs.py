@@ -28,8 +28,9 @@ class CentreDesign:
         if not self.train_centres:
             raise ValueError("design.train_centres: name at least one centre")
         if not 0.0 < self.internal_split < 1.0:
-            raise ValueError(f"design.internal_split: must lie in (0, 1), got "
-                             f"{self.internal_split}")
+            raise ValueError(
+                f"design.internal_split: must lie in (0, 1), got {self.internal_split}"
+            )
         both = set(self.train_centres) & set(self.external_centres)
         if both:
             raise ValueError(f"design: centre(s) {sorted(both)} are both training and external")
@@ -39,8 +40,10 @@ class CentreDesign:
         present = set(centres)
         absent = [c for c in (*self.train_centres, *self.external_centres) if c not in present]
         if absent:
-            raise ValueError(f"design: centre(s) {absent} named in the design are absent from "
-                             f"{source} (centres there: {sorted(present)})")
+            raise ValueError(
+                f"design: centre(s) {absent} named in the design are absent from "
+                f"{source} (centres there: {sorted(present)})"
+            )
 
     def assign(self, table: pd.DataFrame, *, source: str = "cohort table") -> pd.Series:
         """``cohort`` per row: ``train``, ``internal`` or ``external``; rows of other centres
@@ -62,8 +65,10 @@ def leave_one_centre_out(centres: Sequence[str]) -> list[tuple[str, np.ndarray, 
     centres = np.asarray(centres).astype(str)
     if len(set(centres)) < 2:
         raise ValueError("centres: leave-one-centre-out needs >= 2 centres")
-    return [(c, np.flatnonzero(centres != c), np.flatnonzero(centres == c))
-            for c in sorted(set(centres))]
+    return [
+        (c, np.flatnonzero(centres != c), np.flatnonzero(centres == c))
+        for c in sorted(set(centres))
+    ]
 
 
 def intersection(available: pd.DataFrame, modalities: Sequence[str]) -> tuple[np.ndarray, int]:

@@ -50,6 +50,7 @@ def check_sequences(paths: Mapping[str, Mapping[str, str]], sequences: Sequence[
         sequences: required sequence names, e.g. ``("T2", "CE_T1", "DWI", "ADC")``.
     """
     from pathlib import Path
+
     problems = []
     for sid, given in paths.items():
         for seq in sequences:
@@ -65,6 +66,7 @@ def check_sequences(paths: Mapping[str, Mapping[str, str]], sequences: Sequence[
 def _firstorder_extractor():  # pyradiomics is slow to import: only when radiomics are wanted
     import radiomics
     from radiomics import featureextractor
+
     radiomics.setVerbosity(logging.ERROR)
     extractor = featureextractor.RadiomicsFeatureExtractor(binCount=16)
     extractor.disableAllFeatures()
@@ -72,10 +74,14 @@ def _firstorder_extractor():  # pyradiomics is slow to import: only when radiomi
     return extractor
 
 
-def extract_habitat_features(model: HabitatModel,
-                             volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                             sequences: Sequence[str], spacing_mm: Sequence[float], *,
-                             radiomics: bool = True) -> HabitatFeatures:
+def extract_habitat_features(
+    model: HabitatModel,
+    volumes: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    sequences: Sequence[str],
+    spacing_mm: Sequence[float],
+    *,
+    radiomics: bool = True,
+) -> HabitatFeatures:
     """Apply a fitted habitat model to every subject and describe each habitat.
 
     Args:
@@ -87,12 +93,14 @@ def extract_habitat_features(model: HabitatModel,
         radiomics: add pyradiomics first-order features per habitat x sequence.
     """
     import SimpleITK as sitk
+
     extractor = _firstorder_extractor() if radiomics else None
     ids, rows, absent, names = [], [], [], None
     for sid, (image, mask) in volumes.items():
         if image.shape[0] != len(sequences):
-            raise ValueError(f"subject {sid}: {image.shape[0]} channels for sequences "
-                             f"{list(sequences)}")
+            raise ValueError(
+                f"subject {sid}: {image.shape[0]} channels for sequences {list(sequences)}"
+            )
         labels = model.transform(image, mask)
         summary = model.summary(labels, image, spacing_mm)
         row: dict[str, float] = {}
@@ -103,8 +111,9 @@ def extract_habitat_features(model: HabitatModel,
             row[f"h{h + 1}_fraction"] = float(summary.proportion[h])
             row[f"h{h + 1}_volume_mm3"] = float(summary.volume_mm3[h])
             for c, seq in enumerate(sequences):
-                row[f"h{h + 1}_mean_{seq}"] = (float(summary.mean_intensity[h, c]) if present
-                                               else ABSENT_FILL)
+                row[f"h{h + 1}_mean_{seq}"] = (
+                    float(summary.mean_intensity[h, c]) if present else ABSENT_FILL
+                )
             if extractor is None:
                 continue
             region = sitk.GetImageFromArray((labels == h + 1).astype(np.uint8))
@@ -114,8 +123,11 @@ def extract_habitat_features(model: HabitatModel,
                 if int((labels == h + 1).sum()) > 1:
                     img = sitk.GetImageFromArray(np.ascontiguousarray(image[c], np.float64))
                     img.SetSpacing([float(s) for s in spacing_mm[::-1]])
-                    values = {k: float(v) for k, v in extractor.execute(img, region).items()
-                              if not k.startswith("diagnostics_")}
+                    values = {
+                        k: float(v)
+                        for k, v in extractor.execute(img, region).items()
+                        if not k.startswith("diagnostics_")
+                    }
                 for key in _firstorder_names():
                     row[f"h{h + 1}_{seq}_{key}"] = values.get(key, ABSENT_FILL)
         names = names or tuple(row)
@@ -129,5 +141,6 @@ def extract_habitat_features(model: HabitatModel,
 def _firstorder_names() -> tuple[str, ...]:
     """pyradiomics' non-deprecated first-order feature keys, in a fixed order."""
     from radiomics import firstorder
+
     names = firstorder.RadiomicsFirstOrder.getFeatureNames()
     return tuple(f"original_firstorder_{n}" for n in sorted(names) if not names[n])

@@ -40,8 +40,10 @@ class MHAConfig:
 
     def __post_init__(self) -> None:
         if self.d_model < 1 or self.heads < 1 or self.d_model % self.heads:
-            raise ValueError(f"d_model, heads: d_model ({self.d_model}) must be a positive "
-                             f"multiple of heads ({self.heads})")
+            raise ValueError(
+                f"d_model, heads: d_model ({self.d_model}) must be a positive "
+                f"multiple of heads ({self.heads})"
+            )
         if self.layers < 1 or self.epochs < 1:
             raise ValueError(f"layers, epochs: must be >= 1, got {self.layers}, {self.epochs}")
         if not 0 <= self.modality_dropout < 1 or not 0 <= self.dropout < 1:
@@ -60,9 +62,13 @@ class MHAFusion(nn.Module):
         super().__init__()
         self.project = nn.ModuleList(nn.Linear(d, config.d_model) for d in dims)
         self.modality = nn.Parameter(torch.zeros(len(dims), config.d_model))
-        layer = nn.TransformerEncoderLayer(config.d_model, config.heads,
-                                           dim_feedforward=2 * config.d_model,
-                                           dropout=config.dropout, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            config.d_model,
+            config.heads,
+            dim_feedforward=2 * config.d_model,
+            dropout=config.dropout,
+            batch_first=True,
+        )
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.head = nn.Linear(config.d_model, 1)
 
@@ -75,8 +81,7 @@ class MHAFusion(nn.Module):
         return self.head((h * w).sum(1) / w.sum(1)).squeeze(-1)
 
 
-def _check(xs: Sequence[np.ndarray], present: np.ndarray) -> tuple[list[np.ndarray],
-                                                                  np.ndarray]:
+def _check(xs: Sequence[np.ndarray], present: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     present = np.asarray(present, dtype=bool)
     if present.ndim != 2 or present.shape[1] != len(xs):
         raise ValueError(f"present: expected (n, {len(xs)}), got {present.shape}")
@@ -98,22 +103,28 @@ class MHAClassifier:
 
     config: MHAConfig = MHAConfig()
 
-    def fit(self, xs: Sequence[np.ndarray], present: np.ndarray,
-            y: np.ndarray) -> MHAClassifier:
+    def fit(self, xs: Sequence[np.ndarray], present: np.ndarray, y: np.ndarray) -> MHAClassifier:
         xs, present = _check(xs, present)
         y = np.asarray(y, dtype=np.float32)
         if y.shape != (len(present),) or set(np.unique(y).tolist()) != {0.0, 1.0}:
             raise ValueError("y: needs shape (n,) with both classes 0 and 1")
-        self.mean_ = [x[p].mean(0) if p.any() else np.zeros(x.shape[1], np.float32)
-                      for x, p in zip(xs, present.T)]
-        self.scale_ = [np.where(s > 0, s, 1.0) for s in
-                       (x[p].std(0) if p.any() else np.ones(x.shape[1], np.float32)
-                        for x, p in zip(xs, present.T))]
+        self.mean_ = [
+            x[p].mean(0) if p.any() else np.zeros(x.shape[1], np.float32)
+            for x, p in zip(xs, present.T)
+        ]
+        self.scale_ = [
+            np.where(s > 0, s, 1.0)
+            for s in (
+                x[p].std(0) if p.any() else np.ones(x.shape[1], np.float32)
+                for x, p in zip(xs, present.T)
+            )
+        ]
         gen = torch.Generator().manual_seed(self.config.seed)
         torch.manual_seed(self.config.seed)
         self.model_ = MHAFusion([x.shape[1] for x in xs], self.config)
-        opt = torch.optim.Adam(self.model_.parameters(), lr=self.config.lr,
-                               weight_decay=self.config.weight_decay)
+        opt = torch.optim.Adam(
+            self.model_.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
         tx, tp = self._tensors(xs, present)
         ty = torch.from_numpy(y)
         loss_fn = nn.BCEWithLogitsLoss()
@@ -129,10 +140,13 @@ class MHAClassifier:
         self.model_.eval()
         return self
 
-    def _tensors(self, xs: list[np.ndarray], present: np.ndarray
-                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        z = [torch.from_numpy(np.where(p[:, None], (x - m) / s, 0.0).astype(np.float32))
-             for x, p, m, s in zip(xs, present.T, self.mean_, self.scale_)]
+    def _tensors(
+        self, xs: list[np.ndarray], present: np.ndarray
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        z = [
+            torch.from_numpy(np.where(p[:, None], (x - m) / s, 0.0).astype(np.float32))
+            for x, p, m, s in zip(xs, present.T, self.mean_, self.scale_)
+        ]
         return z, torch.from_numpy(present)
 
     @torch.no_grad()

@@ -59,7 +59,7 @@ class _Selector(TransformerMixin, BaseEstimator):
         self.fallback_ = int(passed.sum()) < self.min_features
         if self.fallback_:
             passed = np.zeros_like(passed)
-            passed[np.argsort(-relevance, kind="stable")[:self.min_features]] = True
+            passed[np.argsort(-relevance, kind="stable")[: self.min_features]] = True
         self.support_ = passed
 
 
@@ -72,8 +72,7 @@ class UnivariateFilter(_Selector):
     Attributes (fitted): ``p_values_`` (d,), ``tests_`` (d,) ``"t"`` or ``"u"``, ``support_``.
     """
 
-    def __init__(self, alpha: float = 0.05, normality_alpha: float = 0.05,
-                 min_features: int = 1):
+    def __init__(self, alpha: float = 0.05, normality_alpha: float = 0.05, min_features: int = 1):
         self.alpha = alpha
         self.normality_alpha = normality_alpha
         self.min_features = min_features
@@ -81,17 +80,23 @@ class UnivariateFilter(_Selector):
     def fit(self, X: np.ndarray, y: np.ndarray) -> UnivariateFilter:
         X, y = _xy(X, y)
         a, b = X[y == 1], X[y == 0]
-        normal = np.array([
-            min(len(a), len(b)) >= 3 and np.ptp(a[:, j]) > 0 and np.ptp(b[:, j]) > 0
-            and stats.shapiro(a[:, j]).pvalue >= self.normality_alpha
-            and stats.shapiro(b[:, j]).pvalue >= self.normality_alpha
-            for j in range(X.shape[1])])
+        normal = np.array(
+            [
+                min(len(a), len(b)) >= 3
+                and np.ptp(a[:, j]) > 0
+                and np.ptp(b[:, j]) > 0
+                and stats.shapiro(a[:, j]).pvalue >= self.normality_alpha
+                and stats.shapiro(b[:, j]).pvalue >= self.normality_alpha
+                for j in range(X.shape[1])
+            ]
+        )
         p = np.ones(X.shape[1])
         if normal.any():
             p[normal] = stats.ttest_ind(a[:, normal], b[:, normal]).pvalue
         if (~normal).any():
-            p[~normal] = stats.mannwhitneyu(a[:, ~normal], b[:, ~normal],
-                                            alternative="two-sided").pvalue
+            p[~normal] = stats.mannwhitneyu(
+                a[:, ~normal], b[:, ~normal], alternative="two-sided"
+            ).pvalue
         p = np.nan_to_num(p, nan=1.0)
         self.p_values_ = p
         self.tests_ = np.where(normal, "t", "u")
@@ -149,6 +154,7 @@ class MRMR(_Selector):
             raise ValueError(f"k: must be >= 1, got {self.k}")
         X, y = _xy(X, y)
         from sklearn.feature_selection import f_classif
+
         f = np.nan_to_num(f_classif(X, y)[0], nan=0.0)
         r = _abs_corr(X)
         order = [int(np.argmax(f))]
@@ -169,8 +175,7 @@ class LassoSelector(_Selector):
     penalty is chosen by stratified inner CV (``LogisticRegressionCV``, AUROC, ``Cs``
     candidates on a log grid, liblinear solver)."""
 
-    def __init__(self, Cs: int = 10, inner_folds: int = 5, seed: int = 0,
-                 min_features: int = 1):
+    def __init__(self, Cs: int = 10, inner_folds: int = 5, seed: int = 0, min_features: int = 1):
         self.Cs = Cs
         self.inner_folds = inner_folds
         self.seed = seed
@@ -179,9 +184,16 @@ class LassoSelector(_Selector):
     def fit(self, X: np.ndarray, y: np.ndarray) -> LassoSelector:
         X, y = _xy(X, y)
         folds = StratifiedKFold(self.inner_folds, shuffle=True, random_state=self.seed)
-        model = LogisticRegressionCV(Cs=self.Cs, cv=folds, l1_ratios=(1.0,), solver="liblinear",
-                                     scoring="roc_auc", max_iter=2000, random_state=self.seed,
-                                     use_legacy_attributes=False)
+        model = LogisticRegressionCV(
+            Cs=self.Cs,
+            cv=folds,
+            l1_ratios=(1.0,),
+            solver="liblinear",
+            scoring="roc_auc",
+            max_iter=2000,
+            random_state=self.seed,
+            use_legacy_attributes=False,
+        )
         model.fit(X, y)
         self.C_ = float(np.ravel(model.C_)[0])
         self.coef_ = model.coef_.ravel()
@@ -189,15 +201,20 @@ class LassoSelector(_Selector):
         return self
 
 
-def make_selection_chain(*, k: int = 20, alpha: float = 0.05, threshold: float = 0.9,
-                         inner_folds: int = 5, seed: int = 0) -> Pipeline:
+def make_selection_chain(
+    *, k: int = 20, alpha: float = 0.05, threshold: float = 0.9, inner_folds: int = 5, seed: int = 0
+) -> Pipeline:
     """The seeds/000 chain as an unfitted :class:`~sklearn.pipeline.Pipeline` (steps
     ``zscore``, ``univariate``, ``correlation``, ``mrmr``, ``lasso``)."""
-    return Pipeline([("zscore", StandardScaler()),
-                     ("univariate", UnivariateFilter(alpha=alpha)),
-                     ("correlation", CorrelationFilter(threshold=threshold)),
-                     ("mrmr", MRMR(k=k)),
-                     ("lasso", LassoSelector(inner_folds=inner_folds, seed=seed))])
+    return Pipeline(
+        [
+            ("zscore", StandardScaler()),
+            ("univariate", UnivariateFilter(alpha=alpha)),
+            ("correlation", CorrelationFilter(threshold=threshold)),
+            ("mrmr", MRMR(k=k)),
+            ("lasso", LassoSelector(inner_folds=inner_folds, seed=seed)),
+        ]
+    )
 
 
 def selected_names(chain: Pipeline, names: Sequence[str]) -> list[str]:
@@ -209,8 +226,7 @@ def selected_names(chain: Pipeline, names: Sequence[str]) -> list[str]:
     return names.tolist()
 
 
-def fit_on_training(chain: Pipeline, X: np.ndarray, y: np.ndarray,
-                    train: np.ndarray) -> Pipeline:
+def fit_on_training(chain: Pipeline, X: np.ndarray, y: np.ndarray, train: np.ndarray) -> Pipeline:
     """A fresh clone of ``chain`` fitted on ``X[train], y[train]`` only (full arrays in, so a
     caller cannot pass test rows by mistake)."""
     train = np.asarray(train)

@@ -35,8 +35,10 @@ def _design(probs: np.ndarray, clinical: np.ndarray | None) -> np.ndarray:
     if probs.ndim != 2:
         raise ValueError(f"probs: expected (n, M), got {probs.shape}")
     if not np.isfinite(probs).all() or ((probs < 0) | (probs > 1)).any():
-        raise ValueError("probs: every subject needs a probability in [0, 1] from every "
-                         "first-layer model (stack on the modality intersection)")
+        raise ValueError(
+            "probs: every subject needs a probability in [0, 1] from every "
+            "first-layer model (stack on the modality intersection)"
+        )
     x = _logit(probs)
     if clinical is not None:
         clinical = np.asarray(clinical, dtype=np.float64)
@@ -56,17 +58,18 @@ class StackingEnsemble:
 
     C: float = 1.0
 
-    def fit(self, oof_probs: np.ndarray, y: np.ndarray,
-            clinical: np.ndarray | None = None) -> StackingEnsemble:
+    def fit(
+        self, oof_probs: np.ndarray, y: np.ndarray, clinical: np.ndarray | None = None
+    ) -> StackingEnsemble:
         """``oof_probs``: (n_train, M) out-of-fold unimodal probabilities; ``clinical``:
         (n_train, q) selected clinical predictors or None; ``y``: (n_train,) 0/1."""
         x = _design(oof_probs, clinical)
-        self.model_: Pipeline = make_pipeline(StandardScaler(),
-                                              LogisticRegression(C=self.C, max_iter=5000))
+        self.model_: Pipeline = make_pipeline(
+            StandardScaler(), LogisticRegression(C=self.C, max_iter=5000)
+        )
         self.model_.fit(x, np.asarray(y))
         return self
 
-    def predict_proba(self, probs: np.ndarray, clinical: np.ndarray | None = None
-                      ) -> np.ndarray:
+    def predict_proba(self, probs: np.ndarray, clinical: np.ndarray | None = None) -> np.ndarray:
         """(n,) P(y = 1) from (n, M) first-layer probabilities (same column order)."""
         return self.model_.predict_proba(_design(probs, clinical))[:, 1]

@@ -108,8 +108,7 @@ def read_cohort(config: FusionStudyConfig, *, load: bool = True) -> Cohort:
     if not source.is_file():
         raise ValueError(f"cohort: {source} does not exist")
     table = pd.read_csv(source, dtype=str, keep_default_na=False)
-    needed = ["subject_id", "patient_id", "centre", "label", *config.sequences, "mask",
-              "patches"]
+    needed = ["subject_id", "patient_id", "centre", "label", *config.sequences, "mask", "patches"]
     absent = [c for c in needed if c not in table.columns]
     if absent:
         raise ValueError(f"{source}: column(s) {absent} absent (needed: {needed})")
@@ -118,27 +117,38 @@ def read_cohort(config: FusionStudyConfig, *, load: bool = True) -> Cohort:
         raise ValueError(f"{source}: subject_id {duplicated[:5]} occur more than once")
     bad = table[~table["label"].isin(["0", "1"])]
     if len(bad):
-        raise ValueError(f"{source}: subject {bad['subject_id'].iloc[0]}, column 'label': value "
-                         f"{bad['label'].iloc[0]!r} is not 0 or 1 ({len(bad)} such rows)")
+        raise ValueError(
+            f"{source}: subject {bad['subject_id'].iloc[0]}, column 'label': value "
+            f"{bad['label'].iloc[0]!r} is not 0 or 1 ({len(bad)} such rows)"
+        )
     check_clinical(table.replace("", np.nan), config.clinical, source=source)
     root = source.parent
     mri_columns = [*config.sequences, "mask"]
     has_mri = (table[mri_columns] != "").any(axis=1)
-    paths = {row.subject_id: {c: str(root / getattr(row, c)) if getattr(row, c) else ""
-                              for c in mri_columns}
-             for row in table[has_mri].itertuples()}
+    paths = {
+        row.subject_id: {
+            c: str(root / getattr(row, c)) if getattr(row, c) else "" for c in mri_columns
+        }
+        for row in table[has_mri].itertuples()
+    }
     try:
         check_sequences(paths, mri_columns)
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
-    gone = [f"subject {s}, column 'patches': file {root / p} does not exist"
-            for s, p in zip(table["subject_id"], table["patches"])
-            if p and not (root / p).is_file()]
+    gone = [
+        f"subject {s}, column 'patches': file {root / p} does not exist"
+        for s, p in zip(table["subject_id"], table["patches"])
+        if p and not (root / p).is_file()
+    ]
     if gone:
         raise ValueError(f"{source}:\n  " + "\n  ".join(gone[:20]))
     config.design.check(table["centre"].tolist(), str(source))
-    table = table.assign(label=table["label"].astype(int), has_clinic=True,
-                         has_habitat=has_mri.to_numpy(), has_pathology=(table["patches"] != ""))
+    table = table.assign(
+        label=table["label"].astype(int),
+        has_clinic=True,
+        has_habitat=has_mri.to_numpy(),
+        has_pathology=(table["patches"] != ""),
+    )
     table = table.set_index("subject_id", drop=False)
     volumes, patches = {}, {}
     if load:
@@ -149,13 +159,14 @@ def read_cohort(config: FusionStudyConfig, *, load: bool = True) -> Cohort:
     return Cohort(table, volumes, patches, source)
 
 
-def _volume(root: Path, row: pd.Series, config: FusionStudyConfig
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _volume(root: Path, row: pd.Series, config: FusionStudyConfig) -> tuple[np.ndarray, np.ndarray]:
     image = np.stack([np.load(root / row[s]) for s in config.sequences]).astype(np.float64)
     mask = np.load(root / row["mask"]).astype(bool)
     if mask.shape != image.shape[1:] or not mask.any():
-        raise ValueError(f"subject {row['subject_id']}, column 'mask': shape {mask.shape} vs "
-                         f"volume {image.shape[1:]}, {int(mask.sum())} tumour voxels")
+        raise ValueError(
+            f"subject {row['subject_id']}, column 'mask': shape {mask.shape} vs "
+            f"volume {image.shape[1:]}, {int(mask.sum())} tumour voxels"
+        )
     if config.habitat.normalise == "background_median":
         background = np.median(image[:, ~mask], axis=1)
         image = image / np.where(background > 0, background, 1.0)[:, None, None, None]
@@ -169,8 +180,9 @@ def designs(config: FusionStudyConfig, table: pd.DataFrame) -> dict[str, pd.Seri
     if config.leave_one_centre_out:
         centres = table["centre"].astype(str)
         for centre in sorted(set(centres)):
-            out[f"loco_{centre}"] = pd.Series(np.where(centres == centre, "external", "train"),
-                                              index=table.index)
+            out[f"loco_{centre}"] = pd.Series(
+                np.where(centres == centre, "external", "train"), index=table.index
+            )
     return out
 
 
@@ -189,8 +201,9 @@ class DesignResult:
     calinski_harabasz: dict[int, float] = field(default_factory=dict)
 
 
-def run_fusion_study(config: FusionStudyConfig, options: object | None = None
-                     ) -> dict[str, DesignResult]:
+def run_fusion_study(
+    config: FusionStudyConfig, options: object | None = None
+) -> dict[str, DesignResult]:
     """Run every design (module docstring) and write the report (:mod:`radiograph.fusion.report`).
 
     Args:
@@ -230,18 +243,28 @@ def _plain_config(config: FusionStudyConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
-TABLES = ("predictions", "thresholds", "selected", "classifier_cv", "clinical_or",
-          "habitat_absent", "stage_times")
+TABLES = (
+    "predictions",
+    "thresholds",
+    "selected",
+    "classifier_cv",
+    "clinical_or",
+    "habitat_absent",
+    "stage_times",
+)
 
 
 def load_design(folder: Path) -> DesignResult:
     """Read back what :func:`run_design` wrote."""
-    frames = {t: pd.read_csv(folder / f"{t}.csv", keep_default_na=False, na_values=[""])
-              for t in TABLES}
+    frames = {
+        t: pd.read_csv(folder / f"{t}.csv", keep_default_na=False, na_values=[""]) for t in TABLES
+    }
     model = read_json(folder / "habitat_model.json")
-    return DesignResult(**frames, habitat_k=int(model["k"]),
-                        calinski_harabasz={int(k): float(v) for k, v in
-                                           model["calinski_harabasz"].items()})
+    return DesignResult(
+        **frames,
+        habitat_k=int(model["k"]),
+        calinski_harabasz={int(k): float(v) for k, v in model["calinski_harabasz"].items()},
+    )
 
 
 @dataclass
@@ -270,12 +293,18 @@ class _Clock:
     def stage(self, name: str) -> Iterator[None]:
         wall, cpu = time.perf_counter(), time.process_time()
         yield
-        self.rows.append({"stage": name, "seconds": round(time.perf_counter() - wall, 3),
-                          "cpu_seconds": round(time.process_time() - cpu, 3)})
+        self.rows.append(
+            {
+                "stage": name,
+                "seconds": round(time.perf_counter() - wall, 3),
+                "cpu_seconds": round(time.process_time() - cpu, 3),
+            }
+        )
 
 
-def run_design(config: FusionStudyConfig, cohort: Cohort, assignment: pd.Series,
-               folder: Path) -> DesignResult:
+def run_design(
+    config: FusionStudyConfig, cohort: Cohort, assignment: pd.Series, folder: Path
+) -> DesignResult:
     """Fit every model of one design on its training subjects; predict everyone; write."""
     folder.mkdir(parents=True, exist_ok=True)
     table = cohort.table.assign(cohort=assignment)
@@ -289,14 +318,21 @@ def run_design(config: FusionStudyConfig, cohort: Cohort, assignment: pd.Series,
         model = HabitatModel.fit(
             [cohort.volumes[s] for s in train.index[train["has_habitat"]]],
             k_range=range(config.habitat.k_min, config.habitat.k_max + 1),
-            voxels_per_subject=config.habitat.voxels_per_subject, seed=config.seed,
-            n_init=config.habitat.n_init, subjects=list(train.index[train["has_habitat"]]))
+            voxels_per_subject=config.habitat.voxels_per_subject,
+            seed=config.seed,
+            n_init=config.habitat.n_init,
+            subjects=list(train.index[train["has_habitat"]]),
+        )
         model.save(folder / "habitat_model.json")
     with clock.stage("habitat_features"):
         mri = table.index[table["has_habitat"]]
-        habitat = extract_habitat_features(model, {s: cohort.volumes[s] for s in mri},
-                                           config.sequences, config.habitat.spacing_mm,
-                                           radiomics=config.habitat.radiomics)
+        habitat = extract_habitat_features(
+            model,
+            {s: cohort.volumes[s] for s in mri},
+            config.sequences,
+            config.habitat.spacing_mm,
+            radiomics=config.habitat.radiomics,
+        )
         habitat_x = pd.DataFrame(habitat.values, index=list(habitat.ids), columns=habitat.names)
     with clock.stage("pathology_signature"):
         slides = table.index[table["has_pathology"]]
@@ -304,22 +340,29 @@ def run_design(config: FusionStudyConfig, cohort: Cohort, assignment: pd.Series,
         labels = dict(zip(train.index, train["label"]))
 
         def signature(fit_slides: list[str]) -> pd.DataFrame:
-            x, _, _ = slide_features({s: cohort.patches[s] for s in slides}, labels, fit_slides,
-                                     classifier=PatchClassifier(C=config.patch_C,
-                                                                seed=config.seed))
+            x, _, _ = slide_features(
+                {s: cohort.patches[s] for s in slides},
+                labels,
+                fit_slides,
+                classifier=PatchClassifier(C=config.patch_C, seed=config.seed),
+            )
             return pd.DataFrame(x, index=list(slides), columns=FEATURE_NAMES)
 
         pathology_x = signature(train_slides)
-        pathology_folds = [signature([s for s in train_slides if fold[s] != k])
-                           for k in range(config.outer_folds)]
+        pathology_folds = [
+            signature([s for s in train_slides if fold[s] != k]) for k in range(config.outer_folds)
+        ]
     with clock.stage("clinic_model"):
         clinic, clinical_model = _clinic(config, table, fold, selected)
     fitted, cv_frames = {"clinic": clinic}, []
-    for name, features, per_fold in (("habitat", habitat_x, None),
-                                     ("pathology", pathology_x, pathology_folds)):
+    for name, features, per_fold in (
+        ("habitat", habitat_x, None),
+        ("pathology", pathology_x, pathology_folds),
+    ):
         with clock.stage(f"{name}_selection_and_bank"):
-            fitted[name], cv = _feature_modality(config, name, features, table, fold, selected,
-                                                 per_fold)
+            fitted[name], cv = _feature_modality(
+                config, name, features, table, fold, selected, per_fold
+            )
         cv_frames.append(cv)
     preds = {UNIMODAL[m]: (fitted[m].oof, fitted[m].final) for m in MODALITIES}
     with clock.stage("stacking"):
@@ -327,15 +370,20 @@ def run_design(config: FusionStudyConfig, cohort: Cohort, assignment: pd.Series,
     with clock.stage("mha_fusion"):
         preds[MHA_MODEL] = _mha(config, table, fold, fitted)
     predictions, thresholds = _predictions(table, preds)
-    thresholds["classifier"] = thresholds["model"].map(
-        {UNIMODAL[m]: fitted[m].classifier for m in MODALITIES}).fillna("")
+    thresholds["classifier"] = (
+        thresholds["model"].map({UNIMODAL[m]: fitted[m].classifier for m in MODALITIES}).fillna("")
+    )
     result = DesignResult(
-        predictions=predictions, thresholds=thresholds, selected=pd.DataFrame(selected),
+        predictions=predictions,
+        thresholds=thresholds,
+        selected=pd.DataFrame(selected),
         classifier_cv=pd.concat(cv_frames, ignore_index=True),
         clinical_or=_odds_ratios(clinical_model),
         habitat_absent=pd.DataFrame(habitat.absent, columns=["subject_id", "habitat"]),
-        stage_times=pd.DataFrame(clock.rows), habitat_k=model.k,
-        calinski_harabasz=dict(model.calinski_harabasz))
+        stage_times=pd.DataFrame(clock.rows),
+        habitat_k=model.k,
+        calinski_harabasz=dict(model.calinski_harabasz),
+    )
     for name in TABLES:
         _write(folder / f"{name}.csv", getattr(result, name))
     return result
@@ -355,24 +403,34 @@ def _folds(train: pd.DataFrame, config: FusionStudyConfig) -> pd.Series:
     return fold
 
 
-def _clinic(config: FusionStudyConfig, table: pd.DataFrame, fold: pd.Series,
-            selected: list[dict]) -> tuple[_Modality, ClinicalModel]:
+def _clinic(
+    config: FusionStudyConfig, table: pd.DataFrame, fold: pd.Series, selected: list[dict]
+) -> tuple[_Modality, ClinicalModel]:
     train = table.loc[fold.index]
     oof = pd.Series(np.nan, index=fold.index)
     for k in range(config.outer_folds):
         fit_rows, held = train[fold != k], train[fold == k]
-        model = fit_clinical_model(fit_rows, fit_rows["label"], config.clinical,
-                                   p_enter=config.clinical_p_enter)
+        model = fit_clinical_model(
+            fit_rows, fit_rows["label"], config.clinical, p_enter=config.clinical_p_enter
+        )
         oof[held.index] = _clinic_proba(model, held, fit_rows["label"].mean())
         selected += [{"modality": "clinic", "fold": str(k), "feature": v} for v in model.kept]
-    final = fit_clinical_model(train, train["label"], config.clinical,
-                               p_enter=config.clinical_p_enter)
+    final = fit_clinical_model(
+        train, train["label"], config.clinical, p_enter=config.clinical_p_enter
+    )
     selected += [{"modality": "clinic", "fold": "final", "feature": v} for v in final.kept]
     others = table.drop(index=fold.index)
     probs = pd.Series(_clinic_proba(final, others, train["label"].mean()), index=others.index)
     features = final.encoder.transform(table)
-    return _Modality(oof, probs, "logistic (univariable -> multivariable)", [], None,
-                     features, [features] * config.outer_folds), final
+    return _Modality(
+        oof,
+        probs,
+        "logistic (univariable -> multivariable)",
+        [],
+        None,
+        features,
+        [features] * config.outer_folds,
+    ), final
 
 
 def _clinic_proba(model: ClinicalModel, rows: pd.DataFrame, prevalence: float) -> np.ndarray:
@@ -382,10 +440,15 @@ def _clinic_proba(model: ClinicalModel, rows: pd.DataFrame, prevalence: float) -
     return model.predict_proba(rows)
 
 
-def _feature_modality(config: FusionStudyConfig, name: str, features: pd.DataFrame,
-                      table: pd.DataFrame, fold: pd.Series, selected: list[dict],
-                      fold_features: list[pd.DataFrame] | None = None
-                      ) -> tuple[_Modality, pd.DataFrame]:
+def _feature_modality(
+    config: FusionStudyConfig,
+    name: str,
+    features: pd.DataFrame,
+    table: pd.DataFrame,
+    fold: pd.Series,
+    selected: list[dict],
+    fold_features: list[pd.DataFrame] | None = None,
+) -> tuple[_Modality, pd.DataFrame]:
     """Selection chain + classifier bank: OOF per classifier, best OOF AUC chosen, refit.
     ``fold_features[k]``: the features of outer fold k's fit (default ``features``)."""
     fold_features = fold_features or [features] * config.outer_folds
@@ -400,8 +463,10 @@ def _feature_modality(config: FusionStudyConfig, name: str, features: pd.DataFra
         x_fold = fold_features[k].loc[train_ids].to_numpy()
         chain = _chain(config).fit(x_fold[fit_rows], y_train[fit_rows])
         chains.append(chain)
-        selected += [{"modality": name, "fold": str(k), "feature": f}
-                     for f in selected_names(chain, features.columns)]
+        selected += [
+            {"modality": name, "fold": str(k), "feature": f}
+            for f in selected_names(chain, features.columns)
+        ]
         if not held.any():
             continue
         z_fit, z_held = chain.transform(x_fold[fit_rows]), chain.transform(x_fold[held])
@@ -411,24 +476,42 @@ def _feature_modality(config: FusionStudyConfig, name: str, features: pd.DataFra
     aucs = {c: auc_ci(y_train, p).estimate for c, p in oof.items()}
     best = max(aucs, key=lambda c: (aucs[c], -config.classifiers.index(c)))
     chain = _chain(config).fit(x_train, y_train)
-    selected += [{"modality": name, "fold": "final", "feature": f}
-                 for f in selected_names(chain, features.columns)]
+    selected += [
+        {"modality": name, "fold": "final", "feature": f}
+        for f in selected_names(chain, features.columns)
+    ]
     clf = make_classifier(best, seed=config.seed, inner_folds=config.inner_folds)
     clf.fit(chain.transform(x_train), y_train)
     others = [s for s in features.index if s not in set(train_ids)]
-    final = pd.Series(positive_probability(clf, chain.transform(features.loc[others].to_numpy()))
-                      if others else [], index=others, dtype=float)
-    cv = pd.DataFrame({"modality": name, "classifier": list(aucs),
-                       "oof_auc": list(aucs.values()),
-                       "chosen": [c == best for c in aucs]})
-    return _Modality(pd.Series(oof[best], index=train_ids), final, best, chains, chain,
-                     features, fold_features), cv
+    final = pd.Series(
+        positive_probability(clf, chain.transform(features.loc[others].to_numpy()))
+        if others
+        else [],
+        index=others,
+        dtype=float,
+    )
+    cv = pd.DataFrame(
+        {
+            "modality": name,
+            "classifier": list(aucs),
+            "oof_auc": list(aucs.values()),
+            "chosen": [c == best for c in aucs],
+        }
+    )
+    return _Modality(
+        pd.Series(oof[best], index=train_ids), final, best, chains, chain, features, fold_features
+    ), cv
 
 
 def _chain(config: FusionStudyConfig) -> Pipeline:
     s = config.selection
-    return make_selection_chain(k=s.k, alpha=s.alpha, threshold=s.threshold,
-                                inner_folds=config.inner_folds, seed=config.seed)
+    return make_selection_chain(
+        k=s.k,
+        alpha=s.alpha,
+        threshold=s.threshold,
+        inner_folds=config.inner_folds,
+        seed=config.seed,
+    )
 
 
 def _clinical_predictors(model: ClinicalModel, rows: pd.DataFrame) -> np.ndarray:
@@ -438,8 +521,12 @@ def _clinical_predictors(model: ClinicalModel, rows: pd.DataFrame) -> np.ndarray
     return encoded[columns].to_numpy()
 
 
-def _stacking(config: FusionStudyConfig, table: pd.DataFrame, fitted: Mapping[str, _Modality],
-              clinical_model: ClinicalModel) -> dict[str, tuple[pd.Series, pd.Series]]:
+def _stacking(
+    config: FusionStudyConfig,
+    table: pd.DataFrame,
+    fitted: Mapping[str, _Modality],
+    clinical_model: ClinicalModel,
+) -> dict[str, tuple[pd.Series, pd.Series]]:
     """Ensemble name -> (training predictions, other predictions), on subjects with every
     modality of the ensemble; the meta-model is fitted once on training OOF probabilities."""
     out = {}
@@ -454,21 +541,24 @@ def _stacking(config: FusionStudyConfig, table: pd.DataFrame, fitted: Mapping[st
 
         def design(ids: list[str], source: str) -> tuple[np.ndarray, np.ndarray | None]:
             probs = np.column_stack([getattr(fitted[m], source)[ids].to_numpy() for m in mods])
-            extra = _clinical_predictors(clinical_model, table.loc[ids]) if use_clinical \
-                else None
+            extra = _clinical_predictors(clinical_model, table.loc[ids]) if use_clinical else None
             return probs, extra
 
         train_probs, train_clinical = design(train_ids, "oof")
         meta = StackingEnsemble(C=config.stacking_C).fit(train_probs, y, train_clinical)
         train_p = pd.Series(meta.predict_proba(*design(train_ids, "oof")), index=train_ids)
-        other_p = pd.Series(meta.predict_proba(*design(other_ids, "final")) if other_ids
-                            else [], index=other_ids, dtype=float)
+        other_p = pd.Series(
+            meta.predict_proba(*design(other_ids, "final")) if other_ids else [],
+            index=other_ids,
+            dtype=float,
+        )
         out[f"Ensemble_{letters}"] = (train_p, other_p)
     return out
 
 
-def _tokens(ids: list[str], inputs: Mapping[str, pd.DataFrame],
-            chains: Mapping[str, Pipeline | None]) -> tuple[list[np.ndarray], np.ndarray]:
+def _tokens(
+    ids: list[str], inputs: Mapping[str, pd.DataFrame], chains: Mapping[str, Pipeline | None]
+) -> tuple[list[np.ndarray], np.ndarray]:
     """(xs, present) MHA inputs of ``ids``: per modality its ``inputs`` features, through
     ``chains[m]`` if given (zeros where absent)."""
     xs, present = [], []
@@ -476,8 +566,11 @@ def _tokens(ids: list[str], inputs: Mapping[str, pd.DataFrame],
         features = inputs[m]
         have = np.array([s in features.index for s in ids])
         chain = chains.get(m)
-        width = features.shape[1] if chain is None else chain.transform(
-            features.iloc[:1].to_numpy()).shape[1]
+        width = (
+            features.shape[1]
+            if chain is None
+            else chain.transform(features.iloc[:1].to_numpy()).shape[1]
+        )
         x = np.zeros((len(ids), width))
         if have.any():
             rows = features.loc[[s for s, h in zip(ids, have) if h]].to_numpy()
@@ -493,6 +586,7 @@ def _torch_threads(n: int) -> Iterator[None]:
     training of a 3-token model is too small to share: with 2 threads on 2 busy cores, 300
     epochs took 173 s against 7 s with one (measured, load average 15)."""
     import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -501,15 +595,17 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _mha(config: FusionStudyConfig, table: pd.DataFrame, fold: pd.Series,
-         fitted: Mapping[str, _Modality]) -> tuple[pd.Series, pd.Series]:
+def _mha(
+    config: FusionStudyConfig, table: pd.DataFrame, fold: pd.Series, fitted: Mapping[str, _Modality]
+) -> tuple[pd.Series, pd.Series]:
     """MHA fusion: OOF training predictions (per-fold chains) and the final model's."""
     with _torch_threads(1):
         return _mha_fits(config, table, fold, fitted)
 
 
-def _mha_fits(config: FusionStudyConfig, table: pd.DataFrame, fold: pd.Series,
-              fitted: Mapping[str, _Modality]) -> tuple[pd.Series, pd.Series]:
+def _mha_fits(
+    config: FusionStudyConfig, table: pd.DataFrame, fold: pd.Series, fitted: Mapping[str, _Modality]
+) -> tuple[pd.Series, pd.Series]:
     train_ids = list(fold.index)
     oof = pd.Series(np.nan, index=train_ids)
     for k in range(config.outer_folds):
@@ -517,40 +613,63 @@ def _mha_fits(config: FusionStudyConfig, table: pd.DataFrame, fold: pd.Series,
         inputs = {m: fitted[m].fold_features[k] for m in MODALITIES}
         fit_ids = [s for s in train_ids if fold[s] != k]
         held = [s for s in train_ids if fold[s] == k]
-        model = MHAClassifier(config.mha).fit(*_tokens(fit_ids, inputs, chains),
-                                              table.loc[fit_ids, "label"].to_numpy())
+        model = MHAClassifier(config.mha).fit(
+            *_tokens(fit_ids, inputs, chains), table.loc[fit_ids, "label"].to_numpy()
+        )
         oof[held] = model.predict_proba(*_tokens(held, inputs, chains))
     chains = {m: fitted[m].final_chain for m in ("habitat", "pathology")}
     inputs = {m: fitted[m].features for m in MODALITIES}
-    model = MHAClassifier(config.mha).fit(*_tokens(train_ids, inputs, chains),
-                                          table.loc[train_ids, "label"].to_numpy())
+    model = MHAClassifier(config.mha).fit(
+        *_tokens(train_ids, inputs, chains), table.loc[train_ids, "label"].to_numpy()
+    )
     others = [s for s in table.index if s not in set(train_ids)]
-    final = pd.Series(model.predict_proba(*_tokens(others, inputs, chains))
-                      if others else [], index=others, dtype=float)
+    final = pd.Series(
+        model.predict_proba(*_tokens(others, inputs, chains)) if others else [],
+        index=others,
+        dtype=float,
+    )
     return oof, final
 
 
-def _predictions(table: pd.DataFrame, preds: Mapping[str, tuple[pd.Series, pd.Series]]
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _predictions(
+    table: pd.DataFrame, preds: Mapping[str, tuple[pd.Series, pd.Series]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Long predictions and each model's Youden threshold on its training predictions."""
     frames, thresholds = [], []
     for model, (train_p, other_p) in preds.items():
         p = pd.concat([train_p, other_p])
         rows = table.loc[p.index]
-        frames.append(pd.DataFrame({
-            "model": model, "subject_id": p.index, "patient_id": rows["patient_id"].to_numpy(),
-            "centre": rows["centre"].to_numpy(), "cohort": rows["cohort"].to_numpy(),
-            "label": rows["label"].to_numpy(), "prob": p.to_numpy()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "subject_id": p.index,
+                    "patient_id": rows["patient_id"].to_numpy(),
+                    "centre": rows["centre"].to_numpy(),
+                    "cohort": rows["cohort"].to_numpy(),
+                    "label": rows["label"].to_numpy(),
+                    "prob": p.to_numpy(),
+                }
+            )
+        )
         y = table.loc[train_p.index, "label"].to_numpy()
-        thresholds.append({"model": model, "threshold": choose_threshold(y, train_p.to_numpy()),
-                           "rule": "youden on training (out-of-fold) predictions",
-                           "n_train": len(train_p)})
+        thresholds.append(
+            {
+                "model": model,
+                "threshold": choose_threshold(y, train_p.to_numpy()),
+                "rule": "youden on training (out-of-fold) predictions",
+                "n_train": len(train_p),
+            }
+        )
     return pd.concat(frames, ignore_index=True), pd.DataFrame(thresholds)
 
 
 def _odds_ratios(model: ClinicalModel) -> pd.DataFrame:
     """Univariable and multivariable odds-ratio tables of the final Clinic model."""
     uni = model.selection.univariable.assign(model="univariable")
-    multi = (model.selection.multivariable.table.assign(model="multivariable")
-             if model.selection.multivariable is not None else pd.DataFrame())
+    multi = (
+        model.selection.multivariable.table.assign(model="multivariable")
+        if model.selection.multivariable is not None
+        else pd.DataFrame()
+    )
     return pd.concat([uni, multi], ignore_index=True)

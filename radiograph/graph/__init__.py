@@ -20,12 +20,16 @@ The names load on first use (:mod:`radiograph._lazy`).
 
 from radiograph._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
-    "build": ("METHOD_DEFAULTS", "GraphConstructionWarning", "build_spatial_graph"),
-    "edges": ("delaunay_edges", "knn_edges", "radius_edges"),
-    "export": ("from_networkx", "to_networkx"),
-    "params": ("grid_step", "scaled_params", "step_params"),
-    "plot": ("plot_graph_2d", "plot_graph_3d"),
-    "slidegraph": ("SlideGraphParams",),
-    "stats": ("cluster_quality", "graph_stats"),
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "build": ("METHOD_DEFAULTS", "GraphConstructionWarning", "build_spatial_graph"),
+        "edges": ("delaunay_edges", "knn_edges", "radius_edges"),
+        "export": ("from_networkx", "to_networkx"),
+        "params": ("grid_step", "scaled_params", "step_params"),
+        "plot": ("plot_graph_2d", "plot_graph_3d"),
+        "slidegraph": ("SlideGraphParams",),
+        "stats": ("cluster_quality", "graph_stats"),
+    },
+)

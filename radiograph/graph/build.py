@@ -89,11 +89,15 @@ def build_spatial_graph(
     who = f"subject {subject_id}" if subject_id is not None else "input"
     coords, features = _checked_inputs(coords, features, who)
     if method not in METHOD_DEFAULTS:
-        raise ValueError(f"{who}: unknown graph method {method!r}; expected one of {sorted(METHOD_DEFAULTS)}")
+        raise ValueError(
+            f"{who}: unknown graph method {method!r}; expected one of {sorted(METHOD_DEFAULTS)}"
+        )
     unknown = sorted(set(params) - set(METHOD_DEFAULTS[method]))
     if unknown:
-        raise TypeError(f"method {method!r} has no parameter(s) {unknown}; it takes "
-                        f"{sorted(METHOD_DEFAULTS[method])}")
+        raise TypeError(
+            f"method {method!r} has no parameter(s) {unknown}; it takes "
+            f"{sorted(METHOD_DEFAULTS[method])}"
+        )
     resolved = {**METHOD_DEFAULTS[method], **params}
     n = len(coords)
     node_of_patch = np.arange(n, dtype=np.int64)
@@ -111,8 +115,9 @@ def build_spatial_graph(
         elif method == "radius":
             edge_index = radius_edges(coords, float(resolved["radius"]))
         else:
-            edge_index, note = delaunay_edges(coords, float(resolved["connectivity_distance"]),
-                                              FALLBACK_K)
+            edge_index, note = delaunay_edges(
+                coords, float(resolved["connectivity_distance"]), FALLBACK_K
+            )
     notes = []
     if note is not None:
         notes.append(note)
@@ -147,15 +152,19 @@ def _checked_inputs(coords: Any, features: Any, who: str) -> tuple[np.ndarray, n
     if features.ndim != 2:
         raise ValueError(f"{who}: features must have shape (N, D); got {features.shape}")
     if len(coords) != len(features):
-        raise ValueError(f"{who}: coords has {len(coords)} rows but features has {len(features)}; "
-                         "they must describe the same patches")
+        raise ValueError(
+            f"{who}: coords has {len(coords)} rows but features has {len(features)}; "
+            "they must describe the same patches"
+        )
     if len(coords) == 0:
         raise ValueError(f"{who}: no patches (0 rows)")
     for name, array in (("coords", coords), ("features", features)):
         bad = ~np.isfinite(array).all(axis=1)
         if bad.any():
-            raise ValueError(f"{who}: {name} has {int(bad.sum())} of {len(array)} rows with NaN or "
-                             f"Inf (first at row {int(np.flatnonzero(bad)[0])})")
+            raise ValueError(
+                f"{who}: {name} has {int(bad.sum())} of {len(array)} rows with NaN or "
+                f"Inf (first at row {int(np.flatnonzero(bad)[0])})"
+            )
     return coords, features
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -65,44 +66,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build-graphs",
         help="patch features -> one spatial graph per subject and modality",
         description="Build a spatial-feature graph per subject and modality from the feature "
-                    "files FEATURES/pathology/<subject>/<slide>.h5 and "
-                    "FEATURES/radiology/<subject>.h5. Writes OUT/<modality>/<subject>.pt and "
-                    "the run record OUT/build-graphs.json. Graphs already built are skipped. "
-                    "Lengths are given in grid steps (the distance between adjacent patches, "
-                    "measured per subject) and lambda_d per step, so one setting fits any patch "
-                    "size and both pixels and millimetres; the defaults are TIAToolbox's "
-                    "(pathology) and the RadioPath CT settings (radiology).",
+        "files FEATURES/pathology/<subject>/<slide>.h5 and "
+        "FEATURES/radiology/<subject>.h5. Writes OUT/<modality>/<subject>.pt and "
+        "the run record OUT/build-graphs.json. Graphs already built are skipped. "
+        "Lengths are given in grid steps (the distance between adjacent patches, "
+        "measured per subject) and lambda_d per step, so one setting fits any patch "
+        "size and both pixels and millimetres; the defaults are TIAToolbox's "
+        "(pathology) and the RadioPath CT settings (radiology).",
     )
     parser.add_argument("--features", required=True, help="features folder")
     parser.add_argument("--out", required=True, help="graphs folder")
-    parser.add_argument("--method", choices=sorted(STEP_DEFAULTS["pathology"]),
-                        default="slidegraph")
+    parser.add_argument(
+        "--method", choices=sorted(STEP_DEFAULTS["pathology"]), default="slidegraph"
+    )
     parser.add_argument("--modality", choices=(*MODALITIES, "both"), default="both")
     parser.add_argument("--record", default=None, help="run record (default OUT/build-graphs.json)")
     group = parser.add_argument_group("construction parameters (override the modality defaults)")
-    group.add_argument("--lambda-d", type=non_negative_float,
-                       help="slidegraph: spatial decay per grid step")
-    group.add_argument("--lambda-f", type=non_negative_float,
-                       help="slidegraph: feature-distance decay")
+    group.add_argument(
+        "--lambda-d", type=non_negative_float, help="slidegraph: spatial decay per grid step"
+    )
+    group.add_argument(
+        "--lambda-f", type=non_negative_float, help="slidegraph: feature-distance decay"
+    )
     group.add_argument("--lambda-h", type=below_one, help="slidegraph: dendrogram cut in [0, 1)")
-    group.add_argument("--neighbour-search-radius", type=non_negative_float,
-                       help="slidegraph: patches at least this many steps apart are never merged")
-    group.add_argument("--connectivity-distance", type=positive_float,
-                       help="slidegraph, delaunay: longest edge, in steps")
-    group.add_argument("--feature-range-thresh", type=non_negative_float,
-                       help="slidegraph: ignore features whose range is <= this")
+    group.add_argument(
+        "--neighbour-search-radius",
+        type=non_negative_float,
+        help="slidegraph: patches at least this many steps apart are never merged",
+    )
+    group.add_argument(
+        "--connectivity-distance",
+        type=positive_float,
+        help="slidegraph, delaunay: longest edge, in steps",
+    )
+    group.add_argument(
+        "--feature-range-thresh",
+        type=non_negative_float,
+        help="slidegraph: ignore features whose range is <= this",
+    )
     group.add_argument("--k", type=positive_int, help="knn: neighbours per patch")
-    group.add_argument("--max-distance", type=positive_float,
-                       help="knn: longest edge, in steps")
-    group.add_argument("--radius", type=positive_float,
-                       help="radius: connection distance, in steps")
+    group.add_argument("--max-distance", type=positive_float, help="knn: longest edge, in steps")
+    group.add_argument(
+        "--radius", type=positive_float, help="radius: connection distance, in steps"
+    )
     add_backend_arguments(parser)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    names = ("lambda_d", "lambda_f", "lambda_h", "neighbour_search_radius", "connectivity_distance",
-             "feature_range_thresh", "k", "max_distance", "radius")
+    names = (
+        "lambda_d",
+        "lambda_f",
+        "lambda_h",
+        "neighbour_search_radius",
+        "connectivity_distance",
+        "feature_range_thresh",
+        "k",
+        "max_distance",
+        "radius",
+    )
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     modalities = MODALITIES if args.modality == "both" else (args.modality,)
     try:
@@ -111,13 +133,21 @@ def _run(args: argparse.Namespace) -> int:
         print(f"build-graphs: {err}", file=sys.stderr)
         return 2
     if not tasks:
-        print(f"build-graphs: no feature files under {args.features}/{{{','.join(modalities)}}}",
-              file=sys.stderr)
+        print(
+            f"build-graphs: no feature files under {args.features}/{{{','.join(modalities)}}}",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out)
-    record = run_cohort(tasks, build_subject_graph, record_path=args.record or out / "build-graphs.json",
-                        stage="build-graphs", backend=backend_from_args(args),
-                        overwrite=args.overwrite, progress=not args.no_progress)
+    record = run_cohort(
+        tasks,
+        build_subject_graph,
+        record_path=args.record or out / "build-graphs.json",
+        stage="build-graphs",
+        backend=backend_from_args(args),
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     return finish(record, args.allow_failures)
 
 
@@ -144,8 +174,9 @@ def graph_tasks(
         params = step_params(modality, method, overrides)
         folder = features_dir / modality
         if modality == "pathology":
-            subjects = {d.name: finished_files(d, "*.h5") for d in sorted(folder.glob("*"))
-                        if d.is_dir()}
+            subjects = {
+                d.name: finished_files(d, "*.h5") for d in sorted(folder.glob("*")) if d.is_dir()
+            }
         else:
             subjects = {f.stem: [f] for f in finished_files(folder, "*.h5")}
         subjects = {subject_id: paths for subject_id, paths in subjects.items() if paths}
@@ -156,8 +187,14 @@ def graph_tasks(
         for subject_id, paths in subjects.items():
             job = GraphJob(subject_id, modality, tuple(str(p) for p in paths), method, params)
             provenance = make_provenance(settings, files={p.name: p for p in paths})
-            built.append(Task(f"{modality}/{subject_id}",
-                              (out_dir / modality / f"{subject_id}.pt",), job, provenance))
+            built.append(
+                Task(
+                    f"{modality}/{subject_id}",
+                    (out_dir / modality / f"{subject_id}.pt",),
+                    job,
+                    provenance,
+                )
+            )
         changes = prepare_rerun(stage, built)
         if changes:
             print(changes, flush=True)
@@ -172,8 +209,11 @@ def _remove_orphans(stage: str, folder: Path, subjects: set[str]) -> None:
         discard(path)
     if orphans:
         names = ", ".join(p.stem for p in orphans[:5]) + (" ..." if len(orphans) > 5 else "")
-        print(f"{stage}: removed {len(orphans)} graph(s) whose subject has no feature file any "
-              f"more: {names}", flush=True)
+        print(
+            f"{stage}: removed {len(orphans)} graph(s) whose subject has no feature file any "
+            f"more: {names}",
+            flush=True,
+        )
 
 
 def build_subject_graph(task: Task) -> None:
@@ -184,8 +224,9 @@ def build_subject_graph(task: Task) -> None:
     job: GraphJob = task.payload
     feature_sets = [read_features(p) for p in job.feature_paths]
     names = [Path(p).stem for p in job.feature_paths]
-    data = subject_graph(job.subject_id, job.modality, feature_sets, names, job.method,
-                         job.params_in_steps)
+    data = subject_graph(
+        job.subject_id, job.modality, feature_sets, names, job.method, job.params_in_steps
+    )
     begin_outputs(task.outputs, task.provenance)
     save_graph(task.outputs[0], data)
     record_outputs(task.outputs, task.provenance)
@@ -231,16 +272,22 @@ def subject_graph(
     dims = COORD_DIMS[modality]
     for fs, name in zip(feature_sets, names):
         if fs.coords.shape[1] != dims:
-            raise ValueError(f"subject {subject_id}, {modality} file {name}: coords are "
-                             f"{fs.coords.shape[1]}D, expected {dims}D")
+            raise ValueError(
+                f"subject {subject_id}, {modality} file {name}: coords are "
+                f"{fs.coords.shape[1]}D, expected {dims}D"
+            )
         bad = ~np.isfinite(fs.features).all(axis=1)
         if bad.any():
-            raise ValueError(f"subject {subject_id}, {modality} file {name}: features has "
-                             f"{int(bad.sum())} of {fs.num_patches} rows with NaN or Inf (first "
-                             f"at row {int(np.flatnonzero(bad)[0])})")
+            raise ValueError(
+                f"subject {subject_id}, {modality} file {name}: features has "
+                f"{int(bad.sum())} of {fs.num_patches} rows with NaN or Inf (first "
+                f"at row {int(np.flatnonzero(bad)[0])})"
+            )
         if fs.dim != feature_sets[0].dim:
-            raise ValueError(f"subject {subject_id}: {modality} file {name} has {fs.dim} features "
-                             f"per patch but {names[0]} has {feature_sets[0].dim}")
+            raise ValueError(
+                f"subject {subject_id}: {modality} file {name} has {fs.dim} features "
+                f"per patch but {names[0]} has {feature_sets[0].dim}"
+            )
     steps = [grid_step(fs.coords) for fs in feature_sets if fs.num_patches > 1]
     step = float(np.median(steps)) if steps else 1.0
     params = scaled_params(params_in_steps, step)
@@ -259,7 +306,8 @@ def subject_graph(
     data.slide_names = list(names)
     data.slide_offsets = torch.from_numpy(offsets)
     data.slide_of_patch = torch.from_numpy(
-        np.repeat(np.arange(len(feature_sets)), [fs.num_patches for fs in feature_sets]))
+        np.repeat(np.arange(len(feature_sets)), [fs.num_patches for fs in feature_sets])
+    )
     data.params.update(
         grid_step=step,
         params_in_grid_steps=dict(params_in_steps),

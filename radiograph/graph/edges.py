@@ -123,8 +123,9 @@ def delaunay_edges(
     src, dst, note = _distinct_delaunay(unique, fallback_k)
     src, dst = first[src], first[dst]
     keep = np.linalg.norm(points[src] - points[dst], axis=1) <= max_distance
-    edges = undirected(np.concatenate([src[keep], copies[0]]),
-                       np.concatenate([dst[keep], copies[1]]), n)
+    edges = undirected(
+        np.concatenate([src[keep], copies[0]]), np.concatenate([dst[keep], copies[1]]), n
+    )
     return edges, note
 
 
@@ -146,8 +147,10 @@ def _distinct_delaunay(
         except QhullError as err:
             reason = f"Qhull failed ({str(err).splitlines()[0]})"
     edges = knn_edges(points, fallback_k)
-    note = (f"Delaunay triangulation impossible: {reason}; used {min(fallback_k, n - 1)}-nearest-"
-            f"neighbour edges instead")
+    note = (
+        f"Delaunay triangulation impossible: {reason}; used {min(fallback_k, n - 1)}-nearest-"
+        f"neighbour edges instead"
+    )
     return edges[0], edges[1], note
 
 

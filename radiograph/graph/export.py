@@ -44,8 +44,9 @@ def to_networkx(data: Data) -> nx.Graph:
     upper = edge_index[:, edge_index[0] < edge_index[1]]
     if "pos" in data:
         lengths = edge_lengths(_to_numpy(data.pos), upper)
-        graph.add_edges_from((int(a), int(b), {"length": float(d)})
-                             for a, b, d in zip(upper[0], upper[1], lengths))
+        graph.add_edges_from(
+            (int(a), int(b), {"length": float(d)}) for a, b, d in zip(upper[0], upper[1], lengths)
+        )
     else:
         graph.add_edges_from(zip(upper[0].tolist(), upper[1].tolist()))
     for key in data.keys():

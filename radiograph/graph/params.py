@@ -19,7 +19,8 @@ Sources of the defaults:
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,9 @@ STEP_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def step_params(modality: str, method: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def step_params(
+    modality: str, method: str, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The default parameters of ``method`` for ``modality`` in grid steps, with overrides.
 
     Raises:
@@ -73,11 +76,15 @@ def step_params(modality: str, method: str, overrides: Mapping[str, Any] | None 
     if modality not in STEP_DEFAULTS:
         raise ValueError(f"unknown modality {modality!r}; expected one of {sorted(STEP_DEFAULTS)}")
     if method not in STEP_DEFAULTS[modality]:
-        raise ValueError(f"unknown method {method!r}; expected one of {sorted(STEP_DEFAULTS[modality])}")
+        raise ValueError(
+            f"unknown method {method!r}; expected one of {sorted(STEP_DEFAULTS[modality])}"
+        )
     params = dict(STEP_DEFAULTS[modality][method])
     unknown = sorted(set(overrides or {}) - set(params))
     if unknown:
-        raise ValueError(f"method {method!r} has no parameter(s) {unknown}; it takes {sorted(params)}")
+        raise ValueError(
+            f"method {method!r} has no parameter(s) {unknown}; it takes {sorted(params)}"
+        )
     params.update(overrides or {})
     return params
 

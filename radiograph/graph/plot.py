@@ -76,8 +76,9 @@ def plot_graph_2d(
         raise ValueError(f"mpp must be > 0 micrometres per pixel (got {mpp})")
     pos = _node_array(data, "pos")
     if pos.shape[1] != 2:
-        raise ValueError(f"plot_graph_2d needs 2D node positions; got {pos.shape[1]}D "
-                         "(use plot_graph_3d)")
+        raise ValueError(
+            f"plot_graph_2d needs 2D node positions; got {pos.shape[1]}D (use plot_graph_3d)"
+        )
     values, value_label = _node_values(data, values, value_label)
     keep = _slide_nodes(data, slide)
     if slide is not None:
@@ -136,12 +137,15 @@ def plot_graph_3d(
     spacing = np.asarray(spacing, dtype=np.float64)
     origin = np.asarray(origin, dtype=np.float64)
     if spacing.shape != (3,) or origin.shape != (3,) or not (spacing > 0).all():
-        raise ValueError(f"spacing and origin must be 3 numbers (x, y, z), spacing > 0; got "
-                         f"{spacing.tolist()} and {origin.tolist()}")
+        raise ValueError(
+            f"spacing and origin must be 3 numbers (x, y, z), spacing > 0; got "
+            f"{spacing.tolist()} and {origin.tolist()}"
+        )
     pos = _node_array(data, "pos")
     if pos.shape[1] != 3:
-        raise ValueError(f"plot_graph_3d needs 3D node positions; got {pos.shape[1]}D "
-                         "(use plot_graph_2d)")
+        raise ValueError(
+            f"plot_graph_3d needs 3D node positions; got {pos.shape[1]}D (use plot_graph_2d)"
+        )
     values, value_label = _node_values(data, values, value_label)
     edge_index = _node_array(data, "edge_index")
     low, high = np.percentile(volume, [1, 99])
@@ -156,10 +160,17 @@ def plot_graph_3d(
     scatter = None
     for ax, (name, axis, (h, v)) in zip(axes, panels):
         image = volume.mean(axis=axis)  # rows follow the slower remaining array axis
-        ax.imshow(image, cmap="gray", vmin=low, vmax=high, origin="upper",
-                  extent=(lower[h], upper[h], upper[v], lower[v]))
-        scatter = _draw(ax, pos[:, [h, v]], edge_index, values, np.ones(len(pos), bool), cmap,
-                        marker_size=18)
+        ax.imshow(
+            image,
+            cmap="gray",
+            vmin=low,
+            vmax=high,
+            origin="upper",
+            extent=(lower[h], upper[h], upper[v], lower[v]),
+        )
+        scatter = _draw(
+            ax, pos[:, [h, v]], edge_index, values, np.ones(len(pos), bool), cmap, marker_size=18
+        )
         ax.set_xlim(lower[h], upper[h])
         ax.set_ylim(upper[v], lower[v])
         ax.set_title(name)
@@ -201,25 +212,56 @@ def add_scale_bar(ax: Axes, *, um_per_unit: float, width: float) -> AnchoredSize
     """
     length_um = scale_bar_length(width * um_per_unit)
     label = f"{length_um / 1000:g} mm" if length_um >= 1000 else f"{length_um:g} µm"
-    bar = AnchoredSizeBar(ax.transData, length_um / um_per_unit, label, loc="lower right",
-                          pad=0.4, borderpad=0.6, sep=3, frameon=True, color="black",
-                          size_vertical=max(width / 250.0, 1.0), fontproperties={"size": 9})
+    bar = AnchoredSizeBar(
+        ax.transData,
+        length_um / um_per_unit,
+        label,
+        loc="lower right",
+        pad=0.4,
+        borderpad=0.6,
+        sep=3,
+        frameon=True,
+        color="black",
+        size_vertical=max(width / 250.0, 1.0),
+        fontproperties={"size": 9},
+    )
     bar.patch.set_alpha(0.75)
     ax.add_artist(bar)
     return bar
 
 
-def _draw(ax: Axes, xy: np.ndarray, edge_index: np.ndarray, values: np.ndarray, keep: np.ndarray,
-          cmap: str, marker_size: float):
+def _draw(
+    ax: Axes,
+    xy: np.ndarray,
+    edge_index: np.ndarray,
+    values: np.ndarray,
+    keep: np.ndarray,
+    cmap: str,
+    marker_size: float,
+):
     source, target = edge_index
     upper = edge_index[:, (source < target) & keep[source] & keep[target]]
-    ax.add_collection(LineCollection(np.stack([xy[upper[0]], xy[upper[1]]], axis=1),
-                                     colors=(0.1, 0.1, 0.1, 0.5), linewidths=0.6, zorder=2))
+    ax.add_collection(
+        LineCollection(
+            np.stack([xy[upper[0]], xy[upper[1]]], axis=1),
+            colors=(0.1, 0.1, 0.1, 0.5),
+            linewidths=0.6,
+            zorder=2,
+        )
+    )
     finite = values[np.isfinite(values)]
-    return ax.scatter(xy[keep, 0], xy[keep, 1], c=values[keep], cmap=cmap, s=marker_size,
-                      vmin=finite.min() if len(finite) else None,
-                      vmax=finite.max() if len(finite) else None,
-                      edgecolors="black", linewidths=0.3, zorder=3)
+    return ax.scatter(
+        xy[keep, 0],
+        xy[keep, 1],
+        c=values[keep],
+        cmap=cmap,
+        s=marker_size,
+        vmin=finite.min() if len(finite) else None,
+        vmax=finite.max() if len(finite) else None,
+        edgecolors="black",
+        linewidths=0.3,
+        zorder=3,
+    )
 
 
 def _node_array(data: Data, key: str) -> np.ndarray:
@@ -228,8 +270,9 @@ def _node_array(data: Data, key: str) -> np.ndarray:
     return data[key].detach().cpu().numpy()
 
 
-def _node_values(data: Data, values: np.ndarray | None,
-                 label: str | None) -> tuple[np.ndarray, str]:
+def _node_values(
+    data: Data, values: np.ndarray | None, label: str | None
+) -> tuple[np.ndarray, str]:
     num_nodes = int(data.num_nodes)
     if values is None:
         if "num_patches" not in data:

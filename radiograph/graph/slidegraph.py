@@ -3,8 +3,8 @@
 The construction of TIAToolbox's ``SlideGraphConstructor.build`` (Liu et al. 2021, SlideGraph+)
 clusters patches by average-linkage agglomerative clustering on the distance
 
-    D(i, j) = 1 - exp(-lambda_f * ||f_i - f_j||) * exp(-lambda_d * ||p_i - p_j||)   if ||p_i - p_j|| < r
-    D(i, j) = 1                                                                     otherwise
+    D(i, j) = 1 - exp(-lambda_f ||f_i - f_j||) exp(-lambda_d ||p_i - p_j||)  if ||p_i - p_j|| < r
+    D(i, j) = 1                                                            otherwise
 
 (r = ``neighbour_search_radius``, f features, p coordinates) and cuts the dendrogram at
 ``lambda_h``; each cluster becomes a node (mean feature, centroid) and the centroids are joined
@@ -89,7 +89,8 @@ class SlideGraphParams:
         if not 0.0 <= self.lambda_h < 1.0:
             raise ValueError(
                 f"lambda_h must be in [0, 1) (got {self.lambda_h}); at >= 1 every patch would "
-                "join a single cluster")
+                "join a single cluster"
+            )
         for name in ("lambda_d", "lambda_f", "connectivity_distance", "neighbour_search_radius"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
@@ -99,7 +100,9 @@ class SlideGraphParams:
         return asdict(self)
 
 
-def hybrid_clusters(coords: np.ndarray, features: np.ndarray, params: SlideGraphParams) -> np.ndarray:
+def hybrid_clusters(
+    coords: np.ndarray, features: np.ndarray, params: SlideGraphParams
+) -> np.ndarray:
     """Cluster patches by SlideGraph's hybrid spatial-feature average linkage.
 
     Args:
@@ -123,7 +126,9 @@ pairs after each round (about 45 bytes a pair at the peak, measured)."""
 
 
 def neighbour_similarities(
-    coords: np.ndarray, features: np.ndarray, params: SlideGraphParams,
+    coords: np.ndarray,
+    features: np.ndarray,
+    params: SlideGraphParams,
     pair_block: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Similarities s_ij = exp(-lambda_f ||f_i - f_j||) exp(-lambda_d ||p_i - p_j||) of the pairs
@@ -155,7 +160,8 @@ def neighbour_similarities(
         stop = int(np.searchsorted(per_patch, per_patch[start] - within[start] + 2 * pair_block))
         stop = min(n, max(stop, start + 1))
         found = cKDTree(coords[start:stop]).sparse_distance_matrix(
-            tree, radius, output_type="ndarray")
+            tree, radius, output_type="ndarray"
+        )
         rows = found["i"].astype(np.int32) + np.int32(start)
         cols = found["j"].astype(np.int32)
         del found
@@ -172,11 +178,12 @@ def neighbour_similarities(
         count = int(keep.sum())
         if filled + count > len(out_rows):  # the count and the search rounded differently
             grow = filled + count - len(out_rows)
-            out_rows, out_cols, out_sim = (np.concatenate([a, np.empty(grow, a.dtype)])
-                                           for a in (out_rows, out_cols, out_sim))
-        out_rows[filled:filled + count] = rows[keep]
-        out_cols[filled:filled + count] = cols[keep]
-        out_sim[filled:filled + count] = sim[keep]
+            out_rows, out_cols, out_sim = (
+                np.concatenate([a, np.empty(grow, a.dtype)]) for a in (out_rows, out_cols, out_sim)
+            )
+        out_rows[filled : filled + count] = rows[keep]
+        out_cols[filled : filled + count] = cols[keep]
+        out_sim[filled : filled + count] = sim[keep]
         filled += count
         start = stop
     return out_rows[:filled], out_cols[:filled], out_sim[:filled]
@@ -283,7 +290,7 @@ def _compact(alive: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: np.ndarra
         keep = alive[lo[b]] & alive[hi[b]]
         count = int(keep.sum())
         for array in (lo, hi, total):
-            array[filled:filled + count] = array[b][keep]
+            array[filled : filled + count] = array[b][keep]
         filled += count
     return filled
 
@@ -295,8 +302,9 @@ def _average(total: np.ndarray, lo: np.ndarray, hi: np.ndarray, sizes: np.ndarra
     return np.divide(total, avg, out=avg)
 
 
-def _nearest(total: np.ndarray, lo: np.ndarray, hi: np.ndarray, sizes: np.ndarray,
-             best: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _nearest(
+    total: np.ndarray, lo: np.ndarray, hi: np.ndarray, sizes: np.ndarray, best: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whether each pair is lo's and hi's nearest (average similarity equal to their best), and
     the pair's tie-break hash."""
     avg = _average(total, lo, hi, sizes)
@@ -313,8 +321,11 @@ def _coalesce(
     """Sum ``value`` over repeated pairs (lo <= hi); drop lo == hi; return new int32 arrays."""
     coo = sp.coo_matrix((value, (lo, hi)), shape=(k, k)).tocsr().tocoo()
     apart = coo.row != coo.col  # a pair inside one merged cluster is no pair any more
-    return (coo.row[apart].astype(np.int32, copy=False),
-            coo.col[apart].astype(np.int32, copy=False), coo.data[apart])
+    return (
+        coo.row[apart].astype(np.int32, copy=False),
+        coo.col[apart].astype(np.int32, copy=False),
+        coo.data[apart],
+    )
 
 
 def _significant_features(features: np.ndarray, thresh: float | None) -> np.ndarray:

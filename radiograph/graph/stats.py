@@ -32,8 +32,9 @@ def graph_stats(data: Data) -> dict[str, Any]:
     num_nodes = int(data.num_nodes)
     edge_index = data.edge_index.cpu().numpy().astype(np.int64)
     degree = np.bincount(edge_index[0], minlength=num_nodes)
-    adjacency = sp.coo_matrix((np.ones(edge_index.shape[1]), (edge_index[0], edge_index[1])),
-                              shape=(num_nodes, num_nodes))
+    adjacency = sp.coo_matrix(
+        (np.ones(edge_index.shape[1]), (edge_index[0], edge_index[1])), shape=(num_nodes, num_nodes)
+    )
     num_components, labels = connected_components(adjacency, directed=False)
     upper = edge_index[:, edge_index[0] < edge_index[1]]
     lengths = edge_lengths(data.pos.cpu().numpy(), upper) if "pos" in data else np.array([])
@@ -56,7 +57,9 @@ def graph_stats(data: Data) -> dict[str, Any]:
     return stats
 
 
-def cluster_quality(coords: np.ndarray, features: np.ndarray, node_of_patch: np.ndarray) -> dict[str, float]:
+def cluster_quality(
+    coords: np.ndarray, features: np.ndarray, node_of_patch: np.ndarray
+) -> dict[str, float]:
     """How homogeneous and compact the nodes are as groups of patches.
 
     Args:
@@ -86,7 +89,7 @@ def cluster_quality(coords: np.ndarray, features: np.ndarray, node_of_patch: np.
     starts = np.r_[0, np.cumsum(counts)]
     diameters = np.zeros(num_nodes)
     for node in np.flatnonzero(counts > 1):
-        diameters[node] = _diameter(coords[order[starts[node]:starts[node + 1]]])
+        diameters[node] = _diameter(coords[order[starts[node] : starts[node + 1]]])
     return {
         "num_nodes": num_nodes,
         "mean_patches_per_node": float(counts.mean()),

@@ -17,8 +17,9 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from radiograph.lock import LOCK_NAME, held_by_another, pid_alive
 
@@ -84,7 +85,7 @@ def stale_temporaries(path: str | os.PathLike) -> list[Path]:
     prefix = f"{TMP_MARK}{stem}-"
     stale = []
     for tmp in dest.parent.glob(f"{prefix}*{extension}"):
-        middle = tmp.name[len(prefix):len(tmp.name) - len(extension)]
+        middle = tmp.name[len(prefix) : len(tmp.name) - len(extension)]
         writer = _WRITER.fullmatch(middle)
         if writer is not None:
             if _writer_dead(dest.parent, writer["host"], int(writer["pid"])):

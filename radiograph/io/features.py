@@ -125,8 +125,10 @@ def read_features(path: str | os.PathLike) -> FeatureSet:
     for name, values in (("features", fs.features), ("coords", fs.coords)):
         bad = ~np.isfinite(values).all(axis=1)
         if bad.any():
-            raise ValueError(f"{where}: {name} has {int(bad.sum())} of {len(values)} rows with "
-                             f"NaN or Inf (first at row {int(np.flatnonzero(bad)[0])})")
+            raise ValueError(
+                f"{where}: {name} has {int(bad.sum())} of {len(values)} rows with "
+                f"NaN or Inf (first at row {int(np.flatnonzero(bad)[0])})"
+            )
     return fs
 
 

@@ -26,8 +26,9 @@ _NO_DATE = {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {}}
 _SVG_SALT = "radiograph"
 
 
-def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150,
-                tight: bool = False) -> dict[str, Path]:
+def save_figure(
+    fig: Figure, path: str | os.PathLike, *, dpi: int = 150, tight: bool = False
+) -> dict[str, Path]:
     """Write ``fig`` as PNG, PDF and SVG beside each other.
 
     Args:
@@ -46,15 +47,21 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150,
     """
     path = Path(path)
     if path.suffix.lower().lstrip(".") not in FIGURE_FORMATS:
-        raise ValueError(f"path: must end in one of {['.' + f for f in FIGURE_FORMATS]}, "
-                         f"got {str(path)!r}")
+        raise ValueError(
+            f"path: must end in one of {['.' + f for f in FIGURE_FORMATS]}, got {str(path)!r}"
+        )
     if dpi <= 0:
         raise ValueError(f"dpi: must be > 0, got {dpi}")
     written = {}
     for fmt in FIGURE_FORMATS:
         target = path.with_suffix(f".{fmt}")
         with atomic_path(target) as tmp, rc_context({"svg.hashsalt": _SVG_SALT}):
-            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=_NO_DATE[fmt],
-                        bbox_inches="tight" if tight else None)
+            fig.savefig(
+                tmp,
+                format=fmt,
+                dpi=dpi,
+                metadata=_NO_DATE[fmt],
+                bbox_inches="tight" if tight else None,
+            )
         written[fmt] = target
     return written

@@ -40,11 +40,13 @@ def load_graph(path: str | os.PathLike) -> Data:
     try:
         data = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ValueError(f"{path}: not a readable graph file "
-                         f"({type(err).__name__}: {err})") from err
+        raise ValueError(
+            f"{path}: not a readable graph file ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(data, Data):
-        raise ValueError(f"{path}: expected a torch_geometric Data object, "
-                         f"got {type(data).__name__}")
+        raise ValueError(
+            f"{path}: expected a torch_geometric Data object, got {type(data).__name__}"
+        )
     check_graph(data, path)
     return data
 
@@ -70,19 +72,28 @@ def check_graph(data: Data, path: str | os.PathLike) -> None:
     _check_finite(path, "x", x)
     edges = getattr(data, "edge_index", None)
     if edges is not None:
-        if (not isinstance(edges, torch.Tensor) or edges.dim() != 2 or edges.size(0) != 2
-                or edges.dtype.is_floating_point):
+        if (
+            not isinstance(edges, torch.Tensor)
+            or edges.dim() != 2
+            or edges.size(0) != 2
+            or edges.dtype.is_floating_point
+        ):
             shape = tuple(edges.shape) if isinstance(edges, torch.Tensor) else type(edges).__name__
-            raise ValueError(f"{path}: field 'edge_index' must be a (2, E) integer tensor, "
-                             f"got {shape}")
+            raise ValueError(
+                f"{path}: field 'edge_index' must be a (2, E) integer tensor, got {shape}"
+            )
         _check_indices(path, "edge_index", edges, n)
-    for name, rows in (("pos", n), ("edge_attr", None if edges is None else edges.size(1)),
-                       ("num_patches", n)):
+    for name, rows in (
+        ("pos", n),
+        ("edge_attr", None if edges is None else edges.size(1)),
+        ("num_patches", n),
+    ):
         value = getattr(data, name, None)
         if isinstance(value, torch.Tensor):
             if value.dim() == 0 or (rows is not None and value.size(0) != rows):
-                raise ValueError(f"{path}: field {name!r} has shape {tuple(value.shape)}, "
-                                 f"expected {rows} rows")
+                raise ValueError(
+                    f"{path}: field {name!r} has shape {tuple(value.shape)}, expected {rows} rows"
+                )
             if value.is_floating_point():
                 _check_finite(path, name, value)
     node_of_patch = getattr(data, "node_of_patch", None)
@@ -90,8 +101,10 @@ def check_graph(data: Data, path: str | os.PathLike) -> None:
         _check_indices(path, "node_of_patch", node_of_patch, n)
         coords = getattr(data, "patch_coords", None)
         if isinstance(coords, torch.Tensor) and coords.size(0) != node_of_patch.numel():
-            raise ValueError(f"{path}: field 'patch_coords' has {coords.size(0)} rows but "
-                             f"'node_of_patch' has {node_of_patch.numel()} entries")
+            raise ValueError(
+                f"{path}: field 'patch_coords' has {coords.size(0)} rows but "
+                f"'node_of_patch' has {node_of_patch.numel()} entries"
+            )
 
 
 def _check_finite(path: str | os.PathLike, name: str, values: torch.Tensor) -> None:
@@ -108,8 +121,10 @@ def _check_finite(path: str | os.PathLike, name: str, values: torch.Tensor) -> N
     if finite.all():
         return
     bad = ~finite.all(axis=1)
-    raise ValueError(f"{path}: field {name!r} has {int(bad.sum())} of {values.size(0)} "
-                     f"rows with NaN or Inf (first at row {int(np.argmax(bad))})")
+    raise ValueError(
+        f"{path}: field {name!r} has {int(bad.sum())} of {values.size(0)} "
+        f"rows with NaN or Inf (first at row {int(np.argmax(bad))})"
+    )
 
 
 def _check_indices(path: str | os.PathLike, name: str, index: torch.Tensor, n: int) -> None:
@@ -118,8 +133,9 @@ def _check_indices(path: str | os.PathLike, name: str, index: torch.Tensor, n: i
     values = _numpy(index)
     low, high = int(values.min()), int(values.max())
     if low < 0 or high >= n:
-        raise ValueError(f"{path}: field {name!r} refers to node(s) outside [0, {n}) "
-                         f"(min {low}, max {high})")
+        raise ValueError(
+            f"{path}: field {name!r} refers to node(s) outside [0, {n}) (min {low}, max {high})"
+        )
 
 
 def _numpy(values: torch.Tensor) -> np.ndarray:

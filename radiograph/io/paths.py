@@ -72,6 +72,8 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
     resolved_root = Path(root).resolve()
     resolved = Path(path).resolve()
     if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise ValueError(f"output path {path} resolves to {resolved}, outside the run folder "
-                         f"{root} ({resolved_root})")
+        raise ValueError(
+            f"output path {path} resolves to {resolved}, outside the run folder "
+            f"{root} ({resolved_root})"
+        )
     return Path(path)

@@ -13,8 +13,17 @@ The names load on first use (:mod:`radiograph._lazy`).
 
 from radiograph._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
-    "cohort": ("LongitudinalCohort", "Patient", "Visit", "patient_folds",
-               "read_longitudinal_manifest"),
-    "images": ("load_image", "load_volume", "make_subtraction", "visit_volume"),
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "cohort": (
+            "LongitudinalCohort",
+            "Patient",
+            "Visit",
+            "patient_folds",
+            "read_longitudinal_manifest",
+        ),
+        "images": ("load_image", "load_volume", "make_subtraction", "visit_volume"),
+    },
+)

@@ -93,8 +93,9 @@ class Visit:
     @property
     def has_mri(self) -> bool:
         """A volume is given, or both contrast volumes that make one."""
-        return self.volume is not None or (self.pre_contrast is not None
-                                           and self.post_contrast is not None)
+        return self.volume is not None or (
+            self.pre_contrast is not None and self.post_contrast is not None
+        )
 
     @property
     def has_mammo(self) -> bool:
@@ -138,8 +139,7 @@ class Patient:
         declared order ``phases``), e.g. the inputs of a mid-treatment prediction. The result
         may have no visit (a patient first seen later)."""
         if phase not in phases:
-            raise ValueError(f"phase: {phase!r} is not one of the declared phases "
-                             f"{list(phases)}")
+            raise ValueError(f"phase: {phase!r} is not one of the declared phases {list(phases)}")
         last = list(phases).index(phase)
         kept = tuple(v for v in self.visits if list(phases).index(v.phase) <= last)
         return replace(self, visits=kept)
@@ -189,9 +189,12 @@ class LongitudinalCohort:
         :func:`~radiograph.fusion.clinical.check_clinical` when the manifest was read. Feed it
         to :class:`~radiograph.fusion.clinical.ClinicalEncoder`."""
         names = [v.name for v in self.clinical_variables]
-        table = pd.DataFrame([[p.clinical[n] for n in names] for p in self.patients],
-                             columns=names, index=pd.Index(self.patient_ids, name="patient_id"),
-                             dtype=object)
+        table = pd.DataFrame(
+            [[p.clinical[n] for n in names] for p in self.patients],
+            columns=names,
+            index=pd.Index(self.patient_ids, name="patient_id"),
+            dtype=object,
+        )
         return table
 
     def availability(self) -> pd.DataFrame:
@@ -211,8 +214,9 @@ class LongitudinalCohort:
                 row[f"{visit.phase}:mammo"] = visit.has_mammo
             row["clinical"] = any(cell != "" for cell in patient.clinical.values())
             rows.append(row)
-        return pd.DataFrame(rows, columns=columns, dtype=bool,
-                            index=pd.Index(self.patient_ids, name="patient_id"))
+        return pd.DataFrame(
+            rows, columns=columns, dtype=bool, index=pd.Index(self.patient_ids, name="patient_id")
+        )
 
     def availability_summary(self) -> pd.DataFrame:
         """Patients per centre and availability pattern, for the report.
@@ -223,12 +227,21 @@ class LongitudinalCohort:
             ``responders``; sorted by centre then pattern.
         """
         available = self.availability()
-        patterns = [" + ".join(c for c in available.columns if row[c])
-                    for _, row in available.iterrows()]
-        frame = pd.DataFrame({"centre": [p.centre for p in self.patients], "pattern": patterns,
-                              "label": self.labels()})
-        return (frame.groupby(["centre", "pattern"], sort=True)["label"]
-                .agg(patients="size", responders="sum").reset_index())
+        patterns = [
+            " + ".join(c for c in available.columns if row[c]) for _, row in available.iterrows()
+        ]
+        frame = pd.DataFrame(
+            {
+                "centre": [p.centre for p in self.patients],
+                "pattern": patterns,
+                "label": self.labels(),
+            }
+        )
+        return (
+            frame.groupby(["centre", "pattern"], sort=True)["label"]
+            .agg(patients="size", responders="sum")
+            .reset_index()
+        )
 
     def reader_table(self, phase: str | None = None) -> pd.DataFrame:
         """Reader scores, index ``patient_id``, one float column per reader (NaN when blank).
@@ -238,8 +251,9 @@ class LongitudinalCohort:
                 (each patient's latest score).
         """
         if phase is not None and phase not in self.phases:
-            raise ValueError(f"phase: {phase!r} is not one of the declared phases "
-                             f"{list(self.phases)}")
+            raise ValueError(
+                f"phase: {phase!r} is not one of the declared phases {list(self.phases)}"
+            )
         rows = []
         for patient in self.patients:
             if phase is None:
@@ -248,14 +262,22 @@ class LongitudinalCohort:
                 visit = patient.visit(phase)
                 scores = visit.reader_scores if visit is not None else {}
             rows.append([scores.get(c, math.nan) for c in self.reader_columns])
-        return pd.DataFrame(rows, columns=list(self.reader_columns), dtype=np.float64,
-                            index=pd.Index(self.patient_ids, name="patient_id"))
+        return pd.DataFrame(
+            rows,
+            columns=list(self.reader_columns),
+            dtype=np.float64,
+            index=pd.Index(self.patient_ids, name="patient_id"),
+        )
 
 
-def read_longitudinal_manifest(path: str | os.PathLike, phases: Sequence[str],
-                               clinical_variables: Sequence[ClinicalVariable] = (), *,
-                               label_column: str = "pcr",
-                               reader_columns: Sequence[str] = ()) -> LongitudinalCohort:
+def read_longitudinal_manifest(
+    path: str | os.PathLike,
+    phases: Sequence[str],
+    clinical_variables: Sequence[ClinicalVariable] = (),
+    *,
+    label_column: str = "pcr",
+    reader_columns: Sequence[str] = (),
+) -> LongitudinalCohort:
     """Read and validate a longitudinal manifest (module docstring).
 
     Args:
@@ -280,12 +302,17 @@ def read_longitudinal_manifest(path: str | os.PathLike, phases: Sequence[str],
     if not path.is_file():
         raise ValueError(f"path: longitudinal manifest {path} does not exist or is not a file")
     header, rows = _read_csv(path)
-    declared = (*REQUIRED_COLUMNS, label_column, *[v.name for v in clinical_variables],
-                *reader_columns)
+    declared = (
+        *REQUIRED_COLUMNS,
+        label_column,
+        *[v.name for v in clinical_variables],
+        *reader_columns,
+    )
     missing = [c for c in declared if c not in header]
     if missing:
-        raise ValueError(f"{path}: line 1 (header): column(s) {missing} are missing; the header "
-                         f"has {header}")
+        raise ValueError(
+            f"{path}: line 1 (header): column(s) {missing} are missing; the header has {header}"
+        )
     if not rows:
         raise ValueError(f"{path}: no data rows (only a header)")
     problems: list[str] = []
@@ -295,8 +322,16 @@ def read_longitudinal_manifest(path: str | os.PathLike, phases: Sequence[str],
         by_patient.setdefault(cells["patient_id"], []).append((line, cells))
     patients = []
     for pid, patient_rows in by_patient.items():
-        patient = _read_patient(pid, patient_rows, path.parent, order, label_column,
-                                clinical_variables, reader_columns, problems)
+        patient = _read_patient(
+            pid,
+            patient_rows,
+            path.parent,
+            order,
+            label_column,
+            clinical_variables,
+            reader_columns,
+            problems,
+        )
         if patient is not None:
             patients.append(patient)
     if clinical_variables and not problems:
@@ -309,15 +344,22 @@ def read_longitudinal_manifest(path: str | os.PathLike, phases: Sequence[str],
         shown = problems[:MAX_SHOWN]
         if len(problems) > MAX_SHOWN:
             shown.append(f"... and {len(problems) - MAX_SHOWN} more")
-        raise ValueError(f"{path}: {len(problems)} problem(s) in the longitudinal manifest:\n  "
-                         + "\n  ".join(shown))
-    return LongitudinalCohort(phases=phases, patients=tuple(patients),
-                              clinical_variables=clinical_variables, manifest=path,
-                              reader_columns=reader_columns)
+        raise ValueError(
+            f"{path}: {len(problems)} problem(s) in the longitudinal manifest:\n  "
+            + "\n  ".join(shown)
+        )
+    return LongitudinalCohort(
+        phases=phases,
+        patients=tuple(patients),
+        clinical_variables=clinical_variables,
+        manifest=path,
+        reader_columns=reader_columns,
+    )
 
 
-def patient_folds(cohort: LongitudinalCohort, folds: int, seed: int
-                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+def patient_folds(
+    cohort: LongitudinalCohort, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified K-fold split over patients (never over time points).
 
     Each patient is in exactly one test fold; every fold holds
@@ -338,11 +380,14 @@ def patient_folds(cohort: LongitudinalCohort, folds: int, seed: int
     labels = cohort.labels()
     smallest = int(min(np.sum(labels == 0), np.sum(labels == 1)))
     if not 2 <= folds <= smallest:
-        raise ValueError(f"folds: need 2 <= folds <= {smallest} (patients in the smaller "
-                         f"class), got {folds}")
+        raise ValueError(
+            f"folds: need 2 <= folds <= {smallest} (patients in the smaller class), got {folds}"
+        )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [(np.sort(train).astype(np.int64), np.sort(test).astype(np.int64))
-            for train, test in splitter.split(np.zeros((len(labels), 1)), labels)]
+    return [
+        (np.sort(train).astype(np.int64), np.sort(test).astype(np.int64))
+        for train, test in splitter.split(np.zeros((len(labels), 1)), labels)
+    ]
 
 
 def image_dimensionality(path: Path) -> tuple[int, tuple[int, ...]]:
@@ -396,20 +441,25 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             if any(c.strip() for c in cells):
                 records.append((start, [c.strip() for c in cells]))
     except csv.Error as err:
-        raise ValueError(f"{path}: line {reader.line_num}: not a readable CSV file "
-                         f"({err})") from err
+        raise ValueError(
+            f"{path}: line {reader.line_num}: not a readable CSV file ({err})"
+        ) from err
     if not records:
-        raise ValueError(f"{path}: the file is empty; expected a header "
-                         f"({','.join(REQUIRED_COLUMNS)}, ...) and one row per patient and phase")
+        raise ValueError(
+            f"{path}: the file is empty; expected a header "
+            f"({','.join(REQUIRED_COLUMNS)}, ...) and one row per patient and phase"
+        )
     (_, header), data = records[0], records[1:]
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise ValueError(f"{path}: line 1 (header): column(s) {repeated} appear more than once")
     rows = []
     for line, cells in data:
-        if len(cells) > len(header) and any(cells[len(header):]):
-            raise ValueError(f"{path}: line {line}: {len(cells)} cells but the header has "
-                             f"{len(header)} columns; quote a cell that holds a comma")
+        if len(cells) > len(header) and any(cells[len(header) :]):
+            raise ValueError(
+                f"{path}: line {line}: {len(cells)} cells but the header has "
+                f"{len(header)} columns; quote a cell that holds a comma"
+            )
         cells = cells[: len(header)] + [""] * (len(header) - len(cells))
         rows.append((line, dict(zip(header, cells))))
     return header, rows
@@ -419,26 +469,37 @@ def _where(line: int, patient: str, phase: str, column: str) -> str:
     return f"line {line}, patient {patient!r}, phase {phase!r} [{column}]"
 
 
-def _read_patient(pid: str, rows: list[tuple[int, dict[str, str]]], root: Path,
-                  order: dict[str, int], label_column: str,
-                  variables: tuple[ClinicalVariable, ...], reader_columns: tuple[str, ...],
-                  problems: list[str]) -> Patient | None:
+def _read_patient(
+    pid: str,
+    rows: list[tuple[int, dict[str, str]]],
+    root: Path,
+    order: dict[str, int],
+    label_column: str,
+    variables: tuple[ClinicalVariable, ...],
+    reader_columns: tuple[str, ...],
+    problems: list[str],
+) -> Patient | None:
     """Validate one patient's rows (problems appended); the Patient when it has none."""
     before = len(problems)
     if reason := safe_name(pid):
-        problems.append(f"{_where(rows[0][0], pid, rows[0][1]['phase'], 'patient_id')}: "
-                        f"patient id {reason}")
+        problems.append(
+            f"{_where(rows[0][0], pid, rows[0][1]['phase'], 'patient_id')}: patient id {reason}"
+        )
     visits: list[Visit] = []
     seen: dict[str, int] = {}
     for line, cells in rows:
         phase = cells["phase"]
         if phase not in order:
-            problems.append(f"{_where(line, pid, phase, 'phase')}: phase {phase!r} is not "
-                            f"declared (declared phases: {list(order)})")
+            problems.append(
+                f"{_where(line, pid, phase, 'phase')}: phase {phase!r} is not "
+                f"declared (declared phases: {list(order)})"
+            )
             continue
         if phase in seen:
-            problems.append(f"{_where(line, pid, phase, 'phase')}: a second row for this "
-                            f"patient and phase (first on line {seen[phase]}); keep one")
+            problems.append(
+                f"{_where(line, pid, phase, 'phase')}: a second row for this "
+                f"patient and phase (first on line {seen[phase]}); keep one"
+            )
             continue
         seen[phase] = line
         visit = _read_visit(line, pid, phase, cells, root, reader_columns, problems)
@@ -446,53 +507,80 @@ def _read_patient(pid: str, rows: list[tuple[int, dict[str, str]]], root: Path,
             visits.append(visit)
     centre = _baseline(pid, rows, "centre", problems)
     if centre and (reason := safe_name(centre)):
-        problems.append(f"{_where(rows[0][0], pid, rows[0][1]['phase'], 'centre')}: centre "
-                        f"{centre!r} {reason}")
+        problems.append(
+            f"{_where(rows[0][0], pid, rows[0][1]['phase'], 'centre')}: centre {centre!r} {reason}"
+        )
     elif not centre:
-        problems.append(f"{_where(rows[0][0], pid, rows[0][1]['phase'], 'centre')}: no centre "
-                        "given in any row of this patient")
+        problems.append(
+            f"{_where(rows[0][0], pid, rows[0][1]['phase'], 'centre')}: no centre "
+            "given in any row of this patient"
+        )
     label_text = _baseline(pid, rows, label_column, problems)
     if label_text not in ("0", "1"):
         lines = ", ".join(str(line) for line, _ in rows)
         got = f"{label_text!r}" if label_text else "blank in every row"
-        problems.append(f"line(s) {lines}, patient {pid!r} [{label_column}]: the label must be "
-                        f"0 (non-pCR) or 1 (pCR), got {got}")
+        problems.append(
+            f"line(s) {lines}, patient {pid!r} [{label_column}]: the label must be "
+            f"0 (non-pCR) or 1 (pCR), got {got}"
+        )
     clinical = {v.name: _baseline(pid, rows, v.name, problems) for v in variables}
     empty = [v for v in visits if not (v.has_mri or v.has_mammo)]
     if empty and len(empty) == len(rows):
         lines = ", ".join(str(line) for line, _ in rows)
-        problems.append(f"line(s) {lines}, patient {pid!r} [{', '.join(PATH_COLUMNS)}]: the "
-                        "patient has no image at any phase (no volume, no contrast pair, no 2D "
-                        "image)")
+        problems.append(
+            f"line(s) {lines}, patient {pid!r} [{', '.join(PATH_COLUMNS)}]: the "
+            "patient has no image at any phase (no volume, no contrast pair, no 2D "
+            "image)"
+        )
     else:
-        problems += [f"{_where(v.line, pid, v.phase, ', '.join(PATH_COLUMNS))}: no image in "
-                     "this row; give a file or drop the row" for v in empty]
+        problems += [
+            f"{_where(v.line, pid, v.phase, ', '.join(PATH_COLUMNS))}: no image in "
+            "this row; give a file or drop the row"
+            for v in empty
+        ]
     if len(problems) > before:
         return None
     visits.sort(key=lambda v: order[v.phase])
     latest: dict[str, float] = {}
     for visit in visits:
         latest.update(visit.reader_scores)
-    return Patient(patient_id=pid, centre=centre, label=int(label_text), visits=tuple(visits),
-                   clinical=clinical, reader_scores=latest)
+    return Patient(
+        patient_id=pid,
+        centre=centre,
+        label=int(label_text),
+        visits=tuple(visits),
+        clinical=clinical,
+        reader_scores=latest,
+    )
 
 
-def _baseline(pid: str, rows: list[tuple[int, dict[str, str]]], column: str,
-              problems: list[str]) -> str:
+def _baseline(
+    pid: str, rows: list[tuple[int, dict[str, str]]], column: str, problems: list[str]
+) -> str:
     """The patient's value of a baseline column: the non-blank cells must agree."""
     values = [(line, cells[column]) for line, cells in rows if cells[column] != ""]
     distinct = sorted({value for _, value in values})
     if len(distinct) > 1:
-        shown = "; ".join(f"{value!r} on line(s) "
-                          + ", ".join(str(line) for line, v in values if v == value)
-                          for value in distinct)
-        problems.append(f"patient {pid!r} [{column}]: baseline attribute differs between the "
-                        f"patient's rows ({shown}); give one value (blank cells are fine)")
+        shown = "; ".join(
+            f"{value!r} on line(s) " + ", ".join(str(line) for line, v in values if v == value)
+            for value in distinct
+        )
+        problems.append(
+            f"patient {pid!r} [{column}]: baseline attribute differs between the "
+            f"patient's rows ({shown}); give one value (blank cells are fine)"
+        )
     return values[0][1] if values else ""
 
 
-def _read_visit(line: int, pid: str, phase: str, cells: dict[str, str], root: Path,
-                reader_columns: tuple[str, ...], problems: list[str]) -> Visit | None:
+def _read_visit(
+    line: int,
+    pid: str,
+    phase: str,
+    cells: dict[str, str],
+    root: Path,
+    reader_columns: tuple[str, ...],
+    problems: list[str],
+) -> Visit | None:
     """Validate one row's files and reader scores (problems appended)."""
     before = len(problems)
 
@@ -511,18 +599,28 @@ def _read_visit(line: int, pid: str, phase: str, cells: dict[str, str], root: Pa
     volume = one_path(VOLUME_COLUMN, 3)
     pre, post = one_path(PRE_COLUMN, 3), one_path(POST_COLUMN, 3)
     if cells.get(POST_COLUMN) and not cells.get(PRE_COLUMN):
-        report(PRE_COLUMN, f"a subtraction is requested ({POST_COLUMN} "
-                           f"{cells[POST_COLUMN]!r}) without a pre-contrast volume; give "
-                           f"{PRE_COLUMN}, or the subtraction itself in {VOLUME_COLUMN}")
+        report(
+            PRE_COLUMN,
+            f"a subtraction is requested ({POST_COLUMN} "
+            f"{cells[POST_COLUMN]!r}) without a pre-contrast volume; give "
+            f"{PRE_COLUMN}, or the subtraction itself in {VOLUME_COLUMN}",
+        )
     if cells.get(PRE_COLUMN) and not cells.get(POST_COLUMN):
-        report(POST_COLUMN, f"{PRE_COLUMN} {cells[PRE_COLUMN]!r} is given without a "
-                            "post-contrast volume; the subtraction needs both")
+        report(
+            POST_COLUMN,
+            f"{PRE_COLUMN} {cells[PRE_COLUMN]!r} is given without a "
+            "post-contrast volume; the subtraction needs both",
+        )
     if cells.get(VOLUME_COLUMN) and (cells.get(PRE_COLUMN) or cells.get(POST_COLUMN)):
-        report(VOLUME_COLUMN, f"give either {VOLUME_COLUMN} (a subtraction volume) or "
-                              f"{PRE_COLUMN} + {POST_COLUMN}, not both")
+        report(
+            VOLUME_COLUMN,
+            f"give either {VOLUME_COLUMN} (a subtraction volume) or "
+            f"{PRE_COLUMN} + {POST_COLUMN}, not both",
+        )
     images = []
-    for cell in filter(None, (c.strip() for c in cells.get(IMAGES_COLUMN, "").split(
-            PATH_SEPARATOR))):
+    for cell in filter(
+        None, (c.strip() for c in cells.get(IMAGES_COLUMN, "").split(PATH_SEPARATOR))
+    ):
         image = _checked_file(root, cell, 2, IMAGES_COLUMN, report)
         if image is not None:
             images.append(image)
@@ -541,8 +639,15 @@ def _read_visit(line: int, pid: str, phase: str, cells: dict[str, str], root: Pa
             scores[column] = score
     if len(problems) > before:
         return None
-    return Visit(phase=phase, volume=volume, pre_contrast=pre, post_contrast=post,
-                 images=tuple(images), line=line, reader_scores=scores)
+    return Visit(
+        phase=phase,
+        volume=volume,
+        pre_contrast=pre,
+        post_contrast=post,
+        images=tuple(images),
+        line=line,
+        reader_scores=scores,
+    )
 
 
 def _checked_file(root: Path, cell: str, want: int, column: str, report) -> Path | None:
@@ -563,12 +668,18 @@ def _checked_file(root: Path, cell: str, want: int, column: str, report) -> Path
         return None
     shape = " x ".join(str(s) for s in size)
     if want == 3 and ndim < 3:
-        report(column, f"file {path} is a 2D image ({shape}) where a 3D volume is expected; "
-                       f"a mammogram belongs in {IMAGES_COLUMN}")
+        report(
+            column,
+            f"file {path} is a 2D image ({shape}) where a 3D volume is expected; "
+            f"a mammogram belongs in {IMAGES_COLUMN}",
+        )
         return None
     if want == 2 and ndim != 2:
         kind = "a 3D volume" if ndim >= 3 else f"an image with {ndim} axis(es) > 1 voxel"
-        report(column, f"file {path} is {kind} ({shape}) where a 2D image is expected; a "
-                       f"volume belongs in {VOLUME_COLUMN}")
+        report(
+            column,
+            f"file {path} is {kind} ({shape}) where a 2D image is expected; a "
+            f"volume belongs in {VOLUME_COLUMN}",
+        )
         return None
     return path

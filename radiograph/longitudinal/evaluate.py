@@ -39,8 +39,7 @@ from radiograph.stats import (
 )
 
 #: Columns of the long prediction table.
-PREDICTION_COLUMNS = ("cohort", "fold", "patient_id", "centre", "phase", "model", "prob",
-                      "label")
+PREDICTION_COLUMNS = ("cohort", "fold", "patient_id", "centre", "phase", "model", "prob", "label")
 #: Decision-curve thresholds (the paper reports 6-21%).
 DCA_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.51, 0.05), 2))
 
@@ -66,15 +65,20 @@ def phase_metrics(pred: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> p
     _check(pred)
     rows = []
     for (cohort, phase, model), g in pred.dropna(subset=["prob"]).groupby(
-            ["cohort", "phase", "model"], sort=False):
+        ["cohort", "phase", "model"], sort=False
+    ):
         y, p = g["label"].to_numpy(np.int64), g["prob"].to_numpy(np.float64)
-        row = {"cohort": cohort, "phase": phase, "model": model, "n": len(g),
-               "n_pcr": int(y.sum())}
+        row = {"cohort": cohort, "phase": phase, "model": model, "n": len(g), "n_pcr": int(y.sum())}
         if _both_classes(y):
             m = evaluate_classification(p, y, p, y, n_boot=n_boot, seed=seed)
             for name in ("auroc", "auprc"):
-                row.update({name: m[name], f"{name}_low": m[f"{name}_ci_low"],
-                            f"{name}_high": m[f"{name}_ci_high"]})
+                row.update(
+                    {
+                        name: m[name],
+                        f"{name}_low": m[f"{name}_ci_low"],
+                        f"{name}_high": m[f"{name}_ci_high"],
+                    }
+                )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -88,8 +92,9 @@ def delong_table(pred: pd.DataFrame, model: str, references: Sequence[str]) -> p
         ci_low, ci_high, p``.
     """
     _check(pred)
-    wide = pred.pivot_table(index=["cohort", "phase", "patient_id", "label"], columns="model",
-                            values="prob").reset_index()
+    wide = pred.pivot_table(
+        index=["cohort", "phase", "patient_id", "label"], columns="model", values="prob"
+    ).reset_index()
     rows = []
     for (cohort, phase), g in wide.groupby(["cohort", "phase"], sort=False):
         for ref in references:
@@ -100,22 +105,38 @@ def delong_table(pred: pd.DataFrame, model: str, references: Sequence[str]) -> p
             if not _both_classes(y):
                 continue
             c = delong_test(y, both[model].to_numpy(), both[ref].to_numpy())
-            rows.append({"cohort": cohort, "phase": phase, "model": model, "reference": ref,
-                         "n": len(both), "auc_model": c.estimate_a, "auc_reference":
-                         c.estimate_b, "difference": c.difference, "ci_low": c.ci_low,
-                         "ci_high": c.ci_high, "p": c.p_value})
+            rows.append(
+                {
+                    "cohort": cohort,
+                    "phase": phase,
+                    "model": model,
+                    "reference": ref,
+                    "n": len(both),
+                    "auc_model": c.estimate_a,
+                    "auc_reference": c.estimate_b,
+                    "difference": c.difference,
+                    "ci_low": c.ci_low,
+                    "ci_high": c.ci_high,
+                    "p": c.p_value,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def decision_curves(pred: pd.DataFrame, phases: Sequence[str], models: Sequence[str], *,
-                    thresholds: Sequence[float] = DCA_THRESHOLDS, n_boot: int = 200,
-                    seed: int = 0) -> dict[tuple[str, str], dict]:
+def decision_curves(
+    pred: pd.DataFrame,
+    phases: Sequence[str],
+    models: Sequence[str],
+    *,
+    thresholds: Sequence[float] = DCA_THRESHOLDS,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[tuple[str, str], dict]:
     """Decision curves per (cohort, phase): model -> :class:`~radiograph.stats.DecisionCurve`
     (module docstring: non-pCR before the last phase, pCR at the last), per 1,000 patients."""
     _check(pred)
     out: dict[tuple[str, str], dict] = {}
-    for (cohort, phase), g in pred.dropna(subset=["prob"]).groupby(["cohort", "phase"],
-                                                                   sort=False):
+    for (cohort, phase), g in pred.dropna(subset=["prob"]).groupby(["cohort", "phase"], sort=False):
         last = phase == phases[-1]
         curves = {}
         for model in models:
@@ -125,8 +146,7 @@ def decision_curves(pred: pd.DataFrame, phases: Sequence[str], models: Sequence[
             y, p = m["label"].to_numpy(np.int64), m["prob"].to_numpy(np.float64)
             if not last:
                 y, p = 1 - y, 1.0 - p
-            curves[model] = decision_curve(y, p, thresholds, n_boot=n_boot, seed=seed,
-                                           per=1000)
+            curves[model] = decision_curve(y, p, thresholds, n_boot=n_boot, seed=seed, per=1000)
         if curves:
             out[(cohort, phase)] = curves
     return out
@@ -138,8 +158,11 @@ def decision_table(curves: Mapping[tuple[str, str], Mapping]) -> pd.DataFrame:
     frames = []
     for (cohort, phase), by_model in curves.items():
         for model, curve in by_model.items():
-            frame = curve.to_frame().rename(columns=lambda c: c.replace(
-                "interventions_avoided", "interventions_avoided_per_1000"))
+            frame = curve.to_frame().rename(
+                columns=lambda c: c.replace(
+                    "interventions_avoided", "interventions_avoided_per_1000"
+                )
+            )
             frames.append(frame.assign(cohort=cohort, phase=phase, model=model))
     if not frames:
         return pd.DataFrame()
@@ -148,8 +171,9 @@ def decision_table(curves: Mapping[tuple[str, str], Mapping]) -> pd.DataFrame:
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def operating_points(pred: pd.DataFrame, validation: pd.DataFrame, phases: Sequence[str],
-                     models: Sequence[str]) -> pd.DataFrame:
+def operating_points(
+    pred: pd.DataFrame, validation: pd.DataFrame, phases: Sequence[str], models: Sequence[str]
+) -> pd.DataFrame:
     """The paper's operating points with thresholds from inner-validation predictions.
 
     Before the last phase: the highest threshold with validation sensitivity 1 (no pCR patient
@@ -188,17 +212,26 @@ def operating_points(pred: pd.DataFrame, validation: pd.DataFrame, phases: Seque
                 m = binary_metrics(g["label"].to_numpy(np.int64), margin, 0.0)
                 kept = m.specificity if not last else m.sensitivity
                 fixed = "sensitivity" if not last else "specificity"
-                rows.append({"cohort": cohort, "phase": phase, "model": model,
-                             "rule": f"validation {fixed} = 1", "n": len(g),
-                             f"test_{fixed}": getattr(m, fixed).estimate,
-                             "reported": "specificity" if not last else "sensitivity",
-                             "value": kept.estimate, "ci_low": kept.ci_low,
-                             "ci_high": kept.ci_high})
+                rows.append(
+                    {
+                        "cohort": cohort,
+                        "phase": phase,
+                        "model": model,
+                        "rule": f"validation {fixed} = 1",
+                        "n": len(g),
+                        f"test_{fixed}": getattr(m, fixed).estimate,
+                        "reported": "specificity" if not last else "sensitivity",
+                        "value": kept.estimate,
+                        "ci_low": kept.ci_low,
+                        "ci_high": kept.ci_high,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-def subgroup_odds_ratios(table: pd.DataFrame, label: np.ndarray,
-                         variables: Sequence[ClinicalVariable]) -> pd.DataFrame:
+def subgroup_odds_ratios(
+    table: pd.DataFrame, label: np.ndarray, variables: Sequence[ClinicalVariable]
+) -> pd.DataFrame:
     """Odds of pCR by level of each categorical or ordinal variable (univariable logistic
     model, the most common level as the reference; blank cells as ``Unknown``).
 
@@ -217,14 +250,22 @@ def subgroup_odds_ratios(table: pd.DataFrame, label: np.ndarray,
         reference = str(counts.index[0])
         frame = pd.DataFrame({"level": cells.to_numpy(), "pcr": y})
         try:
-            fit = logistic_regression(frame, "pcr", ["level"],
-                                      categorical={"level": reference})
+            fit = logistic_regression(frame, "pcr", ["level"], categorical={"level": reference})
         except ValueError:
             continue  # a level with a single outcome class (separation): no finite OR
         for _, term in fit.table[fit.table["covariate"] == "level"].iterrows():
-            level = term["term"][len("level["):-1]
-            rows.append({"variable": var.name, "level": level, "reference": reference,
-                         "n": int(counts[level]), "pcr_rate": float(y[cells == level].mean()),
-                         "odds_ratio": term["odds_ratio"], "ci_low": term["ci_low"],
-                         "ci_high": term["ci_high"], "p": term["p_value"]})
+            level = term["term"][len("level[") : -1]
+            rows.append(
+                {
+                    "variable": var.name,
+                    "level": level,
+                    "reference": reference,
+                    "n": int(counts[level]),
+                    "pcr_rate": float(y[cells == level].mean()),
+                    "odds_ratio": term["odds_ratio"],
+                    "ci_low": term["ci_low"],
+                    "ci_high": term["ci_high"],
+                    "p": term["p_value"],
+                }
+            )
     return pd.DataFrame(rows)

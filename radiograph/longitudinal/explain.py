@@ -21,9 +21,14 @@ from radiograph.longitudinal.train import PatientImages, collate
 from radiograph.nn.longitudinal import MRPModel
 
 
-def image_attributions(model: MRPModel, patient: PatientImages, clinical: np.ndarray, *,
-                       upto: int | None = None, steps: int = 32) -> list[tuple[int, np.ndarray,
-                                                                                np.ndarray]]:
+def image_attributions(
+    model: MRPModel,
+    patient: PatientImages,
+    clinical: np.ndarray,
+    *,
+    upto: int | None = None,
+    steps: int = 32,
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Integrated gradients of the response logit for one patient's images.
 
     Args:
@@ -44,24 +49,35 @@ def image_attributions(model: MRPModel, patient: PatientImages, clinical: np.nda
     if not items:
         return []
     images, phase, mask = collate([items], model.config.spatial_dims)
-    x = (torch.from_numpy(np.asarray(clinical, np.float32))[None]
-         if model.config.clinical_widths else None)
+    x = (
+        torch.from_numpy(np.asarray(clinical, np.float32))[None]
+        if model.config.clinical_widths
+        else None
+    )
     model.eval()
 
     def logit(batch: torch.Tensor) -> torch.Tensor:
         n = batch.shape[0]
-        return model(batch, phase.expand(n, -1), mask.expand(n, -1),
-                     None if x is None else x.expand(n, -1)).logit
+        return model(
+            batch, phase.expand(n, -1), mask.expand(n, -1), None if x is None else x.expand(n, -1)
+        ).logit
 
-    attribution = IntegratedGradients(logit).attribute(images, torch.zeros_like(images),
-                                                       n_steps=steps)
-    return [(k, array, attribution[0, j, 0].detach().numpy())
-            for j, (k, array) in enumerate(items)]
+    attribution = IntegratedGradients(logit).attribute(
+        images, torch.zeros_like(images), n_steps=steps
+    )
+    return [(k, array, attribution[0, j, 0].detach().numpy()) for j, (k, array) in enumerate(items)]
 
 
-def permutation_importance(predict: Callable[[np.ndarray], np.ndarray], clinical: np.ndarray,
-                           label: np.ndarray, widths: Sequence[int], names: Sequence[str], *,
-                           repeats: int = 10, seed: int = 0) -> pd.DataFrame:
+def permutation_importance(
+    predict: Callable[[np.ndarray], np.ndarray],
+    clinical: np.ndarray,
+    label: np.ndarray,
+    widths: Sequence[int],
+    names: Sequence[str],
+    *,
+    repeats: int = 10,
+    seed: int = 0,
+) -> pd.DataFrame:
     """AUROC drop when each clinical variable is permuted across patients.
 
     Args:
@@ -76,8 +92,10 @@ def permutation_importance(predict: Callable[[np.ndarray], np.ndarray], clinical
     """
     label = np.asarray(label, dtype=np.int64)
     if len(widths) != len(names) or sum(widths) != clinical.shape[1]:
-        raise ValueError(f"widths, names: {len(widths)} widths summing to {sum(widths)} and "
-                         f"{len(names)} names for {clinical.shape[1]} columns")
+        raise ValueError(
+            f"widths, names: {len(widths)} widths summing to {sum(widths)} and "
+            f"{len(names)} names for {clinical.shape[1]} columns"
+        )
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1, got {repeats}")
     rng = np.random.default_rng(seed)
@@ -91,7 +109,12 @@ def permutation_importance(predict: Callable[[np.ndarray], np.ndarray], clinical
             cols = slice(starts[v], starts[v + 1])
             permuted[:, cols] = clinical[rng.permutation(len(label)), cols]
             drops.append(base - roc_auc_score(label, predict(permuted)))
-        rows.append({"variable": name, "importance": float(np.mean(drops)),
-                     "sd": float(np.std(drops, ddof=1)) if repeats > 1 else float("nan"),
-                     "repeats": repeats})
+        rows.append(
+            {
+                "variable": name,
+                "importance": float(np.mean(drops)),
+                "sd": float(np.std(drops, ddof=1)) if repeats > 1 else float("nan"),
+                "repeats": repeats,
+            }
+        )
     return pd.DataFrame(rows).sort_values("importance", ascending=False, ignore_index=True)

@@ -35,8 +35,9 @@ from radiograph.nn.longitudinal import ClinicalNet, MRPConfig, MRPModel
 WEIGHT_GRID = np.round(np.linspace(0.0, 1.0, 21), 10)
 
 
-def fuse(p_mammo: np.ndarray, p_mri: np.ndarray, p_clinical: np.ndarray,
-         weight: float) -> np.ndarray:
+def fuse(
+    p_mammo: np.ndarray, p_mri: np.ndarray, p_clinical: np.ndarray, weight: float
+) -> np.ndarray:
     """(n,) fused P(pCR): ``weight p_mammo + (1 - weight) p_mri`` where both exist (not NaN),
     the one that exists otherwise, ``p_clinical`` where neither does."""
     if not 0.0 <= weight <= 1.0:
@@ -46,15 +47,19 @@ def fuse(p_mammo: np.ndarray, p_mri: np.ndarray, p_clinical: np.ndarray,
     return np.where(np.isnan(out), p_clinical, out)
 
 
-def choose_weight(label: np.ndarray, p_mammo: np.ndarray, p_mri: np.ndarray,
-                  p_clinical: np.ndarray, grid: np.ndarray = WEIGHT_GRID) -> float:
+def choose_weight(
+    label: np.ndarray,
+    p_mammo: np.ndarray,
+    p_mri: np.ndarray,
+    p_clinical: np.ndarray,
+    grid: np.ndarray = WEIGHT_GRID,
+) -> float:
     """The grid weight maximising the validation AUROC of :func:`fuse` (ties: closest to 1/2;
     1/2 when the validation patients hold a single class)."""
     label = np.asarray(label, dtype=np.int64)
     if label.min() == label.max():
         return 0.5
-    auc = np.array([roc_auc_score(label, fuse(p_mammo, p_mri, p_clinical, float(w)))
-                    for w in grid])
+    auc = np.array([roc_auc_score(label, fuse(p_mammo, p_mri, p_clinical, float(w))) for w in grid])
     best = np.flatnonzero(np.isclose(auc, auc.max(), rtol=0, atol=1e-12))
     return float(grid[best[np.argmin(np.abs(grid[best] - 0.5))]])
 
@@ -77,8 +82,9 @@ class MRPSystem:
     weight: float
     validation_ids: tuple[str, ...]
 
-    def predictions(self, patients: Sequence[PatientImages], table: pd.DataFrame, *,
-                    upto: int | None = None) -> pd.DataFrame:
+    def predictions(
+        self, patients: Sequence[PatientImages], table: pd.DataFrame, *, upto: int | None = None
+    ) -> pd.DataFrame:
         """P(pCR) of every model and fused variant, one row per patient (index patient_id).
 
         Columns: ``clinical``, each model name, ``mrp`` (validation weight), ``mrp_equal``
@@ -92,20 +98,22 @@ class MRPSystem:
         """
         return self.predictions_encoded(patients, self.clinical.inputs(table), upto=upto)
 
-    def predictions_encoded(self, patients: Sequence[PatientImages], x: np.ndarray, *,
-                            upto: int | None = None) -> pd.DataFrame:
+    def predictions_encoded(
+        self, patients: Sequence[PatientImages], x: np.ndarray, *, upto: int | None = None
+    ) -> pd.DataFrame:
         """:meth:`predictions` from already encoded clinical inputs ``x`` (n, width)."""
-        frame = pd.DataFrame({"clinical": predict_clinical(self.clinical_net, x)},
-                             index=pd.Index([p.patient_id for p in patients], name="patient_id"))
+        frame = pd.DataFrame(
+            {"clinical": predict_clinical(self.clinical_net, x)},
+            index=pd.Index([p.patient_id for p in patients], name="patient_id"),
+        )
         for name, model in self.models.items():
             frame[name] = predict(model, patients, x, upto=upto)
         base = frame["clinical"].to_numpy()
-        frame["mrp"] = fuse(frame["mammo"].to_numpy(), frame["mri"].to_numpy(), base,
-                            self.weight)
+        frame["mrp"] = fuse(frame["mammo"].to_numpy(), frame["mri"].to_numpy(), base, self.weight)
         frame["mrp_equal"] = fuse(frame["mammo"].to_numpy(), frame["mri"].to_numpy(), base, 0.5)
         for name in self.models:
             if name.startswith("mri_"):
-                tag = name[len("mri_"):]
+                tag = name[len("mri_") :]
                 mammo = frame.get(f"mammo_{tag}", frame["mammo"]).to_numpy()
                 frame[f"mrp_{tag}"] = fuse(mammo, frame[name].to_numpy(), base, self.weight)
         return frame
@@ -115,10 +123,16 @@ class MRPSystem:
 ABLATIONS = {"no_phase": {"phase_embedding": False}, "no_crossmodal": {"cross_modal": False}}
 
 
-def fit_system(patients: Sequence[PatientImages], table: pd.DataFrame,
-               variables: Sequence[ClinicalVariable], configs: dict[str, MRPConfig],
-               settings: TrainSettings, *, validation_fraction: float = 0.25,
-               ablations: Sequence[str] = tuple(ABLATIONS)) -> MRPSystem:
+def fit_system(
+    patients: Sequence[PatientImages],
+    table: pd.DataFrame,
+    variables: Sequence[ClinicalVariable],
+    configs: dict[str, MRPConfig],
+    settings: TrainSettings,
+    *,
+    validation_fraction: float = 0.25,
+    ablations: Sequence[str] = tuple(ABLATIONS),
+) -> MRPSystem:
     """Fit the whole system on training patients only (module docstring).
 
     Args:
@@ -142,8 +156,12 @@ def fit_system(patients: Sequence[PatientImages], table: pd.DataFrame,
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction: must lie in (0, 1), got {validation_fraction}")
     labels = np.array([p.label for p in patients])
-    inner, val = train_test_split(np.arange(len(patients)), test_size=validation_fraction,
-                                  stratify=labels, random_state=settings.seed)
+    inner, val = train_test_split(
+        np.arange(len(patients)),
+        test_size=validation_fraction,
+        stratify=labels,
+        random_state=settings.seed,
+    )
     inner_p, inner_t = [patients[i] for i in inner], table.iloc[inner]
     clinical = ClinicalFeatures(variables).fit(inner_t)
     x, targets = clinical.inputs(inner_t), clinical.targets(inner_t)
@@ -159,11 +177,16 @@ def fit_system(patients: Sequence[PatientImages], table: pd.DataFrame,
     models = {}
     for name, cfg in specs.items():
         with_images = [i for i, p in enumerate(inner_p) if p.items(cfg.modality)]
-        models[name] = fit_model(cfg, [inner_p[i] for i in with_images], x[with_images],
-                                 targets[with_images], settings)
+        models[name] = fit_model(
+            cfg, [inner_p[i] for i in with_images], x[with_images], targets[with_images], settings
+        )
     net = fit_clinical_net(x, labels[inner], clinical.widths_, settings)
     system = MRPSystem(clinical, models, net, 0.5, tuple(patients[i].patient_id for i in val))
     val_frame = system.predictions([patients[i] for i in val], table.iloc[val])
-    system.weight = choose_weight(labels[val], val_frame["mammo"].to_numpy(),
-                                  val_frame["mri"].to_numpy(), val_frame["clinical"].to_numpy())
+    system.weight = choose_weight(
+        labels[val],
+        val_frame["mammo"].to_numpy(),
+        val_frame["mri"].to_numpy(),
+        val_frame["clinical"].to_numpy(),
+    )
     return system

@@ -30,8 +30,9 @@ DEFAULT_IMAGE_SHAPE = (128, 128)
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
-def load_volume(path: str | os.PathLike, shape: tuple[int, int, int] = DEFAULT_VOLUME_SHAPE
-                ) -> np.ndarray:
+def load_volume(
+    path: str | os.PathLike, shape: tuple[int, int, int] = DEFAULT_VOLUME_SHAPE
+) -> np.ndarray:
     """One 3D volume as a model input.
 
     Args:
@@ -49,9 +50,13 @@ def load_volume(path: str | os.PathLike, shape: tuple[int, int, int] = DEFAULT_V
     return zscore(resample(_read_array(Path(path)), shape))
 
 
-def make_subtraction(pre: str | os.PathLike, post: str | os.PathLike,
-                     shape: tuple[int, int, int] = DEFAULT_VOLUME_SHAPE, *,
-                     normalise: bool = True) -> np.ndarray:
+def make_subtraction(
+    pre: str | os.PathLike,
+    post: str | os.PathLike,
+    shape: tuple[int, int, int] = DEFAULT_VOLUME_SHAPE,
+    *,
+    normalise: bool = True,
+) -> np.ndarray:
     """The DCE subtraction ``post - pre`` (seeds/002, Methods) as a model input.
 
     Both volumes are resampled onto ``shape`` the same way, then subtracted in float64
@@ -76,16 +81,20 @@ def make_subtraction(pre: str | os.PathLike, post: str | os.PathLike,
     pre_image, post_image = _read_scalar_volume(pre), _read_scalar_volume(post)
     problem = geometry_mismatch(pre_image, post_image)
     if problem:
-        raise ValueError(f"post-contrast volume {post} is not on the grid of the pre-contrast "
-                         f"volume {pre} ({problem}); register and resample them before "
-                         "subtracting")
-    difference = (resample(sitk.GetArrayFromImage(post_image), shape)
-                  - resample(sitk.GetArrayFromImage(pre_image), shape))
+        raise ValueError(
+            f"post-contrast volume {post} is not on the grid of the pre-contrast "
+            f"volume {pre} ({problem}); register and resample them before "
+            "subtracting"
+        )
+    difference = resample(sitk.GetArrayFromImage(post_image), shape) - resample(
+        sitk.GetArrayFromImage(pre_image), shape
+    )
     return zscore(difference) if normalise else difference.astype(np.float32)
 
 
-def visit_volume(visit: Visit, shape: tuple[int, int, int] = DEFAULT_VOLUME_SHAPE
-                 ) -> np.ndarray | None:
+def visit_volume(
+    visit: Visit, shape: tuple[int, int, int] = DEFAULT_VOLUME_SHAPE
+) -> np.ndarray | None:
     """The visit's MRI input: its subtraction volume, or the subtraction made from its pre-
     and post-contrast volumes; None when it has neither.
 
@@ -99,8 +108,7 @@ def visit_volume(visit: Visit, shape: tuple[int, int, int] = DEFAULT_VOLUME_SHAP
     return None
 
 
-def load_image(path: str | os.PathLike, shape: tuple[int, int] = DEFAULT_IMAGE_SHAPE
-               ) -> np.ndarray:
+def load_image(path: str | os.PathLike, shape: tuple[int, int] = DEFAULT_IMAGE_SHAPE) -> np.ndarray:
     """One 2D image (a mammogram view) as a model input.
 
     Args:
@@ -122,8 +130,10 @@ def load_image(path: str | os.PathLike, shape: tuple[int, int] = DEFAULT_IMAGE_S
     if pixels.ndim == 3:  # colour: (H, W, C); alpha dropped
         pixels = pixels[..., :3].mean(axis=-1)
     if pixels.ndim != 2:
-        raise ValueError(f"image {path}: pixel array has shape {pixels.shape}; a 2D grey or "
-                         "colour image is expected")
+        raise ValueError(
+            f"image {path}: pixel array has shape {pixels.shape}; a 2D grey or "
+            "colour image is expected"
+        )
     bad = int(np.count_nonzero(~np.isfinite(pixels)))
     if bad:
         raise ValueError(f"image {path}: {bad} NaN or infinite pixel(s)")
@@ -166,8 +176,10 @@ def _read_scalar_volume(path: Path) -> sitk.Image:
         raise ValueError(f"volume {err}") from err
     size = image.GetSize()
     if image.GetNumberOfComponentsPerPixel() != 1 or sum(s > 1 for s in size) < 3:
-        raise ValueError(f"volume {path}: size {size} with {image.GetNumberOfComponentsPerPixel()}"
-                         " component(s); a 3D scalar volume is expected")
+        raise ValueError(
+            f"volume {path}: size {size} with {image.GetNumberOfComponentsPerPixel()}"
+            " component(s); a 3D scalar volume is expected"
+        )
     return image
 
 
@@ -199,8 +211,9 @@ def _read_dicom(path: Path) -> np.ndarray:
         raise ValueError(f"image {path}: not a readable DICOM image ({err})") from err
     frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
     if frames > 1:
-        raise ValueError(f"image {path}: DICOM with {frames} frames; one 2D view per file is "
-                         "expected")
+        raise ValueError(
+            f"image {path}: DICOM with {frames} frames; one 2D view per file is expected"
+        )
     slope = float(getattr(dataset, "RescaleSlope", 1) or 1)
     intercept = float(getattr(dataset, "RescaleIntercept", 0) or 0)
     pixels = pixels * slope + intercept
@@ -216,8 +229,9 @@ def _read_pil(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             frames = getattr(image, "n_frames", 1)
             if frames > 1:
-                raise ValueError(f"image {path}: {frames} pages/frames; one 2D view per file is "
-                                 "expected")
+                raise ValueError(
+                    f"image {path}: {frames} pages/frames; one 2D view per file is expected"
+                )
             image.load()
             return np.asarray(image, dtype=np.float64)
     except (OSError, UnidentifiedImageError) as err:

@@ -77,8 +77,9 @@ class ModelSettings:
     def __post_init__(self) -> None:
         TrainSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
         if not 0.0 < self.validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction: must lie in (0, 1), got "
-                             f"{self.validation_fraction}")
+            raise ValueError(
+                f"validation_fraction: must lie in (0, 1), got {self.validation_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,11 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> LongitudinalStudyC
         except _TypeProblem as problem:
             reader.fail(problem.key, problem.message)
     for key in ("manifest", "out"):
-        if isinstance(values.get(key), Path) and not values[key].is_absolute() \
-                and key not in overrides:
+        if (
+            isinstance(values.get(key), Path)
+            and not values[key].is_absolute()
+            and key not in overrides
+        ):
             values[key] = (path.parent / values[key]).resolve()
     if not reader.problems:
         try:
@@ -209,41 +213,56 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
         result.timings[stage] = round(now - clock, 2)
         clock = now
 
-    cohort = read_longitudinal_manifest(config.manifest, config.phases, config.clinical,
-                                        label_column=config.label_column,
-                                        reader_columns=config.reader_columns)
+    cohort = read_longitudinal_manifest(
+        config.manifest,
+        config.phases,
+        config.clinical,
+        label_column=config.label_column,
+        reader_columns=config.reader_columns,
+    )
     patients = load_patients(cohort, config.volume_shape, config.image_shape)
     table = cohort.clinical_table()
     lap("load")
-    internal = np.array([i for i, p in enumerate(cohort.patients)
-                         if p.centre not in config.external_centres])
-    external = np.array([i for i, p in enumerate(cohort.patients)
-                         if p.centre in config.external_centres])
+    internal = np.array(
+        [i for i, p in enumerate(cohort.patients) if p.centre not in config.external_centres]
+    )
+    external = np.array(
+        [i for i, p in enumerate(cohort.patients) if p.centre in config.external_centres]
+    )
     if len(internal) == 0:
-        raise ValueError(f"external_centres: every centre is external "
-                         f"{sorted(config.external_centres)}; nothing to train on")
+        raise ValueError(
+            f"external_centres: every centre is external "
+            f"{sorted(config.external_centres)}; nothing to train on"
+        )
     sub = dataclasses.replace(cohort, patients=tuple(cohort.patients[i] for i in internal))
     preds, vals, externals, systems = [], [], [], []
     for fold, (train, test) in enumerate(patient_folds(sub, config.folds, config.seed)):
         train, test = internal[train], internal[test]
-        system = _fit(config, cohort, [patients[i] for i in train], table.iloc[train],
-                      seed=config.seed + fold)
+        system = _fit(
+            config, cohort, [patients[i] for i in train], table.iloc[train], seed=config.seed + fold
+        )
         systems.append((system, test))
         result.weights.append(system.weight)
         by_id = {p.patient_id: i for i, p in enumerate(cohort.patients)}
         val = np.array([by_id[pid] for pid in system.validation_ids])
-        preds.append(_phase_predictions(system, cohort, patients, table, test, "internal",
-                                        fold))
-        vals.append(_phase_predictions(system, cohort, patients, table, val, "validation",
-                                       fold))
+        preds.append(_phase_predictions(system, cohort, patients, table, test, "internal", fold))
+        vals.append(_phase_predictions(system, cohort, patients, table, val, "validation", fold))
         if len(external):
-            externals.append(_phase_predictions(system, cohort, patients, table, external,
-                                                "external", fold))
+            externals.append(
+                _phase_predictions(system, cohort, patients, table, external, "external", fold)
+            )
     lap("train_and_predict")
     if externals:
-        ext = pd.concat(externals).groupby(
-            ["cohort", "patient_id", "centre", "phase", "model", "label"], sort=False,
-            as_index=False)["prob"].mean().assign(fold=-1)
+        ext = (
+            pd.concat(externals)
+            .groupby(
+                ["cohort", "patient_id", "centre", "phase", "model", "label"],
+                sort=False,
+                as_index=False,
+            )["prob"]
+            .mean()
+            .assign(fold=-1)
+        )
         ext["cohort"] = "external:" + ext["centre"]
         preds.append(ext)
     pred = pd.concat(preds, ignore_index=True)
@@ -264,22 +283,50 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
     return result
 
 
-def _fit(config: LongitudinalStudyConfig, cohort: LongitudinalCohort,
-         patients: list[PatientImages], table: pd.DataFrame, *, seed: int) -> MRPSystem:
+def _fit(
+    config: LongitudinalStudyConfig,
+    cohort: LongitudinalCohort,
+    patients: list[PatientImages],
+    table: pd.DataFrame,
+    *,
+    seed: int,
+) -> MRPSystem:
     m = config.model
-    common = dict(n_phases=len(config.phases), encoder=m.encoder, feature_dim=m.feature_dim,
-                  hidden=m.hidden)
-    configs = {"mri": MRPConfig("mri", weights=m.mri_weights, **common),
-               "mammo": MRPConfig("mammo", weights=m.mammo_weights, **common)}
-    settings = TrainSettings(epochs=m.epochs, batch_size=m.batch_size, lr=m.lr,
-                             weight_decay=m.weight_decay, seed=seed, flip=m.flip)
-    return fit_system(patients, table, cohort.clinical_variables, configs, settings,
-                      validation_fraction=m.validation_fraction, ablations=config.ablations)
+    common = dict(
+        n_phases=len(config.phases), encoder=m.encoder, feature_dim=m.feature_dim, hidden=m.hidden
+    )
+    configs = {
+        "mri": MRPConfig("mri", weights=m.mri_weights, **common),
+        "mammo": MRPConfig("mammo", weights=m.mammo_weights, **common),
+    }
+    settings = TrainSettings(
+        epochs=m.epochs,
+        batch_size=m.batch_size,
+        lr=m.lr,
+        weight_decay=m.weight_decay,
+        seed=seed,
+        flip=m.flip,
+    )
+    return fit_system(
+        patients,
+        table,
+        cohort.clinical_variables,
+        configs,
+        settings,
+        validation_fraction=m.validation_fraction,
+        ablations=config.ablations,
+    )
 
 
-def _phase_predictions(system: MRPSystem, cohort: LongitudinalCohort,
-                       patients: list[PatientImages], table: pd.DataFrame, rows: np.ndarray,
-                       name: str, fold: int) -> pd.DataFrame:
+def _phase_predictions(
+    system: MRPSystem,
+    cohort: LongitudinalCohort,
+    patients: list[PatientImages],
+    table: pd.DataFrame,
+    rows: np.ndarray,
+    name: str,
+    fold: int,
+) -> pd.DataFrame:
     """Long predictions of ``rows`` at each phase (module docstring, step 4)."""
     chosen = [patients[i] for i in rows]
     frame_rows = table.iloc[rows]
@@ -288,40 +335,51 @@ def _phase_predictions(system: MRPSystem, cohort: LongitudinalCohort,
     pre_only = system.predictions_encoded(chosen, x, upto=0)
     parts = []
     for k, phase in enumerate(cohort.phases):
-        seen = [j for j, p in enumerate(chosen)
-                if any(i[0] == k for i in (*p.mri, *p.mammo))]
+        seen = [j for j, p in enumerate(chosen) if any(i[0] == k for i in (*p.mri, *p.mammo))]
         if not seen:
             continue
         wide = system.predictions_encoded([chosen[j] for j in seen], x[seen], upto=k)
         if k > 0:
             for model in ("mrp", "mri"):
                 wide[f"{model}_pre_only"] = pre_only[model].to_numpy()[seen]
-        long = wide.reset_index().melt(id_vars="patient_id", var_name="model",
-                                       value_name="prob")
+        long = wide.reset_index().melt(id_vars="patient_id", var_name="model", value_name="prob")
         parts.append(long.assign(phase=phase))
     long = pd.concat(parts, ignore_index=True)
     labels = {p.patient_id: p.label for p in chosen}
-    return long.assign(cohort=name, fold=fold, centre=long["patient_id"].map(centre),
-                       label=long["patient_id"].map(labels))
+    return long.assign(
+        cohort=name,
+        fold=fold,
+        centre=long["patient_id"].map(centre),
+        label=long["patient_id"].map(labels),
+    )
 
 
 def _reader_rows(cohort: LongitudinalCohort, pred: pd.DataFrame) -> pd.DataFrame:
     """Reader scores as extra ``model`` rows (``reader:<column>``) for the evaluated
     patient-phase pairs."""
     frames = []
-    keys = pred[pred["model"] == "mrp"][["cohort", "fold", "patient_id", "centre", "phase",
-                                         "label"]]
+    keys = pred[pred["model"] == "mrp"][
+        ["cohort", "fold", "patient_id", "centre", "phase", "label"]
+    ]
     for phase in cohort.phases:
         scores = cohort.reader_table(phase)
         at = keys[keys["phase"] == phase]
         for column in cohort.reader_columns:
-            frames.append(at.assign(model=f"reader:{column}",
-                                    prob=at["patient_id"].map(scores[column]).to_numpy()))
+            frames.append(
+                at.assign(
+                    model=f"reader:{column}", prob=at["patient_id"].map(scores[column]).to_numpy()
+                )
+            )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _tables(config: LongitudinalStudyConfig, cohort: LongitudinalCohort, table: pd.DataFrame,
-            result: StudyResult, external: np.ndarray) -> None:
+def _tables(
+    config: LongitudinalStudyConfig,
+    cohort: LongitudinalCohort,
+    table: pd.DataFrame,
+    result: StudyResult,
+    external: np.ndarray,
+) -> None:
     pred, phases = result.predictions, config.phases
     readers = [f"reader:{c}" for c in cohort.reader_columns]
     t = result.tables
@@ -333,30 +391,41 @@ def _tables(config: LongitudinalStudyConfig, cohort: LongitudinalCohort, table: 
     per = t["per_phase"]
     t["ablation"] = per[per["model"].isin(["mrp", *ablated])].merge(
         evaluate.delong_table(pred, "mrp", ablated).rename(
-            columns={"model": "full", "reference": "model"})[
-            ["cohort", "phase", "model", "difference", "p"]],
-        on=["cohort", "phase", "model"], how="left")
+            columns={"model": "full", "reference": "model"}
+        )[["cohort", "phase", "model", "difference", "p"]],
+        on=["cohort", "phase", "model"],
+        how="left",
+    )
     models = ["mrp", "clinical", *readers]
-    result.curves = evaluate.decision_curves(pred, phases, models,
-                                             n_boot=min(config.n_boot, 200), seed=config.seed)
+    result.curves = evaluate.decision_curves(
+        pred, phases, models, n_boot=min(config.n_boot, 200), seed=config.seed
+    )
     t["decision_curves"] = evaluate.decision_table(result.curves)
-    t["operating_points"] = evaluate.operating_points(pred, result.validation, phases,
-                                                      ["mrp", "mri", "clinical"])
-    internal = [i for i, p in enumerate(cohort.patients)
-                if p.centre not in config.external_centres]
+    t["operating_points"] = evaluate.operating_points(
+        pred, result.validation, phases, ["mrp", "mri", "clinical"]
+    )
+    internal = [i for i, p in enumerate(cohort.patients) if p.centre not in config.external_centres]
     t["subgroup_odds_ratios"] = evaluate.subgroup_odds_ratios(
-        table.iloc[internal], cohort.labels()[internal], cohort.clinical_variables)
+        table.iloc[internal], cohort.labels()[internal], cohort.clinical_variables
+    )
     summary = cohort.availability_summary()
-    summary["cohort"] = np.where(summary["centre"].isin(config.external_centres),
-                                 "external:" + summary["centre"], "internal")
+    summary["cohort"] = np.where(
+        summary["centre"].isin(config.external_centres), "external:" + summary["centre"], "internal"
+    )
     t["availability"] = summary
-    t["fusion_weights"] = pd.DataFrame({"fold": range(len(result.weights)),
-                                        "mammo_weight": result.weights})
+    t["fusion_weights"] = pd.DataFrame(
+        {"fold": range(len(result.weights)), "mammo_weight": result.weights}
+    )
 
 
-def _explain(config: LongitudinalStudyConfig, cohort: LongitudinalCohort,
-             patients: list[PatientImages], table: pd.DataFrame, systems: list,
-             result: StudyResult) -> None:
+def _explain(
+    config: LongitudinalStudyConfig,
+    cohort: LongitudinalCohort,
+    patients: list[PatientImages],
+    table: pd.DataFrame,
+    systems: list,
+    result: StudyResult,
+) -> None:
     """Permutation importance of the clinical variables for the MRP system (per fold, test
     patients, all their data), and integrated gradients of the first fold's MRI and
     mammography models for ``ig_patients`` test patients with the most images."""
@@ -368,29 +437,49 @@ def _explain(config: LongitudinalStudyConfig, cohort: LongitudinalCohort,
         y = np.array([p.label for p in chosen])
         if y.min() == y.max():
             continue
-        used = [n for n in names if any(c == n or c.startswith(f"{n}[")
-                                        for c in system.clinical.encoder_.columns_)]
-        fused = dataclasses.replace(system, models={m: system.models[m]
-                                                    for m in ("mammo", "mri")})
-        frames.append(permutation_importance(
-            lambda z, c=chosen, s=fused: s.predictions_encoded(c, z)["mrp"].to_numpy(),
-            x, y, system.clinical.widths_, used, repeats=config.permutation_repeats,
-            seed=config.seed + fold).assign(fold=fold))
+        used = [
+            n
+            for n in names
+            if any(c == n or c.startswith(f"{n}[") for c in system.clinical.encoder_.columns_)
+        ]
+        fused = dataclasses.replace(system, models={m: system.models[m] for m in ("mammo", "mri")})
+        frames.append(
+            permutation_importance(
+                lambda z, c=chosen, s=fused: s.predictions_encoded(c, z)["mrp"].to_numpy(),
+                x,
+                y,
+                system.clinical.widths_,
+                used,
+                repeats=config.permutation_repeats,
+                seed=config.seed + fold,
+            ).assign(fold=fold)
+        )
     if frames:
         pooled = pd.concat(frames)
-        result.tables["permutation_importance"] = pooled.groupby("variable", as_index=False) \
-            .agg(importance=("importance", "mean"), sd=("importance", "std"),
-                 folds=("fold", "nunique")).sort_values("importance", ascending=False)
+        result.tables["permutation_importance"] = (
+            pooled.groupby("variable", as_index=False)
+            .agg(
+                importance=("importance", "mean"),
+                sd=("importance", "std"),
+                folds=("fold", "nunique"),
+            )
+            .sort_values("importance", ascending=False)
+        )
     system, test = systems[0]
     x = system.clinical.inputs(table.iloc[test])
     for modality in ("mri", "mammo"):
         ranked = sorted(range(len(test)), key=lambda j: -len(patients[test[j]].items(modality)))
-        for j in ranked[:config.ig_patients]:
+        for j in ranked[: config.ig_patients]:
             p = patients[test[j]]
             if p.items(modality):
                 result.attributions.append(
-                    (modality, p.patient_id, p.label,
-                     image_attributions(system.models[modality], p, x[j])))
+                    (
+                        modality,
+                        p.patient_id,
+                        p.label,
+                        image_attributions(system.models[modality], p, x[j]),
+                    )
+                )
 
 
 def _plain(value: Any) -> Any:

@@ -53,8 +53,9 @@ class PatientImages:
         return items if upto is None else tuple(i for i in items if i[0] <= upto)
 
 
-def load_patients(cohort, volume_shape: tuple[int, int, int],
-                  image_shape: tuple[int, int]) -> list[PatientImages]:
+def load_patients(
+    cohort, volume_shape: tuple[int, int, int], image_shape: tuple[int, int]
+) -> list[PatientImages]:
     """Load every patient's volumes and views once (cohort order).
 
     Args:
@@ -73,8 +74,10 @@ def load_patients(cohort, volume_shape: tuple[int, int, int],
             volume = visit_volume(visit, tuple(volume_shape))
             if volume is not None:
                 mri.append((k, volume.astype(np.float32)))
-            mammo += [(k, load_image(path, tuple(image_shape)).astype(np.float32))
-                      for path in visit.images]
+            mammo += [
+                (k, load_image(path, tuple(image_shape)).astype(np.float32))
+                for path in visit.images
+            ]
         out.append(PatientImages(patient.patient_id, patient.label, tuple(mri), tuple(mammo)))
     return out
 
@@ -107,13 +110,17 @@ class ClinicalFeatures:
         columns = self.encoder_.columns_
         widths = []
         for var in self.variables:
-            width = sum(1 for c in columns if c == var.name or c.startswith(f"{var.name}[")
-                        or c == f"{var.name}__missing")
+            width = sum(
+                1
+                for c in columns
+                if c == var.name or c.startswith(f"{var.name}[") or c == f"{var.name}__missing"
+            )
             if width:
                 widths.append(width)
         self.widths_ = tuple(widths)
-        self.aux_classes_ = tuple(0 if v.kind == "continuous" else len(v.levels)
-                                  for v in self.variables)
+        self.aux_classes_ = tuple(
+            0 if v.kind == "continuous" else len(v.levels) for v in self.variables
+        )
         for var in self.variables:
             if var.kind == "continuous":
                 cells = table[var.name].astype(str).str.strip()
@@ -143,8 +150,9 @@ class ClinicalFeatures:
                 out[:, a] = ((values - mean) / sd).to_numpy(np.float32)
             else:
                 index = {level: float(i) for i, level in enumerate(var.levels)}
-                out[:, a] = [index.get(c, np.nan) if c not in ("", UNKNOWN) else np.nan
-                             for c in cells]
+                out[:, a] = [
+                    index.get(c, np.nan) if c not in ("", UNKNOWN) else np.nan for c in cells
+                ]
         return out
 
 
@@ -185,8 +193,9 @@ def sample_subset(items: Sequence[Item], rng: np.random.Generator) -> tuple[Item
     return tuple(items[i] for i in keep)
 
 
-def collate(selected: Sequence[Sequence[Item]], dims: int
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def collate(
+    selected: Sequence[Sequence[Item]], dims: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pad B patients' items into ``images`` (B, T, 1, *S), ``phase`` (B, T) long and
     ``mask`` (B, T) bool, T the largest item count (at least 1)."""
     t = max(1, max((len(s) for s in selected), default=0))
@@ -202,8 +211,13 @@ def collate(selected: Sequence[Sequence[Item]], dims: int
     return images, phase, mask
 
 
-def fit_model(config: MRPConfig, patients: Sequence[PatientImages], clinical: np.ndarray,
-              targets: np.ndarray, settings: TrainSettings) -> MRPModel:
+def fit_model(
+    config: MRPConfig,
+    patients: Sequence[PatientImages],
+    clinical: np.ndarray,
+    targets: np.ndarray,
+    settings: TrainSettings,
+) -> MRPModel:
     """Train one modality model with per-epoch random subsets (module docstring).
 
     Args:
@@ -218,26 +232,27 @@ def fit_model(config: MRPConfig, patients: Sequence[PatientImages], clinical: np
     """
     n = len(patients)
     if clinical.shape[0] != n or targets.shape[0] != n:
-        raise ValueError(f"clinical, targets: need {n} rows, got {clinical.shape[0]} and "
-                         f"{targets.shape[0]}")
+        raise ValueError(
+            f"clinical, targets: need {n} rows, got {clinical.shape[0]} and {targets.shape[0]}"
+        )
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     model = MRPModel(config)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.lr,
-                                  weight_decay=settings.weight_decay)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
     labels = torch.tensor([p.label for p in patients], dtype=torch.float32)
     clinical_t, targets_t = torch.from_numpy(clinical), torch.from_numpy(targets)
     model.train()
     for _ in range(settings.epochs):
         order = rng.permutation(n)
         for start in range(0, n, settings.batch_size):
-            batch = order[start:start + settings.batch_size]
+            batch = order[start : start + settings.batch_size]
             selected = [sample_subset(patients[i].items(config.modality), rng) for i in batch]
             images, phase, mask = collate(selected, config.spatial_dims)
             if settings.flip:
                 images = _flip(images, config.spatial_dims, rng)
-            out = model(images, phase, mask, clinical_t[batch] if config.clinical_widths
-                        else None)
+            out = model(images, phase, mask, clinical_t[batch] if config.clinical_widths else None)
             loss = model.loss(out, labels[batch], targets_t[batch])
             optimiser.zero_grad()
             loss.backward()
@@ -250,14 +265,24 @@ def _flip(images: torch.Tensor, dims: int, rng: np.random.Generator) -> torch.Te
     b, t = images.shape[:2]
     flat = images.reshape(b * t, *images.shape[2:])
     draws = rng.random((b * t, dims)) < 0.5
-    out = torch.stack([x.flip([1 + a for a in range(dims) if d[a]]) if d.any() else x
-                       for x, d in zip(flat, draws)])
+    out = torch.stack(
+        [
+            x.flip([1 + a for a in range(dims) if d[a]]) if d.any() else x
+            for x, d in zip(flat, draws)
+        ]
+    )
     return out.reshape(images.shape)
 
 
 @torch.no_grad()
-def predict(model: MRPModel, patients: Sequence[PatientImages], clinical: np.ndarray, *,
-            upto: int | None = None, batch_size: int = 32) -> np.ndarray:
+def predict(
+    model: MRPModel,
+    patients: Sequence[PatientImages],
+    clinical: np.ndarray,
+    *,
+    upto: int | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
     """(n,) P(pCR) from every image of the model's modality at phase index <= ``upto``.
 
     A patient without such an image gets NaN (the modality model does not apply; the fused
@@ -271,27 +296,30 @@ def predict(model: MRPModel, patients: Sequence[PatientImages], clinical: np.nda
         rows = [i for i in chunk if patients[i].items(modality, upto)]
         if not rows:
             continue
-        images, phase, mask = collate([patients[i].items(modality, upto) for i in rows],
-                                      model.config.spatial_dims)
+        images, phase, mask = collate(
+            [patients[i].items(modality, upto) for i in rows], model.config.spatial_dims
+        )
         x = torch.from_numpy(clinical[rows]) if model.config.clinical_widths else None
         out[rows] = torch.sigmoid(model(images, phase, mask, x).logit).double().numpy()
     return out
 
 
-def fit_clinical_net(clinical: np.ndarray, label: np.ndarray, widths: tuple[int, ...],
-                     settings: TrainSettings) -> ClinicalNet:
+def fit_clinical_net(
+    clinical: np.ndarray, label: np.ndarray, widths: tuple[int, ...], settings: TrainSettings
+) -> ClinicalNet:
     """Train the clinical-only comparator (BCE, full batches of ``settings.batch_size``)."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     net = ClinicalNet(widths)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=settings.lr,
-                                  weight_decay=settings.weight_decay)
+    optimiser = torch.optim.AdamW(
+        net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
     x, y = torch.from_numpy(clinical), torch.as_tensor(label, dtype=torch.float32)
     net.train()
     for _ in range(settings.epochs):
         order = rng.permutation(len(y))
         for start in range(0, len(y), settings.batch_size):
-            batch = order[start:start + settings.batch_size]
+            batch = order[start : start + settings.batch_size]
             loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[batch]), y[batch])
             optimiser.zero_grad()
             loss.backward()

@@ -7,13 +7,22 @@ The aggregators are declared once, in :mod:`radiograph.nn.registry`
 
 from radiograph._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
-    "abmil": ("Abmil", "AbmilConfig"),
-    "base": ("Aggregator", "AggregatorOutput"),
-    "batch": ("SubjectBatch", "collate_subjects"),
-    "losses": ("cox_nll", "cross_entropy_loss", "gamma_posterior", "reconstruction_mse",
-               "sparsity_kl"),
-    "mean": ("MeanConfig", "MeanPool"),
-    "registry": ("AGGREGATORS", "build_aggregator"),
-    "sparra": ("Sparra", "SparraConfig"),
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "abmil": ("Abmil", "AbmilConfig"),
+        "base": ("Aggregator", "AggregatorOutput"),
+        "batch": ("SubjectBatch", "collate_subjects"),
+        "losses": (
+            "cox_nll",
+            "cross_entropy_loss",
+            "gamma_posterior",
+            "reconstruction_mse",
+            "sparsity_kl",
+        ),
+        "mean": ("MeanConfig", "MeanPool"),
+        "registry": ("AGGREGATORS", "build_aggregator"),
+        "sparra": ("Sparra", "SparraConfig"),
+    },
+)

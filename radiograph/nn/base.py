@@ -97,11 +97,14 @@ class Aggregator(torch.nn.Module):
         """
         for modality, (mean, std) in scaling.items():
             if modality not in self.in_dims:
-                raise ValueError(f"scaling for {modality!r}; the model knows {list(self.modalities)}")
+                raise ValueError(
+                    f"scaling for {modality!r}; the model knows {list(self.modalities)}"
+                )
             buffer_mean = getattr(self, f"node_mean_{modality}")
             if mean.shape != buffer_mean.shape or std.shape != buffer_mean.shape:
                 raise ValueError(
-                    f"modality {modality!r}: scaling needs ({self.in_dims[modality]},) mean and std,"
+                    f"modality {modality!r}: scaling needs ({self.in_dims[modality]},) mean "
+                    "and std,"
                     f" got {tuple(mean.shape)} and {tuple(std.shape)}"
                 )
             if not bool((std > 0).all()):
@@ -207,8 +210,9 @@ class _MaskedLinearReLU(torch.autograd.Function):
     is on (as ``torch.nn.functional.linear`` would be), with its backward from the output."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None,
-                dropout: FastDropout, scale: float) -> Tensor:
+    def forward(
+        ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None, dropout: FastDropout, scale: float
+    ) -> Tensor:
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         x, w = x.to(dtype), weight.to(dtype)
@@ -288,4 +292,3 @@ class GatedAttention(torch.nn.Module):
         if keep_a is not None and keep_b is not None:
             gated = gated.mul_(keep_a.mul_(keep_b))
         return self.out(gated)
-

@@ -147,5 +147,9 @@ def collate_subjects(
         graphs[modality] = Batch.from_data_list([g for _, g in entries])
         subject_of_graph[modality] = torch.tensor([i for i, _ in entries], dtype=torch.long)
         source_edges[modality] = tuple(g.edge_index for _, g in entries)
-    return SubjectBatch(num_subjects=len(items), graphs=graphs, subject_of_graph=subject_of_graph,
-                        source_edges=source_edges)
+    return SubjectBatch(
+        num_subjects=len(items),
+        graphs=graphs,
+        subject_of_graph=subject_of_graph,
+        source_edges=source_edges,
+    )

@@ -90,8 +90,9 @@ class MRPConfig:
         if any(w < 1 for w in self.clinical_widths):
             raise ValueError(f"clinical_widths: each must be >= 1, got {self.clinical_widths}")
         if any(k == 1 or k < 0 for k in self.aux_classes):
-            raise ValueError(f"aux_classes: each must be 0 (a number) or >= 2 classes, got "
-                             f"{self.aux_classes}")
+            raise ValueError(
+                f"aux_classes: each must be 0 (a number) or >= 2 classes, got {self.aux_classes}"
+            )
         for name in ("feature_dim", "clinical_dim", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -111,10 +112,16 @@ def _small_cnn(dims: int, width: int) -> nn.Module:
     """Three stride-2 conv + ReLU blocks and global average pooling: (N, 1, *S) -> (N, width)."""
     conv = nn.Conv3d if dims == 3 else nn.Conv2d
     pool = nn.AdaptiveAvgPool3d(1) if dims == 3 else nn.AdaptiveAvgPool2d(1)
-    return nn.Sequential(conv(1, 8, 3, stride=2, padding=1), nn.ReLU(),
-                         conv(8, 16, 3, stride=2, padding=1), nn.ReLU(),
-                         conv(16, width, 3, stride=2, padding=1), nn.ReLU(),
-                         pool, nn.Flatten())
+    return nn.Sequential(
+        conv(1, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        conv(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        conv(16, width, 3, stride=2, padding=1),
+        nn.ReLU(),
+        pool,
+        nn.Flatten(),
+    )
 
 
 class _ResNetBackbone(nn.Module):
@@ -134,8 +141,9 @@ class _ResNetBackbone(nn.Module):
             self.net.load_state_dict(state)
         if dims == 2:
             old = self.net.conv1
-            new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding,
-                            bias=False)
+            new = nn.Conv2d(
+                1, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False
+            )
             with torch.no_grad():
                 new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
             self.net.conv1 = new
@@ -155,8 +163,9 @@ class TabularEncoder(nn.Module):
         super().__init__()
         self.widths = widths
         self.embed = nn.ModuleList(nn.Sequential(nn.Linear(w, dim), nn.ELU()) for w in widths)
-        self.mlp = nn.Sequential(nn.Linear(dim * len(widths), hidden), nn.ELU(),
-                                 nn.Linear(hidden, hidden), nn.ELU())
+        self.mlp = nn.Sequential(
+            nn.Linear(dim * len(widths), hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU()
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         parts = torch.split(x, list(self.widths), dim=1)
@@ -190,18 +199,26 @@ class MRPModel(nn.Module):
         if c.encoder == "small":
             self.encoder = nn.Sequential(_small_cnn(c.spatial_dims, c.feature_dim))
         else:
-            self.encoder = nn.Sequential(_ResNetBackbone(c.spatial_dims, c.weights),
-                                         nn.Linear(512, c.feature_dim))
-        self.phase = (nn.Sequential(nn.Linear(c.n_phases, c.feature_dim), nn.ELU())
-                      if c.phase_embedding else None)
+            self.encoder = nn.Sequential(
+                _ResNetBackbone(c.spatial_dims, c.weights), nn.Linear(512, c.feature_dim)
+            )
+        self.phase = (
+            nn.Sequential(nn.Linear(c.n_phases, c.feature_dim), nn.ELU())
+            if c.phase_embedding
+            else None
+        )
         self.per_image = nn.Sequential(nn.Linear(c.feature_dim, c.feature_dim), nn.ELU())
-        self.tabular = (TabularEncoder(c.clinical_widths, c.clinical_dim, c.hidden)
-                        if c.clinical_widths else None)
+        self.tabular = (
+            TabularEncoder(c.clinical_widths, c.clinical_dim, c.hidden)
+            if c.clinical_widths
+            else None
+        )
         width = c.feature_dim + (c.hidden if self.tabular is not None else 0)
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(width, 1))
         self.image_head = nn.Linear(c.feature_dim, 1)
-        self.aux_heads = nn.ModuleList(nn.Linear(c.feature_dim, max(k, 1))
-                                       for k in (c.aux_classes if c.cross_modal else ()))
+        self.aux_heads = nn.ModuleList(
+            nn.Linear(c.feature_dim, max(k, 1)) for k in (c.aux_classes if c.cross_modal else ())
+        )
 
     def encode_images(self, images: Tensor, phase: Tensor, mask: Tensor) -> Tensor:
         """Pooled image feature (B, feature_dim).
@@ -222,30 +239,38 @@ class MRPModel(nn.Module):
         count = mask.sum(dim=1, keepdim=True).clamp(min=1).to(feature.dtype)
         return feature.sum(dim=1) / count
 
-    def forward(self, images: Tensor, phase: Tensor, mask: Tensor,
-                clinical: Tensor | None = None) -> MRPOutput:
+    def forward(
+        self, images: Tensor, phase: Tensor, mask: Tensor, clinical: Tensor | None = None
+    ) -> MRPOutput:
         """Response and auxiliary predictions for B patients (see :meth:`encode_images`).
 
         Args:
             clinical: (B, sum(clinical_widths)) encoded clinical attributes (None when the
                 config has no clinical input).
         """
-        if mask.dtype != torch.bool or mask.shape != phase.shape or images.shape[:2] != \
-                mask.shape:
-            raise ValueError(f"mask: must be a bool (B, T) tensor matching images "
-                             f"{tuple(images.shape[:2])} and phase {tuple(phase.shape)}")
+        if mask.dtype != torch.bool or mask.shape != phase.shape or images.shape[:2] != mask.shape:
+            raise ValueError(
+                f"mask: must be a bool (B, T) tensor matching images "
+                f"{tuple(images.shape[:2])} and phase {tuple(phase.shape)}"
+            )
         h_img = self.encode_images(images, phase, mask)
         parts = [h_img]
         if self.tabular is not None:
-            if clinical is None or clinical.shape != (mask.shape[0],
-                                                      sum(self.config.clinical_widths)):
-                raise ValueError(f"clinical: expected shape ({mask.shape[0]}, "
-                                 f"{sum(self.config.clinical_widths)}), got "
-                                 f"{None if clinical is None else tuple(clinical.shape)}")
+            if clinical is None or clinical.shape != (
+                mask.shape[0],
+                sum(self.config.clinical_widths),
+            ):
+                raise ValueError(
+                    f"clinical: expected shape ({mask.shape[0]}, "
+                    f"{sum(self.config.clinical_widths)}), got "
+                    f"{None if clinical is None else tuple(clinical.shape)}"
+                )
             parts.append(self.tabular(clinical))
         logit = self.head(torch.cat(parts, dim=1)).squeeze(1)
-        aux = [h(h_img) if k else h(h_img).squeeze(1)
-               for h, k in zip(self.aux_heads, self.config.aux_classes)]
+        aux = [
+            h(h_img) if k else h(h_img).squeeze(1)
+            for h, k in zip(self.aux_heads, self.config.aux_classes)
+        ]
         return MRPOutput(logit, self.image_head(h_img).squeeze(1), aux, h_img)
 
     def loss(self, out: MRPOutput, label: Tensor, aux_targets: Tensor | None = None) -> Tensor:

@@ -117,6 +117,7 @@ def build_aggregator(
     unknown = set(options) - fields
     if unknown:
         raise ValueError(
-            f"aggregator {entry.name!r}: unknown options {sorted(unknown)}; allowed {sorted(fields)}"
+            f"aggregator {entry.name!r}: unknown options {sorted(unknown)}; "
+            f"allowed {sorted(fields)}"
         )
     return model_cls(in_dims, config_cls(**options), task=task, num_classes=num_classes)

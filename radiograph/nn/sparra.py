@@ -169,9 +169,7 @@ def propagation_matrix(
         (N, N) ``torch.sparse_csr`` tensor on ``edge_index``'s device.
     """
     if conv == "gcn":
-        edge_index, weight = gcn_norm(
-            edge_index, None, num_nodes, add_self_loops=True, dtype=dtype
-        )
+        edge_index, weight = gcn_norm(edge_index, None, num_nodes, add_self_loops=True, dtype=dtype)
     else:
         degree = torch.zeros(num_nodes, dtype=dtype, device=edge_index.device)
         degree.index_add_(0, edge_index[1], torch.ones_like(edge_index[1], dtype=dtype))
@@ -490,8 +488,9 @@ class Sparra(Aggregator):
         for m in present:
             graphs = batch.graphs[m]
             h = self.encoders[m](graphs.x.to(dtype))
-            step = self.propagation.batch_step(batch.source_edges.get(m), graphs,
-                                               sparse_dtype(h.dtype))
+            step = self.propagation.batch_step(
+                batch.source_edges.get(m), graphs, sparse_dtype(h.dtype)
+            )
             pooled[m] = self.pools[m](h, graphs.edge_index, graphs.batch, step)
             out = self.attention(pooled[m].x)
             mu[m] = out[:, 0]

@@ -94,9 +94,13 @@ class SlideJob:
         return f"{self.subject_id}/{self.slide.stem}"
 
 
-def slide_jobs(manifest: Manifest, out_dir: str | os.PathLike, *,
-               mpp: float | None = None,
-               roi_dir: str | os.PathLike | None = None) -> list[SlideJob]:
+def slide_jobs(
+    manifest: Manifest,
+    out_dir: str | os.PathLike,
+    *,
+    mpp: float | None = None,
+    roi_dir: str | os.PathLike | None = None,
+) -> list[SlideJob]:
     """One job per slide of the manifest; ``mpp`` applies where a row has no mpp of its own.
     A slide's ROI is its ``roi_paths`` entry, else ``roi_dir/<slide stem>.geojson`` if present.
 
@@ -110,16 +114,25 @@ def slide_jobs(manifest: Manifest, out_dir: str | os.PathLike, *,
         rois = subject.roi_paths or (None,) * len(subject.slide_paths)
         for path, roi in zip(subject.slide_paths, rois):
             if path.stem in stems:
-                raise ValueError(f"subject {subject.subject_id}: slides {stems[path.stem]} and "
-                                 f"{path} share the name {path.stem!r}; rename one")
+                raise ValueError(
+                    f"subject {subject.subject_id}: slides {stems[path.stem]} and "
+                    f"{path} share the name {path.stem!r}; rename one"
+                )
             stems[path.stem] = path
-            jobs.append(SlideJob(
-                subject_id=subject.subject_id, slide=path,
-                features_path=out / "features" / "pathology" / subject.subject_id / f"{path.stem}.h5",
-                thumbnail_path=out / "thumbnails" / subject.subject_id / f"{path.stem}.png",
-                mpp=subject.mpp if subject.mpp is not None else mpp,
-                roi=roi if roi is not None else roi_for_slide(path, roi_dir),
-            ))
+            jobs.append(
+                SlideJob(
+                    subject_id=subject.subject_id,
+                    slide=path,
+                    features_path=out
+                    / "features"
+                    / "pathology"
+                    / subject.subject_id
+                    / f"{path.stem}.h5",
+                    thumbnail_path=out / "thumbnails" / subject.subject_id / f"{path.stem}.png",
+                    mpp=subject.mpp if subject.mpp is not None else mpp,
+                    roi=roi if roi is not None else roi_for_slide(path, roi_dir),
+                )
+            )
     return jobs
 
 
@@ -130,8 +143,13 @@ class TileDataset(Dataset):
     is given.
     """
 
-    def __init__(self, slide_path: Path, mpp: float, grid: TileGrid,
-                 normalizer: MacenkoNormalizer | None = None):
+    def __init__(
+        self,
+        slide_path: Path,
+        mpp: float,
+        grid: TileGrid,
+        normalizer: MacenkoNormalizer | None = None,
+    ):
         self.slide_path = slide_path
         self.mpp = mpp
         self.grid = grid
@@ -158,8 +176,13 @@ class TileDataset(Dataset):
             self._slide = None
 
 
-def extract_slide(job: SlideJob, config: ExtractionConfig, encoder: PatchEncoder | None = None,
-                  *, progress: bool = True) -> Path:
+def extract_slide(
+    job: SlideJob,
+    config: ExtractionConfig,
+    encoder: PatchEncoder | None = None,
+    *,
+    progress: bool = True,
+) -> Path:
     """Extract one slide's features and thumbnail; returns the h5 path.
 
     Args:
@@ -172,36 +195,49 @@ def extract_slide(job: SlideJob, config: ExtractionConfig, encoder: PatchEncoder
         SlideError: unreadable / truncated slide, missing resolution, no tissue (one line,
             naming the slide and the fix).
     """
-    encoder = encoder if encoder is not None else cached_encoder(
-        config.encoder, config.weights, config.random_weights, config.seed)
+    encoder = (
+        encoder
+        if encoder is not None
+        else cached_encoder(config.encoder, config.weights, config.random_weights, config.seed)
+    )
     device = resolve_device(config.device)
     with Slide(job.slide, mpp=job.mpp) as slide:
         patch_um = config.patch_size * config.target_mpp
-        tissue = compute_tissue_mask(slide, mask_mpp=patch_um / MASK_PIXELS_PER_PATCH,
-                                     params=config.tissue)
+        tissue = compute_tissue_mask(
+            slide, mask_mpp=patch_um / MASK_PIXELS_PER_PATCH, params=config.tissue
+        )
         roi = read_roi(job.roi) if job.roi is not None else None
         if roi is not None:
             check_inside(roi, *slide.dimensions, job.slide)
-        grid = tile_grid(slide, tissue if roi is None else restrict_to_roi(tissue, roi),
-                         target_mpp=config.target_mpp, patch_size=config.patch_size,
-                         min_tissue=config.min_tissue)
+        grid = tile_grid(
+            slide,
+            tissue if roi is None else restrict_to_roi(tissue, roi),
+            target_mpp=config.target_mpp,
+            patch_size=config.patch_size,
+            min_tissue=config.min_tissue,
+        )
         save_thumbnail(job.thumbnail_path, tissue, grid, outlines=roi.rings() if roi else ())
         if len(grid) == 0:
             raise SlideError(
                 f"slide {job.slide}: no tissue found (no patch has a tissue fraction >= "
                 f"{config.min_tissue:g}; saturation threshold {tissue.threshold:.3f}); check "
-                f"the thumbnail {job.thumbnail_path}, or lower --min-tissue")
+                f"the thumbnail {job.thumbnail_path}, or lower --min-tissue"
+            )
         normalizer = None
         if config.stain_norm:
             source = _fit_slide_stains(slide, grid, seed=config.seed)
             normalizer = MacenkoNormalizer(source, load_stain_target(config.stain_reference))
         resolution = slide.resolution
-    features = encode_tiles(TileDataset(job.slide, resolution.mpp, grid, normalizer), encoder,
-                            device=device,
-                            batch_size=config.batch_size or (8 if device.type == "cpu" else 64),
-                            num_workers=(default_num_workers(device) if config.num_workers is None
-                                         else config.num_workers),
-                            desc=job.key if progress else None)
+    features = encode_tiles(
+        TileDataset(job.slide, resolution.mpp, grid, normalizer),
+        encoder,
+        device=device,
+        batch_size=config.batch_size or (8 if device.type == "cpu" else 64),
+        num_workers=(
+            default_num_workers(device) if config.num_workers is None else config.num_workers
+        ),
+        desc=job.key if progress else None,
+    )
     attrs = {
         "subject_id": job.subject_id,
         "modality": "pathology",
@@ -224,8 +260,15 @@ def extract_slide(job: SlideJob, config: ExtractionConfig, encoder: PatchEncoder
     return write_features(job.features_path, FeatureSet(features, grid.coords, attrs))
 
 
-def encode_tiles(dataset: TileDataset, encoder: PatchEncoder, *, device: torch.device,
-                 batch_size: int, num_workers: int, desc: str | None = None) -> np.ndarray:
+def encode_tiles(
+    dataset: TileDataset,
+    encoder: PatchEncoder,
+    *,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    desc: str | None = None,
+) -> np.ndarray:
     """Encode every tile of ``dataset``: float32 (N, encoder.dim), in dataset order.
 
     On CPU, torch uses at most (cores - num_workers) threads meanwhile: tile readers and
@@ -235,23 +278,36 @@ def encode_tiles(dataset: TileDataset, encoder: PatchEncoder, *, device: torch.d
     Raises:
         SlideError: a tile cannot be read (one line, from the worker's error).
     """
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 1) - num_workers)))
     encoder = encoder.to(device)
     out = np.empty((len(dataset), encoder.dim), dtype=np.float32)
-    autocast = (torch.autocast(device_type="cuda", dtype=torch.float16) if device.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device_type="cuda", dtype=torch.float16)
+        if device.type == "cuda"
+        else contextlib.nullcontext()
+    )
     start = 0
-    bar = tqdm(total=len(dataset), desc=desc, unit="patch", leave=False,
-               disable=terminal_only(desc is not None))
+    bar = tqdm(
+        total=len(dataset),
+        desc=desc,
+        unit="patch",
+        leave=False,
+        disable=terminal_only(desc is not None),
+    )
     try:
         with torch.inference_mode(), autocast:
             for tiles in loader:
                 batch = encoder(encoder.preprocess(tiles.to(device, non_blocking=True)))
-                out[start:start + len(tiles)] = batch.float().cpu().numpy()
+                out[start : start + len(tiles)] = batch.float().cpu().numpy()
                 start += len(tiles)
                 bar.update(len(tiles))
     except SlideError as err:  # from a worker, the message carries the worker's traceback
@@ -305,20 +361,24 @@ def encoder_weights_file(config: ExtractionConfig) -> str | None:
     return None if default is None else str(default)
 
 
-def slide_provenance(job: SlideJob, settings: dict[str, Any],
-                     shared: dict[str, str]) -> Provenance:
+def slide_provenance(job: SlideJob, settings: dict[str, Any], shared: dict[str, str]) -> Provenance:
     """What ``job``'s outputs are made from: the slide's fingerprint, the fingerprints of the
     files every slide shares (``shared``: weights, stain reference), ``settings``
     (:func:`extraction_settings`) and the slide's level-0 ``mpp`` override."""
     files = {"slide": job.slide, **({"roi": job.roi} if job.roi is not None else {})}
-    return make_provenance({**settings, "mpp": job.mpp}, files=files,
-                           fingerprints=shared)
+    return make_provenance({**settings, "mpp": job.mpp}, files=files, fingerprints=shared)
 
 
-def extract_cohort(manifest: Manifest, out_dir: str | os.PathLike, config: ExtractionConfig, *,
-                   backend: Backend | None = None, overwrite: bool = False,
-                   progress: bool = True,
-                   roi_dir: str | os.PathLike | None = None) -> RunRecord:
+def extract_cohort(
+    manifest: Manifest,
+    out_dir: str | os.PathLike,
+    config: ExtractionConfig,
+    *,
+    backend: Backend | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    roi_dir: str | os.PathLike | None = None,
+) -> RunRecord:
     """Extract every slide of a cohort with resume and a failure report.
 
     Slides whose h5 and thumbnail exist and were made from the same slide file, weights and
@@ -331,17 +391,38 @@ def extract_cohort(manifest: Manifest, out_dir: str | os.PathLike, config: Extra
     """
     jobs = slide_jobs(manifest, out_dir, mpp=config.mpp, roi_dir=roi_dir)
     settings = extraction_settings(config)
-    shared = fingerprint_files({name: path for name, path in (
-        ("weights", encoder_weights_file(config)),
-        ("stain_reference", config.stain_reference)) if path is not None})
-    tasks = [Task(job.key, (job.features_path, job.thumbnail_path), (job, config),
-                  provenance=slide_provenance(job, settings, shared)) for job in jobs]
+    shared = fingerprint_files(
+        {
+            name: path
+            for name, path in (
+                ("weights", encoder_weights_file(config)),
+                ("stain_reference", config.stain_reference),
+            )
+            if path is not None
+        }
+    )
+    tasks = [
+        Task(
+            job.key,
+            (job.features_path, job.thumbnail_path),
+            (job, config),
+            provenance=slide_provenance(job, settings, shared),
+        )
+        for job in jobs
+    ]
     changes = prepare_rerun(STAGE, tasks, noun="slides")
     if changes:
         print(changes, flush=True)
-    return run_cohort(tasks, extract_slide_task, record_path=Path(out_dir) / "runs" / f"{STAGE}.json",
-                      stage=STAGE, workers=1 if backend is None else None, backend=backend,
-                      overwrite=overwrite, progress=progress)
+    return run_cohort(
+        tasks,
+        extract_slide_task,
+        record_path=Path(out_dir) / "runs" / f"{STAGE}.json",
+        stage=STAGE,
+        workers=1 if backend is None else None,
+        backend=backend,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -357,8 +438,10 @@ def _fit_slide_stains(slide: Slide, grid: TileGrid, *, seed: int) -> StainParams
     try:
         return fit_macenko(tiles)
     except StainError as err:
-        raise SlideError(f"slide {slide.path}: cannot estimate its stains for Macenko "
-                         f"normalisation ({err}); run without --stain-norm") from err
+        raise SlideError(
+            f"slide {slide.path}: cannot estimate its stains for Macenko "
+            f"normalisation ({err}); run without --stain-norm"
+        ) from err
 
 
 def _stain_description(config: ExtractionConfig) -> str:

@@ -65,8 +65,12 @@ class Roi:
     def bounds(self) -> tuple[float, float, float, float]:
         """(x_min, y_min, x_max, y_max) of every exterior ring, level-0 pixels."""
         points = np.concatenate([p.exterior for p in self.polygons])
-        return (float(points[:, 0].min()), float(points[:, 1].min()),
-                float(points[:, 0].max()), float(points[:, 1].max()))
+        return (
+            float(points[:, 0].min()),
+            float(points[:, 1].min()),
+            float(points[:, 0].max()),
+            float(points[:, 1].max()),
+        )
 
     def rings(self) -> list[np.ndarray]:
         """Every ring (exteriors and holes), level-0 (V, 2), for drawing outlines."""
@@ -99,11 +103,15 @@ def read_roi(path: str | os.PathLike) -> Roi:
         if kind == "MultiPolygon":
             parts = geometry.get("coordinates") or []
         for part, rings in enumerate(parts):
-            where = f"feature {index} ({kind}" + (f" part {part})" if kind == "MultiPolygon" else ")")
+            where = f"feature {index} ({kind}" + (
+                f" part {part})" if kind == "MultiPolygon" else ")"
+            )
             polygons.append(_polygon(rings, path, where))
     if not polygons:
-        raise RoiError(f"ROI file {path}: no Polygon or MultiPolygon among {len(features)} "
-                       "feature(s); export the tumour annotation as an area")
+        raise RoiError(
+            f"ROI file {path}: no Polygon or MultiPolygon among {len(features)} "
+            "feature(s); export the tumour annotation as an area"
+        )
     return Roi(tuple(polygons), path)
 
 
@@ -117,10 +125,12 @@ def check_inside(roi: Roi, width: int, height: int, slide: str | os.PathLike) ->
     x0, y0, x1, y1 = roi.bounds
     tol = OUTSIDE_TOLERANCE_PX
     if x0 < -tol or y0 < -tol or x1 > width + tol or y1 > height + tol:
-        raise RoiError(f"ROI file {roi.source}: its polygons span x {x0:.0f}..{x1:.0f}, "
-                       f"y {y0:.0f}..{y1:.0f} level-0 pixels, outside slide {slide} "
-                       f"({width} x {height}); is it the annotation of this slide, in level-0 "
-                       "pixels?")
+        raise RoiError(
+            f"ROI file {roi.source}: its polygons span x {x0:.0f}..{x1:.0f}, "
+            f"y {y0:.0f}..{y1:.0f} level-0 pixels, outside slide {slide} "
+            f"({width} x {height}); is it the annotation of this slide, in level-0 "
+            "pixels?"
+        )
 
 
 def rasterize(roi: Roi, shape: tuple[int, int], downsample: tuple[float, float]) -> np.ndarray:
@@ -144,7 +154,7 @@ def rasterize(roi: Roi, shape: tuple[int, int], downsample: tuple[float, float])
         draw = ImageDraw.Draw(layer)
         for k, ring in enumerate(scaled):
             draw.polygon([tuple(v) for v in (ring - lo)], fill=int(k == 0), outline=int(k == 0))
-        out[lo[1]:hi[1], lo[0]:hi[0]] |= np.asarray(layer, dtype=bool)
+        out[lo[1] : hi[1], lo[0] : hi[0]] |= np.asarray(layer, dtype=bool)
     return out
 
 
@@ -174,8 +184,10 @@ def _features(data: Any, path: Path) -> list[Any]:
             return [data]
         if data.get("type") in AREA_TYPES:
             return [{"geometry": data}]
-    raise RoiError(f"ROI file {path}: expected a GeoJSON FeatureCollection, Feature or list of "
-                   "features (QuPath: File > Export objects as GeoJSON)")
+    raise RoiError(
+        f"ROI file {path}: expected a GeoJSON FeatureCollection, Feature or list of "
+        "features (QuPath: File > Export objects as GeoJSON)"
+    )
 
 
 def _polygon(rings: Any, path: Path, where: str) -> Polygon:
@@ -187,14 +199,15 @@ def _polygon(rings: Any, path: Path, where: str) -> Polygon:
         try:
             points = np.asarray(ring, dtype=np.float64)
         except (TypeError, ValueError) as err:
-            raise RoiError(f"ROI file {path}: {where} ring {k} is not a list of [x, y] "
-                           f"pairs ({err})") from err
+            raise RoiError(
+                f"ROI file {path}: {where} ring {k} is not a list of [x, y] pairs ({err})"
+            ) from err
         if points.ndim != 2 or points.shape[1] < 2 or not np.isfinite(points).all():
-            raise RoiError(f"ROI file {path}: {where} ring {k} is not a list of finite [x, y] "
-                           "pairs")
+            raise RoiError(
+                f"ROI file {path}: {where} ring {k} is not a list of finite [x, y] pairs"
+            )
         points = points[:, :2]
         if len(np.unique(points, axis=0)) < 3:
-            raise RoiError(f"ROI file {path}: {where} ring {k} has fewer than 3 distinct "
-                           "vertices")
+            raise RoiError(f"ROI file {path}: {where} ring {k} has fewer than 3 distinct vertices")
         arrays.append(points)
     return Polygon(arrays[0], tuple(arrays[1:]))

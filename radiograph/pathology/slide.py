@@ -11,9 +11,9 @@ from an explicit override (``--mpp`` or the manifest's ``mpp`` column), the slid
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import openslide
@@ -62,19 +62,24 @@ class Slide:
         """
         self.path = Path(path)
         if not self.path.exists():
-            raise SlideError(f"slide {self.path}: file does not exist (fix the path in the "
-                             "manifest's slide_paths column)")
+            raise SlideError(
+                f"slide {self.path}: file does not exist (fix the path in the "
+                "manifest's slide_paths column)"
+            )
         try:
             self._osr = openslide.OpenSlide(str(self.path))
         except (openslide.OpenSlideError, OSError) as err:
-            raise SlideError(f"slide {self.path}: not a readable slide ({_one_line(err)}); the "
-                             "file is corrupt, truncated or in a format OpenSlide does not "
-                             "read: re-export or re-copy it") from err
+            raise SlideError(
+                f"slide {self.path}: not a readable slide ({_one_line(err)}); the "
+                "file is corrupt, truncated or in a format OpenSlide does not "
+                "read: re-export or re-copy it"
+            ) from err
         self.resolution = slide_resolution(self._osr.properties, self.path, override=mpp)
         self.dimensions: tuple[int, int] = self._osr.dimensions
         self.level_dimensions: tuple[tuple[int, int], ...] = self._osr.level_dimensions
         self.level_downsamples: tuple[float, ...] = tuple(
-            float(d) for d in self._osr.level_downsamples)
+            float(d) for d in self._osr.level_downsamples
+        )
 
     @property
     def mpp(self) -> float:
@@ -102,9 +107,11 @@ class Slide:
         try:
             rgba = self._osr.read_region((int(x), int(y)), int(level), (int(width), int(height)))
         except openslide.OpenSlideError as err:
-            raise SlideError(f"slide {self.path}: cannot read the region at level-0 ({x}, {y}), "
-                             f"level {level} ({_one_line(err)}); the file is truncated or corrupt: "
-                             "re-export or re-copy it") from err
+            raise SlideError(
+                f"slide {self.path}: cannot read the region at level-0 ({x}, {y}), "
+                f"level {level} ({_one_line(err)}); the file is truncated or corrupt: "
+                "re-export or re-copy it"
+            ) from err
         return rgba_to_rgb(np.asarray(rgba))
 
     def read_level(self, level: int) -> np.ndarray:
@@ -120,20 +127,23 @@ class Slide:
     def close(self) -> None:
         self._osr.close()
 
-    def __enter__(self) -> "Slide":
+    def __enter__(self) -> Slide:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"Slide({str(self.path)!r}, {self.dimensions[0]}x{self.dimensions[1]} px, "
-                f"{self.mpp:g} um/px from {self.resolution.source}, "
-                f"{len(self.level_dimensions)} levels)")
+        return (
+            f"Slide({str(self.path)!r}, {self.dimensions[0]}x{self.dimensions[1]} px, "
+            f"{self.mpp:g} um/px from {self.resolution.source}, "
+            f"{len(self.level_dimensions)} levels)"
+        )
 
 
-def slide_resolution(properties: Mapping[str, str], path: Path, *,
-                     override: float | None = None) -> Resolution:
+def slide_resolution(
+    properties: Mapping[str, str], path: Path, *, override: float | None = None
+) -> Resolution:
     """Level-0 microns per pixel of a slide from its OpenSlide properties.
 
     Args:
@@ -153,17 +163,21 @@ def slide_resolution(properties: Mapping[str, str], path: Path, *,
     mpp_y = _positive_float(properties.get(openslide.PROPERTY_NAME_MPP_Y))
     if mpp_x and mpp_y:
         if abs(mpp_x - mpp_y) > ANISOTROPY_TOLERANCE * max(mpp_x, mpp_y):
-            raise SlideError(f"slide {path}: non-square pixels (mpp-x {mpp_x}, mpp-y {mpp_y}) are "
-                             "not supported; resample the slide or pass --mpp to override")
+            raise SlideError(
+                f"slide {path}: non-square pixels (mpp-x {mpp_x}, mpp-y {mpp_y}) are "
+                "not supported; resample the slide or pass --mpp to override"
+            )
         return Resolution(0.5 * (mpp_x + mpp_y), "metadata")
     if mpp_x or mpp_y:
         return Resolution(float(mpp_x or mpp_y), "metadata")
     power = _positive_float(properties.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER))
     if power:
         return Resolution(10.0 / power, "objective-power")
-    raise SlideError(f"slide {path}: no resolution metadata (neither openslide.mpp-x/mpp-y nor "
-                     "an objective power); pass --mpp UM_PER_PIXEL or fill the manifest's mpp "
-                     "column for this slide")
+    raise SlideError(
+        f"slide {path}: no resolution metadata (neither openslide.mpp-x/mpp-y nor "
+        "an objective power); pass --mpp UM_PER_PIXEL or fill the manifest's mpp "
+        "column for this slide"
+    )
 
 
 def rgba_to_rgb(rgba: np.ndarray, background: int = 255) -> np.ndarray:
@@ -205,15 +219,23 @@ def write_pyramidal_tiff(
     if not downsamples or downsamples[0] != 1:
         raise ValueError(f"downsamples must start with 1; got {downsamples}")
     height, width = rgb.shape[:2]
-    description = f"Aperio Image Library v12\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) -"
+    description = (
+        f"Aperio Image Library v12\n{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) -"
+    )
     if mpp is not None:
         description += f"|AppMag = {10.0 / mpp:g}|MPP = {mpp:g}"
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp) as tw:
         for i, ds in enumerate(downsamples):
             level = rgb if ds == 1 else _block_mean(rgb, ds)
-            tw.write(level, tile=(tile, tile), photometric="rgb", compression=compression,
-                     subfiletype=0 if i == 0 else 1, metadata=None,
-                     description=description if i == 0 else None)
+            tw.write(
+                level,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression=compression,
+                subfiletype=0 if i == 0 else 1,
+                metadata=None,
+                description=description if i == 0 else None,
+            )
     return Path(path)
 
 

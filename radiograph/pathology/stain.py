@@ -20,9 +20,7 @@ from PIL import Image
 
 #: Reference H&E OD vectors (columns H, E) and 99th-percentile concentrations of the widely
 #: used Macenko implementation (github.com/schaugf/HEnorm_python); the default target.
-REFERENCE_STAINS = np.array([[0.5626, 0.2159],
-                             [0.7201, 0.8012],
-                             [0.4062, 0.5581]])
+REFERENCE_STAINS = np.array([[0.5626, 0.2159], [0.7201, 0.8012], [0.4062, 0.5581]])
 REFERENCE_MAX_CONCENTRATION = np.array([1.9705, 1.0308])
 
 
@@ -43,8 +41,9 @@ class StainParams:
     max_concentration: np.ndarray
 
 
-DEFAULT_TARGET = StainParams(REFERENCE_STAINS / np.linalg.norm(REFERENCE_STAINS, axis=0),
-                             REFERENCE_MAX_CONCENTRATION)
+DEFAULT_TARGET = StainParams(
+    REFERENCE_STAINS / np.linalg.norm(REFERENCE_STAINS, axis=0), REFERENCE_MAX_CONCENTRATION
+)
 
 
 def optical_density(rgb: np.ndarray, io: float = 240.0) -> np.ndarray:
@@ -52,8 +51,14 @@ def optical_density(rgb: np.ndarray, io: float = 240.0) -> np.ndarray:
     return -np.log((rgb.astype(np.float64) + 1.0) / io)
 
 
-def fit_macenko(rgb: np.ndarray, *, io: float = 240.0, alpha: float = 1.0, beta: float = 0.15,
-                min_pixels: int = 100) -> StainParams:
+def fit_macenko(
+    rgb: np.ndarray,
+    *,
+    io: float = 240.0,
+    alpha: float = 1.0,
+    beta: float = 0.15,
+    min_pixels: int = 100,
+) -> StainParams:
     """Estimate the H&E stain matrix and maximum concentrations of an image.
 
     Args:

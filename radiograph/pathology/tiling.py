@@ -64,18 +64,29 @@ def read_plan(slide: Slide, *, target_mpp: float, patch_size: int) -> tuple[int,
     Raises:
         SlideError: every level is coarser than the target (patches would be upsampled).
     """
-    fine_enough = [i for i in range(len(slide.level_downsamples))
-                   if slide.level_mpp(i) <= target_mpp * (1 + LEVEL_TOLERANCE)]
+    fine_enough = [
+        i
+        for i in range(len(slide.level_downsamples))
+        if slide.level_mpp(i) <= target_mpp * (1 + LEVEL_TOLERANCE)
+    ]
     if not fine_enough:
-        raise SlideError(f"slide {slide.path}: its finest level is {slide.mpp:.4g} um/px, coarser "
-                         f"than the target {target_mpp:g} um/px; pass --target-mpp "
-                         f"{slide.mpp:.4g} or larger (or check the slide's mpp)")
+        raise SlideError(
+            f"slide {slide.path}: its finest level is {slide.mpp:.4g} um/px, coarser "
+            f"than the target {target_mpp:g} um/px; pass --target-mpp "
+            f"{slide.mpp:.4g} or larger (or check the slide's mpp)"
+        )
     level = max(fine_enough, key=slide.level_mpp)
     return level, max(1, round(patch_size * target_mpp / slide.level_mpp(level)))
 
 
-def tile_grid(slide: Slide, tissue: TissueMask, *, target_mpp: float = 0.5,
-              patch_size: int = 224, min_tissue: float = 0.5) -> TileGrid:
+def tile_grid(
+    slide: Slide,
+    tissue: TissueMask,
+    *,
+    target_mpp: float = 0.5,
+    patch_size: int = 224,
+    min_tissue: float = 0.5,
+) -> TileGrid:
     """All grid patches whose tissue fraction is at least ``min_tissue``.
 
     The grid starts at level-0 (0, 0) with a step of one patch (``patch_size * target_mpp /
@@ -95,19 +106,28 @@ def tile_grid(slide: Slide, tissue: TissueMask, *, target_mpp: float = 0.5,
     nx = max(0, math.floor((width - extent) / step + 1e-9) + 1)
     ny = max(0, math.floor((height - extent) / step + 1e-9) + 1)
     if nx == 0 or ny == 0:
-        raise SlideError(f"slide {slide.path}: {width} x {height} level-0 pixels "
-                         f"({width * slide.mpp:.0f} x {height * slide.mpp:.0f} um) is smaller "
-                         f"than one patch ({patch_size} px at {target_mpp:g} um/px = "
-                         f"{patch_size * target_mpp:g} um, {math.ceil(extent)} level-0 pixels); "
-                         "pass a smaller --patch-size or check the slide's mpp")
+        raise SlideError(
+            f"slide {slide.path}: {width} x {height} level-0 pixels "
+            f"({width * slide.mpp:.0f} x {height * slide.mpp:.0f} um) is smaller "
+            f"than one patch ({patch_size} px at {target_mpp:g} um/px = "
+            f"{patch_size * target_mpp:g} um, {math.ceil(extent)} level-0 pixels); "
+            "pass a smaller --patch-size or check the slide's mpp"
+        )
     gx, gy = np.meshgrid(np.arange(nx), np.arange(ny))
     coords = np.stack([np.round(gx.ravel() * step), np.round(gy.ravel() * step)], axis=1)
     coords = coords.astype(np.int64)
     fraction = tissue.tissue_fraction(coords, step)
     keep = fraction >= min_tissue
-    return TileGrid(coords=coords[keep], tissue_fraction=fraction[keep], level=level,
-                    read_size=read_size, patch_size=patch_size, size_level0=step,
-                    mpp=target_mpp, level0_mpp=slide.mpp)
+    return TileGrid(
+        coords=coords[keep],
+        tissue_fraction=fraction[keep],
+        level=level,
+        read_size=read_size,
+        patch_size=patch_size,
+        size_level0=step,
+        mpp=target_mpp,
+        level0_mpp=slide.mpp,
+    )
 
 
 def read_tile(slide: Slide, grid: TileGrid, index: int) -> np.ndarray:
@@ -115,14 +135,22 @@ def read_tile(slide: Slide, grid: TileGrid, index: int) -> np.ndarray:
     x, y = grid.coords[index]
     tile = slide.read_region(int(x), int(y), grid.level, grid.read_size, grid.read_size)
     if grid.read_size != grid.patch_size:
-        tile = np.array(Image.fromarray(tile).resize((grid.patch_size, grid.patch_size),
-                                                     Image.Resampling.BICUBIC))
+        tile = np.array(
+            Image.fromarray(tile).resize(
+                (grid.patch_size, grid.patch_size), Image.Resampling.BICUBIC
+            )
+        )
     return tile
 
 
-def render_thumbnail(tissue: TissueMask, grid: TileGrid, *, max_side: int = 1024,
-                     max_upscale: float = 4.0,
-                     outlines: Sequence[np.ndarray] = ()) -> Image.Image:
+def render_thumbnail(
+    tissue: TissueMask,
+    grid: TileGrid,
+    *,
+    max_side: int = 1024,
+    max_upscale: float = 4.0,
+    outlines: Sequence[np.ndarray] = (),
+) -> Image.Image:
     """The low-resolution view with the tissue mask tinted green, kept patches outlined blue
     and ``outlines`` (level-0 (V, 2) rings, e.g. ROI polygons and holes) drawn red.
 
@@ -135,25 +163,36 @@ def render_thumbnail(tissue: TissueMask, grid: TileGrid, *, max_side: int = 1024
     thumb = Image.fromarray(image.round().astype(np.uint8))
     scale = min(max_upscale, max_side / max(thumb.size))
     if scale != 1.0:
-        thumb = thumb.resize((max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))),
-                             Image.Resampling.BILINEAR)
+        thumb = thumb.resize(
+            (max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))),
+            Image.Resampling.BILINEAR,
+        )
     sx = thumb.width / (tissue.mask.shape[1] * tissue.downsample[0])
     sy = thumb.height / (tissue.mask.shape[0] * tissue.downsample[1])
     draw = ImageDraw.Draw(thumb)
     for x, y in grid.coords:
-        draw.rectangle([x * sx, y * sy, (x + grid.size_level0) * sx - 1,
-                        (y + grid.size_level0) * sy - 1], outline=(30, 60, 220))
+        draw.rectangle(
+            [x * sx, y * sy, (x + grid.size_level0) * sx - 1, (y + grid.size_level0) * sy - 1],
+            outline=(30, 60, 220),
+        )
     for ring in outlines:
         points = [(float(x) * sx, float(y) * sy) for x, y in ring]
         draw.line([*points, points[0]], fill=(220, 30, 30), width=2)
     return thumb
 
 
-def save_thumbnail(path: str | os.PathLike, tissue: TissueMask, grid: TileGrid, *,
-                   max_side: int = 1024, max_upscale: float = 4.0,
-                   outlines: Sequence[np.ndarray] = ()) -> Path:
+def save_thumbnail(
+    path: str | os.PathLike,
+    tissue: TissueMask,
+    grid: TileGrid,
+    *,
+    max_side: int = 1024,
+    max_upscale: float = 4.0,
+    outlines: Sequence[np.ndarray] = (),
+) -> Path:
     """Write :func:`render_thumbnail` as a PNG, atomically."""
     with atomic_path(path) as tmp:
-        render_thumbnail(tissue, grid, max_side=max_side, max_upscale=max_upscale,
-                         outlines=outlines).save(tmp, format="PNG")
+        render_thumbnail(
+            tissue, grid, max_side=max_side, max_upscale=max_upscale, outlines=outlines
+        ).save(tmp, format="PNG")
     return Path(path)

@@ -64,10 +64,14 @@ class TissueMask:
         if len(coords) == 0 or height == 0 or width == 0:
             return np.zeros(len(coords), dtype=np.float64)
         dx, dy = self.downsample
-        x0, x1 = (np.clip(np.round(v / dx), 0, width).astype(np.int64)
-                  for v in (coords[:, 0], coords[:, 0] + size))
-        y0, y1 = (np.clip(np.round(v / dy), 0, height).astype(np.int64)
-                  for v in (coords[:, 1], coords[:, 1] + size))
+        x0, x1 = (
+            np.clip(np.round(v / dx), 0, width).astype(np.int64)
+            for v in (coords[:, 0], coords[:, 0] + size)
+        )
+        y0, y1 = (
+            np.clip(np.round(v / dy), 0, height).astype(np.int64)
+            for v in (coords[:, 1], coords[:, 1] + size)
+        )
         edges_x = np.unique(np.concatenate([[0], x0, x1]))
         edges_y = np.unique(np.concatenate([[0], y0, y1]))
         starts_x, starts_y = edges_x[edges_x < width], edges_y[edges_y < height]
@@ -88,7 +92,8 @@ def saturation(rgb: np.ndarray) -> np.ndarray:
     rgb = rgb.astype(np.int32)
     high, low = rgb.max(axis=2), rgb.min(axis=2)
     return np.where(high > 0, (255 * (high - low) + high // 2) // np.maximum(high, 1), 0).astype(
-        np.uint8)
+        np.uint8
+    )
 
 
 def otsu_threshold(values: np.ndarray) -> int:
@@ -104,8 +109,9 @@ def otsu_threshold(values: np.ndarray) -> int:
     return int(np.argmax(between))
 
 
-def tissue_mask(rgb: np.ndarray, *, pixel_um: float,
-                params: TissueParams = TissueParams()) -> tuple[np.ndarray, float]:
+def tissue_mask(
+    rgb: np.ndarray, *, pixel_um: float, params: TissueParams = TissueParams()
+) -> tuple[np.ndarray, float]:
     """Tissue mask of a low-resolution RGB image.
 
     Args:
@@ -128,7 +134,9 @@ def tissue_mask(rgb: np.ndarray, *, pixel_um: float,
     if params.close_iterations > 0:
         pad = params.close_iterations
         padded = np.pad(mask, pad, mode="edge")
-        mask = ndimage.binary_closing(padded, iterations=params.close_iterations)[pad:-pad, pad:-pad]
+        mask = ndimage.binary_closing(padded, iterations=params.close_iterations)[
+            pad:-pad, pad:-pad
+        ]
     pixel_area = pixel_um * pixel_um
     holes = ndimage.binary_fill_holes(mask) & ~mask
     mask = mask | _components_smaller_than(holes, params.max_hole_um2 / pixel_area)
@@ -136,8 +144,9 @@ def tissue_mask(rgb: np.ndarray, *, pixel_um: float,
     return mask, threshold / 255.0
 
 
-def compute_tissue_mask(slide: Slide, *, mask_mpp: float,
-                        params: TissueParams = TissueParams()) -> TissueMask:
+def compute_tissue_mask(
+    slide: Slide, *, mask_mpp: float, params: TissueParams = TissueParams()
+) -> TissueMask:
     """Read a low-resolution view of ``slide`` (about ``mask_mpp`` um/px) and mask its tissue.
 
     The view is read from the coarsest pyramid level at least as fine as ``mask_mpp`` and

@@ -9,9 +9,13 @@ The names load on first use (:mod:`radiograph._lazy`).
 
 from radiograph._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
-    "habitats": ("HabitatModel", "HabitatModelError", "HabitatSummary"),
-    "radiomics_features": ("RadiomicsError", "RadiomicsExtractor"),
-    "units": ("NoUnitsError", "Units", "grid_units", "habitat_units"),
-    "volume": ("Volume", "VolumeError", "load_volume", "read_image"),
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "habitats": ("HabitatModel", "HabitatModelError", "HabitatSummary"),
+        "radiomics_features": ("RadiomicsError", "RadiomicsExtractor"),
+        "units": ("NoUnitsError", "Units", "grid_units", "habitat_units"),
+        "volume": ("Volume", "VolumeError", "load_volume", "read_image"),
+    },
+)

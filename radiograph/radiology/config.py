@@ -67,7 +67,7 @@ class RadiologyConfig:
 
     @property
     def feature_kind(self) -> str:
-        """"pyradiomics", "3d" or "2d"; the encoder registries (torch, timm) are imported to
+        """ "pyradiomics", "3d" or "2d"; the encoder registries (torch, timm) are imported to
         tell, so construction stays light and this is where an unknown name is an error.
 
         Raises:
@@ -83,6 +83,8 @@ class RadiologyConfig:
             return "3d"
         if self.features in ENCODERS or self.features.startswith(TIMM_PREFIX):
             return "2d"
-        raise ValueError(f"unknown features {self.features!r}: use 'pyradiomics', a 3D encoder "
-                         f"({', '.join(sorted(VOLUME_ENCODERS))}), a 2D encoder "
-                         f"({', '.join(sorted(ENCODERS))}) or 'timm:<model name>'")
+        raise ValueError(
+            f"unknown features {self.features!r}: use 'pyradiomics', a 3D encoder "
+            f"({', '.join(sorted(VOLUME_ENCODERS))}), a 2D encoder "
+            f"({', '.join(sorted(ENCODERS))}) or 'timm:<model name>'"
+        )

@@ -19,8 +19,8 @@ token that holds each voxel (:func:`unit_features`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,9 +49,15 @@ class Tokens:
     boxes: np.ndarray
 
 
-def encode_volume(encoder: ViT3D, image: np.ndarray, region: np.ndarray, *,
-                  batch_size: int = 2, device: torch.device | str = "cpu",
-                  progress: bool = False) -> Tokens:
+def encode_volume(
+    encoder: ViT3D,
+    image: np.ndarray,
+    region: np.ndarray,
+    *,
+    batch_size: int = 2,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> Tokens:
     """Tokens of a 3D encoder over the windows that touch ``region``.
 
     Args:
@@ -77,9 +83,17 @@ def encode_volume(encoder: ViT3D, image: np.ndarray, region: np.ndarray, *,
     return Tokens(np.concatenate(per_channel, axis=1), boxes)
 
 
-def encode_slices(encoder: PatchEncoder, image: np.ndarray, region: np.ndarray, *,
-                  modality: str, tile: int = 32, batch_size: int = 64,
-                  device: torch.device | str = "cpu", progress: bool = False) -> Tokens:
+def encode_slices(
+    encoder: PatchEncoder,
+    image: np.ndarray,
+    region: np.ndarray,
+    *,
+    modality: str,
+    tile: int = 32,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> Tokens:
     """Tokens of a 2D encoder over ``tile`` x ``tile`` tiles of the slices touching ``region``.
 
     Args:
@@ -123,7 +137,7 @@ def unit_features(tokens: Tokens, units: Units) -> np.ndarray:
         lo, hi = np.maximum(start, 0), np.minimum(stop, shape)
         if np.any(hi <= lo):
             continue
-        ids = units.labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].ravel()
+        ids = units.labels[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].ravel()
         weights[:, t] = np.bincount(ids, minlength=n + 1)[1:]
     covered = weights.sum(axis=1)
     if np.any(covered < units.voxels):
@@ -148,8 +162,9 @@ def window_starts(region: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return (first + grid[used.ravel()] * size).astype(np.int64)
 
 
-def crop_padded(array: np.ndarray, start: Sequence[int], size: Sequence[int],
-                fill: float) -> np.ndarray:
+def crop_padded(
+    array: np.ndarray, start: Sequence[int], size: Sequence[int], fill: float
+) -> np.ndarray:
     """The ``size`` block of 3D ``array`` from ``start`` (may be outside), padded with ``fill``."""
     start = np.asarray(start)
     stop = start + np.asarray(size)
@@ -172,9 +187,14 @@ def to_uint8(channel: np.ndarray, modality: str) -> np.ndarray:
 
 
 def _batches(items: np.ndarray, size: int, progress: bool, desc: str) -> Iterator[np.ndarray]:
-    for i in tqdm(range(0, len(items), size), desc=desc, unit="batch",
-                  disable=terminal_only(progress), leave=False):
-        yield items[i:i + size]
+    for i in tqdm(
+        range(0, len(items), size),
+        desc=desc,
+        unit="batch",
+        disable=terminal_only(progress),
+        leave=False,
+    ):
+        yield items[i : i + size]
 
 
 @torch.inference_mode()

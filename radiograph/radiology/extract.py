@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -39,9 +40,6 @@ from radiograph.encoders.vit3d import VOLUME_ENCODERS, ViT3D, build_volume_encod
 from radiograph.io.atomic import atomic_path
 from radiograph.io.features import FeatureSet, file_sha256, write_features
 from radiograph.manifest import Manifest
-from radiograph.radiology.deep_features import encode_slices, encode_volume, unit_features
-from radiograph.radiology.config import DEFAULT_K_RANGE, PYRADIOMICS, RadiologyConfig
-from radiograph.radiology.habitats import HabitatModel
 from radiograph.provenance import (
     Provenance,
     begin_outputs,
@@ -51,6 +49,9 @@ from radiograph.provenance import (
     prepare_rerun,
     record_outputs,
 )
+from radiograph.radiology.config import DEFAULT_K_RANGE, PYRADIOMICS, RadiologyConfig
+from radiograph.radiology.deep_features import encode_slices, encode_volume, unit_features
+from radiograph.radiology.habitats import HabitatModel
 from radiograph.radiology.radiomics_features import DEFAULT_PARAMS, RadiomicsExtractor
 from radiograph.radiology.units import NoUnitsError, Units, grid_units, habitat_units
 from radiograph.radiology.volume import Volume, VolumeError, load_volume
@@ -73,9 +74,17 @@ class RadiologyJob:
 def radiology_jobs(manifest: Manifest, out_dir: str | os.PathLike) -> list[RadiologyJob]:
     """One job per subject with radiology (``volume_paths`` and ``mask_path``)."""
     folder = features_dir(out_dir)
-    return [RadiologyJob(s.subject_id, tuple(s.volume_paths), s.mask_path, s.radiology_modality,
-                         folder / f"{s.subject_id}.h5")
-            for s in manifest.subjects if s.has_radiology and s.mask_path is not None]
+    return [
+        RadiologyJob(
+            s.subject_id,
+            tuple(s.volume_paths),
+            s.mask_path,
+            s.radiology_modality,
+            folder / f"{s.subject_id}.h5",
+        )
+        for s in manifest.subjects
+        if s.has_radiology and s.mask_path is not None
+    ]
 
 
 def features_dir(out_dir: str | os.PathLike) -> Path:
@@ -85,13 +94,21 @@ def features_dir(out_dir: str | os.PathLike) -> Path:
 
 def load_job_volume(job: RadiologyJob, config: RadiologyConfig) -> Volume:
     """:func:`load_volume` with the job's files and the config's options."""
-    return load_volume(job.subject_id, job.volume_paths, job.mask_path, modality=job.modality,
-                       spacing_mm=config.spacing_mm, resample_mask=config.resample_mask,
-                       mask_label=config.mask_label, hu_window=config.hu_window)
+    return load_volume(
+        job.subject_id,
+        job.volume_paths,
+        job.mask_path,
+        modality=job.modality,
+        spacing_mm=config.spacing_mm,
+        resample_mask=config.resample_mask,
+        mask_label=config.mask_label,
+        hu_window=config.hu_window,
+    )
 
 
-def make_units(volume: Volume, config: RadiologyConfig,
-               habitat_model: HabitatModel | None = None) -> tuple[Units, dict[str, np.ndarray]]:
+def make_units(
+    volume: Volume, config: RadiologyConfig, habitat_model: HabitatModel | None = None
+) -> tuple[Units, dict[str, np.ndarray]]:
     """The volume's units and, for habitats, the per-habitat summary arrays.
 
     Raises:
@@ -101,26 +118,37 @@ def make_units(volume: Volume, config: RadiologyConfig,
     extras: dict[str, np.ndarray] = {}
     try:
         if config.units == "grid":
-            units = grid_units(volume.mask, float(volume.spacing[0]), size_mm=config.unit_size_mm,
-                               min_fraction=config.min_fraction)
+            units = grid_units(
+                volume.mask,
+                float(volume.spacing[0]),
+                size_mm=config.unit_size_mm,
+                min_fraction=config.min_fraction,
+            )
         else:
             if habitat_model is None:
                 raise VolumeError(f"{where}: habitat units need a fitted habitat model")
             labels = habitat_model.transform(volume.normalised, volume.mask)
             units = habitat_units(labels, min_voxels=config.min_unit_voxels)
             summary = habitat_model.summary(labels, volume.intensity, volume.spacing)
-            extras = {"habitat": units.habitat,
-                      "habitat_mean_intensity": summary.mean_intensity,
-                      "habitat_volume_mm3": summary.volume_mm3,
-                      "habitat_proportion": summary.proportion}
+            extras = {
+                "habitat": units.habitat,
+                "habitat_mean_intensity": summary.mean_intensity,
+                "habitat_volume_mm3": summary.volume_mm3,
+                "habitat_proportion": summary.proportion,
+            }
     except NoUnitsError as err:
         raise VolumeError(f"{where}: volume too small for any unit: {err}") from err
     return units, extras
 
 
-def extract_subject(job: RadiologyJob, config: RadiologyConfig, *,
-                    habitat_model: HabitatModel | None = None,
-                    encoder: torch.nn.Module | None = None, progress: bool = False) -> Path:
+def extract_subject(
+    job: RadiologyJob,
+    config: RadiologyConfig,
+    *,
+    habitat_model: HabitatModel | None = None,
+    encoder: torch.nn.Module | None = None,
+    progress: bool = False,
+) -> Path:
     """Extract one subject's unit features and write ``job.features_path``.
 
     Args:
@@ -163,38 +191,64 @@ def extract_subject(job: RadiologyJob, config: RadiologyConfig, *,
     if kind == PYRADIOMICS:
         extractor = RadiomicsExtractor(config.params, modality=volume.modality)
         features, names = extractor.extract(volume, units, progress=progress)
-        attrs.update(encoder=PYRADIOMICS, feature_names=names, weights_sha256="",
-                     random_weights=False, params=str(extractor.params_path),
-                     params_sha256=extractor.params_sha256)
+        attrs.update(
+            encoder=PYRADIOMICS,
+            feature_names=names,
+            weights_sha256="",
+            random_weights=False,
+            params=str(extractor.params_path),
+            params_sha256=extractor.params_sha256,
+        )
     else:
         device = resolve_device(config.device)
-        model = encoder if encoder is not None else cached_encoder(
-            config.features, config.weights, config.random_weights, config.seed)
+        model = (
+            encoder
+            if encoder is not None
+            else cached_encoder(config.features, config.weights, config.random_weights, config.seed)
+        )
         model = model.to(device)
         region = units.labels > 0
         if kind == "3d":
             assert isinstance(model, ViT3D)
-            tokens = encode_volume(model, volume.normalised, region, batch_size=config.batch_size,
-                                   device=device, progress=progress)
+            tokens = encode_volume(
+                model,
+                volume.normalised,
+                region,
+                batch_size=config.batch_size,
+                device=device,
+                progress=progress,
+            )
             attrs["encoder_patch_size"] = np.asarray(model.patch_size, dtype=np.int64)
         else:
             assert isinstance(model, PatchEncoder)
-            tokens = encode_slices(model, volume.normalised, region, modality=volume.modality,
-                                   tile=config.slice_tile, batch_size=config.batch_size,
-                                   device=device, progress=progress)
-            attrs["encoder_patch_size"] = np.asarray([1, config.slice_tile, config.slice_tile],
-                                                     dtype=np.int64)
+            tokens = encode_slices(
+                model,
+                volume.normalised,
+                region,
+                modality=volume.modality,
+                tile=config.slice_tile,
+                batch_size=config.batch_size,
+                device=device,
+                progress=progress,
+            )
+            attrs["encoder_patch_size"] = np.asarray(
+                [1, config.slice_tile, config.slice_tile], dtype=np.int64
+            )
         features = unit_features(tokens, units)
-        attrs.update(encoder=config.features, weights_sha256=model.weights_sha256,
-                     random_weights=model.random_weights, encoder_dim=model.dim)
+        attrs.update(
+            encoder=config.features,
+            weights_sha256=model.weights_sha256,
+            random_weights=model.random_weights,
+            encoder_dim=model.dim,
+        )
     coords = volume.index_to_physical(units.centroids)
     fs = FeatureSet(features, coords, attrs)
-    return write_radiology_features(job.features_path, fs,
-                                    {"unit_voxels": units.voxels, **extras})
+    return write_radiology_features(job.features_path, fs, {"unit_voxels": units.voxels, **extras})
 
 
-def write_radiology_features(path: str | os.PathLike, fs: FeatureSet,
-                             extras: dict[str, np.ndarray]) -> Path:
+def write_radiology_features(
+    path: str | os.PathLike, fs: FeatureSet, extras: dict[str, np.ndarray]
+) -> Path:
     """:func:`write_features` plus extra datasets beside ``features`` / ``coords``, atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -205,9 +259,14 @@ def write_radiology_features(path: str | os.PathLike, fs: FeatureSet,
     return path
 
 
-def fit_habitat_model(jobs: list[RadiologyJob], config: RadiologyConfig, *,
-                      k_range: Sequence[int] = DEFAULT_K_RANGE, voxels_per_subject: int = 2000,
-                      progress: bool = True) -> tuple[HabitatModel, list[tuple[str, str]]]:
+def fit_habitat_model(
+    jobs: list[RadiologyJob],
+    config: RadiologyConfig,
+    *,
+    k_range: Sequence[int] = DEFAULT_K_RANGE,
+    voxels_per_subject: int = 2000,
+    progress: bool = True,
+) -> tuple[HabitatModel, list[tuple[str, str]]]:
     """Fit the cohort habitat model on ``jobs`` (the training subjects), seeded by ``config.seed``.
 
     K is the candidate of ``k_range`` with the highest Calinski-Harabasz score.
@@ -221,8 +280,9 @@ def fit_habitat_model(jobs: list[RadiologyJob], config: RadiologyConfig, *,
         HabitatModelError: no training subject could be loaded.
     """
     samples, ids, failures = [], [], []
-    for job in tqdm(jobs, desc="habitat fit: loading", unit="subject",
-                    disable=terminal_only(progress)):
+    for job in tqdm(
+        jobs, desc="habitat fit: loading", unit="subject", disable=terminal_only(progress)
+    ):
         try:
             volume = load_job_volume(job, config)
         except VolumeError as err:
@@ -230,8 +290,13 @@ def fit_habitat_model(jobs: list[RadiologyJob], config: RadiologyConfig, *,
             continue
         samples.append((volume.normalised, volume.mask))
         ids.append(job.subject_id)
-    model = HabitatModel.fit(samples, k_range=k_range, voxels_per_subject=voxels_per_subject,
-                             seed=config.seed, subjects=ids)
+    model = HabitatModel.fit(
+        samples,
+        k_range=k_range,
+        voxels_per_subject=voxels_per_subject,
+        seed=config.seed,
+        subjects=ids,
+    )
     return model, failures
 
 
@@ -262,9 +327,11 @@ def radiology_settings(config: RadiologyConfig) -> dict[str, Any]:
 def shared_inputs(config: RadiologyConfig) -> dict[str, str]:
     """Fingerprints of the files every subject's features depend on: the habitat model, a
     given pyradiomics parameter file, the encoder weights (given or packaged)."""
-    files = {"habitat_model": config.habitat_model if config.units == "habitat" else None,
-             "params": config.params if config.feature_kind == PYRADIOMICS else None,
-             "weights": None}
+    files = {
+        "habitat_model": config.habitat_model if config.units == "habitat" else None,
+        "params": config.params if config.feature_kind == PYRADIOMICS else None,
+        "weights": None,
+    }
     if config.feature_kind != PYRADIOMICS and not config.random_weights:
         spec = ENCODERS.get(config.features)
         default = spec.default_weights() if spec is not None and spec.default_weights else None
@@ -272,8 +339,9 @@ def shared_inputs(config: RadiologyConfig) -> dict[str, str]:
     return fingerprint_files({name: path for name, path in files.items() if path is not None})
 
 
-def subject_provenance(job: RadiologyJob, config: RadiologyConfig, settings: dict[str, Any],
-                       shared: dict[str, str]) -> Provenance:
+def subject_provenance(
+    job: RadiologyJob, config: RadiologyConfig, settings: dict[str, Any], shared: dict[str, str]
+) -> Provenance:
     """What ``job``'s features are made from: its volume(s) and mask, the shared inputs, the
     settings and the subject's imaging modality (and the default pyradiomics parameter file of
     that modality when none is given)."""
@@ -281,13 +349,18 @@ def subject_provenance(job: RadiologyJob, config: RadiologyConfig, settings: dic
     files["mask"] = job.mask_path
     if config.feature_kind == PYRADIOMICS and config.params is None:
         files["params"] = DEFAULT_PARAMS.get(job.modality.upper(), "")
-    return make_provenance({**settings, "modality": job.modality}, files=files,
-                           fingerprints=shared)
+    return make_provenance({**settings, "modality": job.modality}, files=files, fingerprints=shared)
 
 
-def extract_cohort(jobs: list[RadiologyJob], out_dir: str | os.PathLike,
-                   config: RadiologyConfig, *, backend: Backend | None = None,
-                   overwrite: bool = False, progress: bool = True) -> RunRecord:
+def extract_cohort(
+    jobs: list[RadiologyJob],
+    out_dir: str | os.PathLike,
+    config: RadiologyConfig,
+    *,
+    backend: Backend | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunRecord:
     """Extract every job with resume and a failure report (``<out>/runs/extract-radiology.json``).
 
     Subjects whose h5 exists and was made from the same files and settings (its provenance
@@ -298,20 +371,34 @@ def extract_cohort(jobs: list[RadiologyJob], out_dir: str | os.PathLike,
     """
     settings = radiology_settings(config)
     shared = shared_inputs(config)
-    tasks = [Task(job.subject_id, (job.features_path,), (job, config),
-                  provenance=subject_provenance(job, config, settings, shared)) for job in jobs]
+    tasks = [
+        Task(
+            job.subject_id,
+            (job.features_path,),
+            (job, config),
+            provenance=subject_provenance(job, config, settings, shared),
+        )
+        for job in jobs
+    ]
     changes = prepare_rerun(STAGE, tasks)
     if changes:
         print(changes, flush=True)
-    return run_cohort(tasks, extract_radiology_task,
-                      record_path=Path(out_dir) / "runs" / f"{STAGE}.json", stage=STAGE,
-                      workers=1 if backend is None else None, backend=backend,
-                      overwrite=overwrite, progress=progress)
+    return run_cohort(
+        tasks,
+        extract_radiology_task,
+        record_path=Path(out_dir) / "runs" / f"{STAGE}.json",
+        stage=STAGE,
+        workers=1 if backend is None else None,
+        backend=backend,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
 @functools.lru_cache(maxsize=1)
-def cached_encoder(name: str, weights: str | None, random_weights: bool,
-                   seed: int) -> torch.nn.Module:
+def cached_encoder(
+    name: str, weights: str | None, random_weights: bool, seed: int
+) -> torch.nn.Module:
     """The configured encoder (3D registry or 2D registry), memoised per process."""
     if name in VOLUME_ENCODERS:
         return build_volume_encoder(name, weights=weights, random_weights=random_weights, seed=seed)

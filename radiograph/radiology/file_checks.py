@@ -44,16 +44,27 @@ NIFTI_PAIR_MAGICS = (b"ni1\x00", b"ni2\x00")
 NRRD_TYPES = {
     **dict.fromkeys(("signed char", "int8", "int8_t"), "i1"),
     **dict.fromkeys(("uchar", "unsigned char", "uint8", "uint8_t"), "u1"),
-    **dict.fromkeys(("short", "short int", "signed short", "signed short int", "int16",
-                     "int16_t"), "i2"),
-    **dict.fromkeys(("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"),
-                    "u2"),
+    **dict.fromkeys(
+        ("short", "short int", "signed short", "signed short int", "int16", "int16_t"), "i2"
+    ),
+    **dict.fromkeys(("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"), "u2"),
     **dict.fromkeys(("int", "signed int", "int32", "int32_t"), "i4"),
     **dict.fromkeys(("uint", "unsigned int", "uint32", "uint32_t"), "u4"),
-    **dict.fromkeys(("longlong", "long long", "long long int", "signed long long",
-                     "signed long long int", "int64", "int64_t"), "i8"),
-    **dict.fromkeys(("ulonglong", "unsigned long long", "unsigned long long int", "uint64",
-                     "uint64_t"), "u8"),
+    **dict.fromkeys(
+        (
+            "longlong",
+            "long long",
+            "long long int",
+            "signed long long",
+            "signed long long int",
+            "int64",
+            "int64_t",
+        ),
+        "i8",
+    ),
+    **dict.fromkeys(
+        ("ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t"), "u8"
+    ),
     "float": "f4",
     "double": "f8",
 }
@@ -131,8 +142,10 @@ def check_voxel_data(data: VoxelData) -> None:
             raise ValueError(_stream_error(err, data.compression, data)) from err
     _check_length(got, data)
     if nan or inf:
-        raise ValueError(f"{nan} NaN and {inf} infinite voxel(s) of {data.voxels}; fill or mask "
-                         "them before extraction")
+        raise ValueError(
+            f"{nan} NaN and {inf} infinite voxel(s) of {data.voxels}; fill or mask "
+            "them before extraction"
+        )
 
 
 def nifti_voxel_data(path: Path) -> VoxelData:
@@ -144,11 +157,15 @@ def nifti_voxel_data(path: Path) -> VoxelData:
             ``.img``.
     """
     head = _read_head(path, 540)
-    order = next((o for o in "<>" if len(head) >= 348
-                  and struct.unpack(o + "i", head[:4])[0] in (348, 540)), None)
+    order = next(
+        (o for o in "<>" if len(head) >= 348 and struct.unpack(o + "i", head[:4])[0] in (348, 540)),
+        None,
+    )
     if order is None:
-        raise ValueError(f"not a NIfTI header ({len(head)} bytes read, header size field "
-                         f"{head[:4].hex() or 'missing'}); the file is truncated or not NIfTI")
+        raise ValueError(
+            f"not a NIfTI header ({len(head)} bytes read, header size field "
+            f"{head[:4].hex() or 'missing'}); the file is truncated or not NIfTI"
+        )
     if struct.unpack(order + "i", head[:4])[0] == 348:
         dims = struct.unpack(order + "8h", head[40:56])
         datatype, bitpix = struct.unpack(order + "2h", head[70:74])
@@ -162,16 +179,21 @@ def nifti_voxel_data(path: Path) -> VoxelData:
         vox_offset = struct.unpack(order + "q", head[168:176])[0]
         magic = head[4:8]
     ndim = dims[0]
-    if not 1 <= ndim <= 7 or min(dims[1: ndim + 1]) < 1 or bitpix < 1:
-        raise ValueError(f"invalid NIfTI header: dim = {list(dims[: ndim + 1])}, bitpix "
-                         f"{bitpix}")
-    voxels = math.prod(dims[1: ndim + 1])
+    if not 1 <= ndim <= 7 or min(dims[1 : ndim + 1]) < 1 or bitpix < 1:
+        raise ValueError(f"invalid NIfTI header: dim = {list(dims[: ndim + 1])}, bitpix {bitpix}")
+    voxels = math.prod(dims[1 : ndim + 1])
     component = NIFTI_FLOATS.get(datatype)
     dtype = np.dtype(component).newbyteorder(order) if component else None
     data_path = _nifti_image_path(path) if magic in NIFTI_PAIR_MAGICS else path
-    return VoxelData(path=data_path, start=0, skip=max(0, vox_offset),
-                     nbytes=math.ceil(voxels * bitpix / 8), voxels=voxels,
-                     compression=_compression(data_path), float_dtype=dtype)
+    return VoxelData(
+        path=data_path,
+        start=0,
+        skip=max(0, vox_offset),
+        nbytes=math.ceil(voxels * bitpix / 8),
+        voxels=voxels,
+        compression=_compression(data_path),
+        float_dtype=dtype,
+    )
 
 
 def nrrd_voxel_data(path: Path) -> VoxelData | None:
@@ -188,11 +210,16 @@ def nrrd_voxel_data(path: Path) -> VoxelData | None:
         type_name = " ".join(fields["type"].lower().split())
         encoding = fields["encoding"].lower()
     except (KeyError, ValueError) as err:
-        raise ValueError(f"NRRD header lacks a valid 'sizes', 'type' or 'encoding' field "
-                         f"({err})") from err
+        raise ValueError(
+            f"NRRD header lacks a valid 'sizes', 'type' or 'encoding' field ({err})"
+        ) from err
     data_file = fields.get("data file", fields.get("datafile", ""))
-    if (encoding not in NRRD_COMPRESSION or type_name not in NRRD_TYPES
-            or data_file.startswith("LIST") or len(data_file.split()) > 1):
+    if (
+        encoding not in NRRD_COMPRESSION
+        or type_name not in NRRD_TYPES
+        or data_file.startswith("LIST")
+        or len(data_file.split()) > 1
+    ):
         return None
     dtype = np.dtype(NRRD_TYPES[type_name])
     if dtype.itemsize > 1:
@@ -208,9 +235,15 @@ def nrrd_voxel_data(path: Path) -> VoxelData | None:
         if compression:
             return None
         start, byte_skip = max(0, data_path.stat().st_size - nbytes), 0
-    return VoxelData(path=data_path, start=start, skip=byte_skip, nbytes=nbytes, voxels=voxels,
-                     compression=compression,
-                     float_dtype=dtype if dtype.kind == "f" else None)
+    return VoxelData(
+        path=data_path,
+        start=start,
+        skip=byte_skip,
+        nbytes=nbytes,
+        voxels=voxels,
+        compression=compression,
+        float_dtype=dtype if dtype.kind == "f" else None,
+    )
 
 
 def _scan_voxels(stream: BinaryIO, data: VoxelData) -> tuple[int, int, int]:
@@ -241,9 +274,11 @@ def _drain(stream: BinaryIO) -> None:
 def _check_length(got: int, data: VoxelData) -> None:
     if got < data.nbytes:
         per_voxel = data.nbytes / data.voxels
-        raise ValueError(f"holds {int(got // per_voxel)} of the header's {data.voxels} voxels "
-                         f"({got} of {data.nbytes} bytes): the file is truncated; re-copy or "
-                         "re-export it")
+        raise ValueError(
+            f"holds {int(got // per_voxel)} of the header's {data.voxels} voxels "
+            f"({got} of {data.nbytes} bytes): the file is truncated; re-copy or "
+            "re-export it"
+        )
 
 
 def _stream_error(err: BaseException, compression: str, data: VoxelData | None = None) -> str:
@@ -264,7 +299,7 @@ def _decoder(raw: BinaryIO, compression: str) -> BinaryIO:
 
 
 def _compression(path: Path) -> str:
-    """"gzip" or "bzip2" by the file's magic bytes (not its name), else ""."""
+    """ "gzip" or "bzip2" by the file's magic bytes (not its name), else ""."""
     with open(path, "rb") as fh:
         magic = fh.read(3)
     if magic.startswith(GZIP_MAGIC):
@@ -288,8 +323,10 @@ def _nifti_image_path(header: Path) -> Path:
     candidates = [header.with_name(stem + ext) for ext in (".img", ".img.gz")]
     found = next((c for c in candidates if c.exists()), None)
     if found is None:
-        raise ValueError(f"NIfTI pair without its image file ({candidates[0].name} or "
-                         f"{candidates[1].name} beside the header)")
+        raise ValueError(
+            f"NIfTI pair without its image file ({candidates[0].name} or "
+            f"{candidates[1].name} beside the header)"
+        )
     return found
 
 

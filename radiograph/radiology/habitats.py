@@ -27,8 +27,8 @@ lets the unsupervised clustering see the test subjects' intensities (no outcome 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -140,8 +140,9 @@ class HabitatModel:
         if not k_range or k_range[0] < 2:
             raise HabitatModelError(f"candidate K must be >= 2; got {k_range}")
         if len(x) <= k_range[-1]:
-            raise HabitatModelError(f"{len(x)} tumour voxels cannot be split into {k_range[-1]} "
-                                    "clusters")
+            raise HabitatModelError(
+                f"{len(x)} tumour voxels cannot be split into {k_range[-1]} clusters"
+            )
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0
@@ -156,13 +157,21 @@ class HabitatModel:
                 scores[k] = float(calinski_harabasz_score(z, km.labels_))
                 fits[k] = km.cluster_centers_
         if not scores:
-            raise HabitatModelError("K-means found a single cluster for every K (constant "
-                                    "intensities?)")
+            raise HabitatModelError(
+                "K-means found a single cluster for every K (constant intensities?)"
+            )
         best = max(scores, key=lambda k: scores[k])
         centres = fits[best]
         centres = centres[np.lexsort(centres.T[::-1])]
-        return cls(centres=centres, mean=mean, scale=scale, calinski_harabasz=scores, seed=seed,
-                   n_fit_voxels=len(x), subjects=tuple(subjects))
+        return cls(
+            centres=centres,
+            mean=mean,
+            scale=scale,
+            calinski_harabasz=scores,
+            seed=seed,
+            n_fit_voxels=len(x),
+            subjects=tuple(subjects),
+        )
 
     def transform(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Habitat of every tumour voxel.
@@ -175,17 +184,20 @@ class HabitatModel:
             int16 (D, H, W): 0 outside the mask, 1..K the nearest centre's habitat.
         """
         if image.shape[0] != self.num_channels:
-            raise HabitatModelError(f"image has {image.shape[0]} channel(s); the habitat model "
-                                    f"was fitted on {self.num_channels}")
+            raise HabitatModelError(
+                f"image has {image.shape[0]} channel(s); the habitat model "
+                f"was fitted on {self.num_channels}"
+            )
         z = (image[:, mask].T.astype(np.float64) - self.mean) / self.scale
         # squared distance to each centre, less the |z|^2 term that all centres share
-        d2 = (self.centres ** 2).sum(axis=1)[None, :] - 2.0 * z @ self.centres.T
+        d2 = (self.centres**2).sum(axis=1)[None, :] - 2.0 * z @ self.centres.T
         labels = np.zeros(mask.shape, dtype=np.int16)
         labels[mask] = np.argmin(d2, axis=1) + 1
         return labels
 
-    def summary(self, labels: np.ndarray, intensity: np.ndarray,
-                spacing_mm: Sequence[float]) -> HabitatSummary:
+    def summary(
+        self, labels: np.ndarray, intensity: np.ndarray, spacing_mm: Sequence[float]
+    ) -> HabitatSummary:
         """Mean intensity, volume (mm^3) and proportion of each habitat in one tumour.
 
         Args:
@@ -197,29 +209,39 @@ class HabitatModel:
         inside = labels > 0
         ids = labels[inside].astype(np.int64)
         counts = np.bincount(ids, minlength=self.k + 1)[1:].astype(np.float64)
-        sums = np.stack([np.bincount(ids, weights=channel[inside], minlength=self.k + 1)[1:]
-                         for channel in intensity], axis=1)
+        sums = np.stack(
+            [
+                np.bincount(ids, weights=channel[inside], minlength=self.k + 1)[1:]
+                for channel in intensity
+            ],
+            axis=1,
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = sums / counts[:, None]
-        return HabitatSummary(mean_intensity=mean,
-                              volume_mm3=counts * float(np.prod(spacing_mm)),
-                              proportion=counts / max(1.0, counts.sum()))
+        return HabitatSummary(
+            mean_intensity=mean,
+            volume_mm3=counts * float(np.prod(spacing_mm)),
+            proportion=counts / max(1.0, counts.sum()),
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as JSON (atomically)."""
-        write_json(path, {
-            "format": FORMAT,
-            "version": 1,
-            "k": self.k,
-            "channels": self.num_channels,
-            "centres": self.centres.tolist(),
-            "mean": self.mean.tolist(),
-            "scale": self.scale.tolist(),
-            "calinski_harabasz": {str(k): v for k, v in self.calinski_harabasz.items()},
-            "seed": self.seed,
-            "n_fit_voxels": self.n_fit_voxels,
-            "subjects": list(self.subjects),
-        })
+        write_json(
+            path,
+            {
+                "format": FORMAT,
+                "version": 1,
+                "k": self.k,
+                "channels": self.num_channels,
+                "centres": self.centres.tolist(),
+                "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(),
+                "calinski_harabasz": {str(k): v for k, v in self.calinski_harabasz.items()},
+                "seed": self.seed,
+                "n_fit_voxels": self.n_fit_voxels,
+                "subjects": list(self.subjects),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HabitatModel:
@@ -239,8 +261,14 @@ class HabitatModel:
         scale = np.asarray(data["scale"], dtype=np.float64)
         if centres.ndim != 2 or mean.shape != (centres.shape[1],) or scale.shape != mean.shape:
             raise HabitatModelError(f"habitat model {path}: inconsistent array shapes")
-        return cls(centres=centres, mean=mean, scale=scale,
-                   calinski_harabasz={int(k): float(v)
-                                      for k, v in data.get("calinski_harabasz", {}).items()},
-                   seed=int(data.get("seed", 0)), n_fit_voxels=int(data.get("n_fit_voxels", 0)),
-                   subjects=tuple(data.get("subjects", ())))
+        return cls(
+            centres=centres,
+            mean=mean,
+            scale=scale,
+            calinski_harabasz={
+                int(k): float(v) for k, v in data.get("calinski_harabasz", {}).items()
+            },
+            seed=int(data.get("seed", 0)),
+            n_fit_voxels=int(data.get("n_fit_voxels", 0)),
+            subjects=tuple(data.get("subjects", ())),
+        )

@@ -28,8 +28,10 @@ from radiograph.radiology.volume import Volume
 from radiograph.runner import terminal_only
 
 PARAMS_DIR = Path(__file__).parent / "params"
-DEFAULT_PARAMS = {"CT": PARAMS_DIR / "pyradiomics_ct.yaml",
-                  "MR": PARAMS_DIR / "pyradiomics_mr.yaml"}
+DEFAULT_PARAMS = {
+    "CT": PARAMS_DIR / "pyradiomics_ct.yaml",
+    "MR": PARAMS_DIR / "pyradiomics_mr.yaml",
+}
 SHAPE_CLASSES = ("shape", "shape2D")
 
 
@@ -58,15 +60,17 @@ class RadiomicsExtractor:
             self._first = featureextractor.RadiomicsFeatureExtractor(str(self.params_path))
             self._other = featureextractor.RadiomicsFeatureExtractor(str(self.params_path))
         except Exception as err:  # noqa: BLE001 - pyradiomics raises assorted errors on bad files
-            raise RadiomicsError(f"pyradiomics parameter file {self.params_path} is not valid: "
-                                 f"{err}") from err
+            raise RadiomicsError(
+                f"pyradiomics parameter file {self.params_path} is not valid: {err}"
+            ) from err
         for name in SHAPE_CLASSES:
             self._other.enabledFeatures.pop(name, None)
         self.params_sha256 = file_sha256(self.params_path)
         self._pad = int(self._first.settings.get("padDistance", 5))
 
-    def extract(self, volume: Volume, units: Units, *,
-                progress: bool = False) -> tuple[np.ndarray, list[str]]:
+    def extract(
+        self, volume: Volume, units: Units, *, progress: bool = False
+    ) -> tuple[np.ndarray, list[str]]:
         """Features of every unit.
 
         Args:
@@ -83,8 +87,13 @@ class RadiomicsExtractor:
         boxes = units.boxes()
         rows: list[list[float]] = []
         names: list[str] | None = None
-        for i in tqdm(range(len(units)), desc=f"{volume.subject_id} radiomics", unit="unit",
-                      disable=terminal_only(progress), leave=False):
+        for i in tqdm(
+            range(len(units)),
+            desc=f"{volume.subject_id} radiomics",
+            unit="unit",
+            disable=terminal_only(progress),
+            leave=False,
+        ):
             row_names, row = [], []
             start = np.maximum(boxes[i, 0] - self._pad, 0)
             stop = np.minimum(boxes[i, 1] + self._pad, volume.shape)
@@ -98,7 +107,8 @@ class RadiomicsExtractor:
                 except Exception as err:  # noqa: BLE001 - report which unit failed and why
                     raise RadiomicsError(
                         f"subject {volume.subject_id!r}: pyradiomics failed on unit {i} "
-                        f"({int(units.voxels[i])} voxels), channel {c}: {err}") from err
+                        f"({int(units.voxels[i])} voxels), channel {c}: {err}"
+                    ) from err
                 for key, value in result.items():
                     if not key.startswith("diagnostics_"):
                         row_names.append(f"ch{c}_{key}")
@@ -106,8 +116,10 @@ class RadiomicsExtractor:
             if names is None:
                 names = row_names
             elif row_names != names:
-                raise RadiomicsError(f"subject {volume.subject_id!r}: unit {i} produced a "
-                                     "different feature list from unit 0")
+                raise RadiomicsError(
+                    f"subject {volume.subject_id!r}: unit {i} produced a "
+                    "different feature list from unit 0"
+                )
             rows.append(row)
         return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1), names or []
 

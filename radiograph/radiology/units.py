@@ -55,12 +55,14 @@ class Units:
     def boxes(self) -> np.ndarray:
         """int64 (N, 2, 3): each unit's bounding box, [start, stop) voxel index in (z, y, x)."""
         slices = ndimage.find_objects(self.labels, max_label=len(self))
-        return np.array([[[s.start for s in box], [s.stop for s in box]] for box in slices],
-                        dtype=np.int64).reshape(len(self), 2, 3)
+        return np.array(
+            [[[s.start for s in box], [s.stop for s in box]] for box in slices], dtype=np.int64
+        ).reshape(len(self), 2, 3)
 
 
-def grid_units(mask: np.ndarray, spacing_mm: float, *, size_mm: float = 8.0,
-               min_fraction: float = 0.5) -> Units:
+def grid_units(
+    mask: np.ndarray, spacing_mm: float, *, size_mm: float = 8.0, min_fraction: float = 0.5
+) -> Units:
     """Cubes of ``size_mm`` tiling the tumour's bounding box; keep those the tumour fills enough.
 
     Args:
@@ -82,11 +84,13 @@ def grid_units(mask: np.ndarray, spacing_mm: float, *, size_mm: float = 8.0,
     cz, cy, cx = ((c - s0) // side for c, s0 in zip(zyx, start))
     cube_of_voxel = (cz * cells[1] + cy) * cells[2] + cx
     counts = np.bincount(cube_of_voxel, minlength=int(np.prod(cells)))
-    keep = np.flatnonzero((counts > 0) & (counts >= min_fraction * side ** 3))
+    keep = np.flatnonzero((counts > 0) & (counts >= min_fraction * side**3))
     if keep.size == 0:
-        raise NoUnitsError(f"no {side}-voxel ({side * spacing_mm:g} mm) cube is at least "
-                           f"{min_fraction:.0%} tumour (tumour has {int(mask.sum())} voxels); "
-                           "use a smaller unit size or a lower minimum fraction")
+        raise NoUnitsError(
+            f"no {side}-voxel ({side * spacing_mm:g} mm) cube is at least "
+            f"{min_fraction:.0%} tumour (tumour has {int(mask.sum())} voxels); "
+            "use a smaller unit size or a lower minimum fraction"
+        )
     lookup = np.zeros(int(np.prod(cells)), dtype=np.int32)
     lookup[keep] = np.arange(1, keep.size + 1, dtype=np.int32)
     labels = np.zeros(mask.shape, dtype=np.int32)
@@ -118,8 +122,9 @@ def habitat_units(habitat_labels: np.ndarray, *, min_voxels: int = 27) -> Units:
         labels[inside] = lookup[components[inside]]
         habitat_of_unit += [int(habitat)] * kept.size
     if not habitat_of_unit:
-        raise NoUnitsError(f"no habitat component has at least {min_voxels} voxels; "
-                           "lower the minimum unit size")
+        raise NoUnitsError(
+            f"no habitat component has at least {min_voxels} voxels; lower the minimum unit size"
+        )
     return _make_units(labels, "habitat", 0.0, np.array(habitat_of_unit, dtype=np.int64))
 
 
@@ -129,5 +134,11 @@ def _make_units(labels: np.ndarray, kind: str, size_mm: float, habitat: np.ndarr
     zyx = np.nonzero(labels)
     ids = labels[zyx]
     sums = np.stack([np.bincount(ids, weights=c, minlength=n + 1)[1:] for c in zyx], axis=1)
-    return Units(labels=labels, kind=kind, size_mm=size_mm, voxels=voxels,
-                 centroids=sums / voxels[:, None], habitat=habitat)
+    return Units(
+        labels=labels,
+        kind=kind,
+        size_mm=size_mm,
+        voxels=voxels,
+        centroids=sums / voxels[:, None],
+        habitat=habitat,
+    )

@@ -22,9 +22,9 @@ whose files are all readable and whose slices are evenly spaced.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -178,35 +178,44 @@ def load_volume(
     for path, image in zip(paths[1:], channels[1:]):
         problem = geometry_mismatch(channels[0], image)
         if problem:
-            raise VolumeError(f"subject {subject_id!r}: channel {path} is not on the grid of "
-                              f"channel {paths[0]} ({problem}); co-register and resample the "
-                              "channels first")
+            raise VolumeError(
+                f"subject {subject_id!r}: channel {path} is not on the grid of "
+                f"channel {paths[0]} ({problem}); co-register and resample the "
+                "channels first"
+            )
     for path, image in zip(paths, channels):
         values = sitk.GetArrayViewFromImage(image)
         bad = int(np.count_nonzero(~np.isfinite(values)))
         if bad:
-            raise VolumeError(f"subject {subject_id!r}: {path}: {bad} NaN or infinite voxel(s); "
-                              "fill or mask them before extraction")
+            raise VolumeError(
+                f"subject {subject_id!r}: {path}: {bad} NaN or infinite voxel(s); "
+                "fill or mask them before extraction"
+            )
 
     mask = read_image(mask_path, subject_id=subject_id)
     problem = geometry_mismatch(channels[0], mask)
     if problem:
         if not resample_mask:
-            raise VolumeError(f"subject {subject_id!r}: mask {mask_path} is not on the grid of "
-                              f"{paths[0]} ({problem}); pass --resample-mask to resample it "
-                              "(nearest neighbour) onto the image grid")
+            raise VolumeError(
+                f"subject {subject_id!r}: mask {mask_path} is not on the grid of "
+                f"{paths[0]} ({problem}); pass --resample-mask to resample it "
+                "(nearest neighbour) onto the image grid"
+            )
         mask = sitk.Resample(mask, channels[0], sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     binary = _binary_mask(sitk.GetArrayFromImage(mask), mask_label, subject_id, mask_path)
 
     reference = _isotropic_reference(channels[0], spacing_mm)
-    intensity = np.stack([sitk.GetArrayFromImage(_resample(c, reference, sitk.sitkLinear))
-                          for c in channels]).astype(np.float32)
+    intensity = np.stack(
+        [sitk.GetArrayFromImage(_resample(c, reference, sitk.sitkLinear)) for c in channels]
+    ).astype(np.float32)
     mask_image = sitk.GetImageFromArray(binary.astype(np.uint8))
     mask_image.CopyInformation(channels[0])
     binary = sitk.GetArrayFromImage(_resample(mask_image, reference, sitk.sitkNearestNeighbor)) > 0
     if not binary.any():
-        raise VolumeError(f"subject {subject_id!r}: mask {mask_path} is empty after resampling "
-                          f"to {spacing_mm} mm (the tumour is smaller than one voxel)")
+        raise VolumeError(
+            f"subject {subject_id!r}: mask {mask_path} is empty after resampling "
+            f"to {spacing_mm} mm (the tumour is smaller than one voxel)"
+        )
 
     if modality == "CT":
         low, high = hu_window
@@ -268,9 +277,11 @@ def zscore_in_mask(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def _read_scalar(path: Path, subject_id: str) -> sitk.Image:
     image = read_image(path, subject_id=subject_id)
     if image.GetNumberOfComponentsPerPixel() != 1 or image.GetDimension() != 3:
-        raise VolumeError(f"subject {subject_id!r}: {path}: expected a 3D scalar volume, got "
-                          f"{image.GetDimension()}D with {image.GetNumberOfComponentsPerPixel()} "
-                          "component(s) per voxel; give one 3D file per channel")
+        raise VolumeError(
+            f"subject {subject_id!r}: {path}: expected a 3D scalar volume, got "
+            f"{image.GetDimension()}D with {image.GetNumberOfComponentsPerPixel()} "
+            "component(s) per voxel; give one 3D file per channel"
+        )
     return sitk.Cast(image, sitk.sitkFloat32)
 
 
@@ -280,21 +291,26 @@ def _binary_mask(values: np.ndarray, label: int | None, subject_id: str, path: P
         extra = [v for v in present.tolist() if v not in (0, 1)]
         if extra:
             shown = ", ".join(f"{v:g}" for v in extra[:8])
-            raise VolumeError(f"subject {subject_id!r}: mask {path} has labels other than 0/1 "
-                              f"({shown}); choose the tumour label with --mask-label")
+            raise VolumeError(
+                f"subject {subject_id!r}: mask {path} has labels other than 0/1 "
+                f"({shown}); choose the tumour label with --mask-label"
+            )
         label = 1
     binary = values == label
     if not binary.any():
         found = ", ".join(f"{v:g}" for v in present.tolist()[:8])
-        raise VolumeError(f"subject {subject_id!r}: mask {path} is empty (no voxel with label "
-                          f"{label}; values found: {found})")
+        raise VolumeError(
+            f"subject {subject_id!r}: mask {path} is empty (no voxel with label "
+            f"{label}; values found: {found})"
+        )
     return binary
 
 
 def _isotropic_reference(image: sitk.Image, spacing_mm: float) -> sitk.Image:
     """The grid with ``image``'s origin and direction, isotropic spacing, same physical extent."""
-    size = [max(1, int(round(n * s / spacing_mm)))
-            for n, s in zip(image.GetSize(), image.GetSpacing())]
+    size = [
+        max(1, int(round(n * s / spacing_mm))) for n, s in zip(image.GetSize(), image.GetSpacing())
+    ]
     reference = sitk.Image(size, sitk.sitkUInt8)
     reference.SetOrigin(image.GetOrigin())
     reference.SetDirection(image.GetDirection())
@@ -306,22 +322,24 @@ def _resample(image: sitk.Image, reference: sitk.Image, interpolator: int) -> si
     if geometry_mismatch(reference, image) == "":
         return image
     fill = float(np.min(sitk.GetArrayViewFromImage(image)))
-    return sitk.Resample(image, reference, sitk.Transform(), interpolator, fill,
-                         image.GetPixelID())
+    return sitk.Resample(image, reference, sitk.Transform(), interpolator, fill, image.GetPixelID())
 
 
 def _read_dicom_series(folder: Path, where: str) -> sitk.Image:
     try:
         series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     except RuntimeError as err:
-        raise VolumeError(f"{where}: cannot scan the folder for DICOM "
-                          f"({_first_line(err)})") from err
+        raise VolumeError(
+            f"{where}: cannot scan the folder for DICOM ({_first_line(err)})"
+        ) from err
     if not series:
         raise VolumeError(f"{where}: folder holds no DICOM series")
     if len(series) > 1:
         listing = "; ".join(_describe_series(folder, uid) for uid in series)
-        raise VolumeError(f"{where}: folder holds {len(series)} DICOM series ({listing}); put the "
-                          "series to use in a folder of its own")
+        raise VolumeError(
+            f"{where}: folder holds {len(series)} DICOM series ({listing}); put the "
+            "series to use in a folder of its own"
+        )
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
     _check_series_files(folder, files, series[0], where)
     reader = sitk.ImageSeriesReader()
@@ -330,8 +348,9 @@ def _read_dicom_series(folder: Path, where: str) -> sitk.Image:
     try:
         image = reader.Execute()
     except RuntimeError as err:
-        raise VolumeError(f"{where}: cannot read DICOM series {series[0]} "
-                          f"({_first_line(err)})") from err
+        raise VolumeError(
+            f"{where}: cannot read DICOM series {series[0]} ({_first_line(err)})"
+        ) from err
     _check_slice_gaps(reader, files, image, where)
     return image
 
@@ -340,34 +359,47 @@ def _check_series_files(folder: Path, files: Sequence[str], uid: str, where: str
     """Every file of the folder (apart from hidden ones and a DICOMDIR) belongs to the series:
     GDCM leaves out a file it cannot parse (e.g. truncated), which would drop a slice."""
     members = {Path(f).name for f in files}
-    others = sorted(p.name for p in folder.iterdir()
-                    if p.is_file() and not p.name.startswith(".")
-                    and p.name.upper() != "DICOMDIR" and p.name not in members)
+    others = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name.upper() != "DICOMDIR"
+        and p.name not in members
+    )
     if others:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise VolumeError(f"{where}: {len(others)} file(s) are not part of DICOM series {uid} "
-                          f"({shown}): unreadable or truncated DICOM, or not DICOM; re-copy "
-                          "them, or move files that are not slices out of the folder")
+        raise VolumeError(
+            f"{where}: {len(others)} file(s) are not part of DICOM series {uid} "
+            f"({shown}): unreadable or truncated DICOM, or not DICOM; re-copy "
+            "them, or move files that are not slices out of the folder"
+        )
 
 
-def _check_slice_gaps(reader: sitk.ImageSeriesReader, files: Sequence[str], image: sitk.Image,
-                      where: str) -> None:
+def _check_slice_gaps(
+    reader: sitk.ImageSeriesReader, files: Sequence[str], image: sitk.Image, where: str
+) -> None:
     """Slices evenly spaced along the slice normal (ITK only warns about a missing slice and
     then stretches the volume); skipped when a file has no Image Position (Patient)."""
-    if len(files) < 3 or not all(reader.HasMetaDataKey(i, IMAGE_POSITION_TAG)
-                                 for i in range(len(files))):
+    if len(files) < 3 or not all(
+        reader.HasMetaDataKey(i, IMAGE_POSITION_TAG) for i in range(len(files))
+    ):
         return
-    positions = np.array([reader.GetMetaData(i, IMAGE_POSITION_TAG).split("\\")
-                          for i in range(len(files))], dtype=np.float64)
+    positions = np.array(
+        [reader.GetMetaData(i, IMAGE_POSITION_TAG).split("\\") for i in range(len(files))],
+        dtype=np.float64,
+    )
     normal = np.array(image.GetDirection()).reshape(3, 3)[:, 2]
     gaps = np.diff(positions @ normal)
     median = float(np.median(gaps))
     worst = int(np.argmax(np.abs(gaps - median)))
     if abs(gaps[worst] - median) > SLICE_GAP_RTOL * abs(median) + SLICE_GAP_ATOL:
-        raise VolumeError(f"{where}: slices are not evenly spaced: {float(gaps[worst]):.4g} mm "
-                          f"between {Path(files[worst]).name} and {Path(files[worst + 1]).name}, "
-                          f"{median:.4g} mm between most slices (a slice missing or duplicated); "
-                          "complete the series")
+        raise VolumeError(
+            f"{where}: slices are not evenly spaced: {float(gaps[worst]):.4g} mm "
+            f"between {Path(files[worst]).name} and {Path(files[worst + 1]).name}, "
+            f"{median:.4g} mm between most slices (a slice missing or duplicated); "
+            "complete the series"
+        )
 
 
 def _describe_series(folder: Path, uid: str) -> str:

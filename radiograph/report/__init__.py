@@ -11,11 +11,23 @@ import importlib
 from typing import Any
 
 _MODULES = {
-    "radiograph.report.figures": ("plot_fold_bands", "plot_hazard_ratios", "plot_metric_bars",
-                                  "plot_paired_differences", "plot_risk_groups"),
+    "radiograph.report.figures": (
+        "plot_fold_bands",
+        "plot_hazard_ratios",
+        "plot_metric_bars",
+        "plot_paired_differences",
+        "plot_risk_groups",
+    ),
     "radiograph.report.html": ("write_html_report",),
-    "radiograph.report.tables": ("best_cells", "fold_statistics", "table1", "table1_caption",
-                                 "to_latex", "to_markdown", "write_table"),
+    "radiograph.report.tables": (
+        "best_cells",
+        "fold_statistics",
+        "table1",
+        "table1_caption",
+        "to_latex",
+        "to_markdown",
+        "write_table",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 

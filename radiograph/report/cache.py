@@ -53,8 +53,9 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
 def with_twins(pngs: Sequence[Path]) -> list[Path]:
     """The PNG files and their PDF and SVG twins that exist."""
-    return [p for png in pngs for p in (png, *(png.with_suffix(s) for s in FIGURE_TWINS))
-            if p.exists()]
+    return [
+        p for png in pngs for p in (png, *(png.with_suffix(s) for s in FIGURE_TWINS)) if p.exists()
+    ]
 
 
 def record_path(folder: str | os.PathLike, group: str) -> Path:
@@ -62,8 +63,12 @@ def record_path(folder: str | os.PathLike, group: str) -> Path:
     return Path(folder) / RECORD_DIR / f"{group}.json"
 
 
-def reuse_or_make(folder: str | os.PathLike, group: str, parts: Mapping[str, Any],
-                  make: Callable[[], Sequence[Path]]) -> tuple[bool, str]:
+def reuse_or_make(
+    folder: str | os.PathLike,
+    group: str,
+    parts: Mapping[str, Any],
+    make: Callable[[], Sequence[Path]],
+) -> tuple[bool, str]:
     """Call ``make`` unless the outputs of ``group`` were made from ``parts`` and are unchanged.
 
     Args:
@@ -86,8 +91,15 @@ def reuse_or_make(folder: str | os.PathLike, group: str, parts: Mapping[str, Any
         return False, "unchanged"
     path.unlink(missing_ok=True)
     outputs = make()
-    write_json(path, {"format": FORMAT, "parts": digests, "digest": digest_of(digests),
-                      "outputs": {_relative(p, folder): file_fingerprint(p) for p in outputs}})
+    write_json(
+        path,
+        {
+            "format": FORMAT,
+            "parts": digests,
+            "digest": digest_of(digests),
+            "outputs": {_relative(p, folder): file_fingerprint(p) for p in outputs},
+        },
+    )
     return True, reason
 
 
@@ -123,5 +135,4 @@ def _relative(path: Path, folder: Path) -> str:
     try:
         return Path(path).resolve().relative_to(folder.resolve()).as_posix()
     except ValueError:
-        raise ValueError(f"report output {path} is not under the report folder {folder}") \
-            from None
+        raise ValueError(f"report output {path} is not under the report folder {folder}") from None

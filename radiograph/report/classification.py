@@ -44,8 +44,18 @@ from radiograph.stats.discrimination import (
 )
 from radiograph.stats.utility import DecisionCurve, decision_curve
 
-PROBABILITY_COLUMNS = ("seed", "modality", "aggregator", "fold", "model", "subject_id",
-                       "patient_id", "split", "prob", "label")
+PROBABILITY_COLUMNS = (
+    "seed",
+    "modality",
+    "aggregator",
+    "fold",
+    "model",
+    "subject_id",
+    "patient_id",
+    "split",
+    "prob",
+    "label",
+)
 GROUP = ["seed", "modality", "aggregator", "model"]
 EPSILON = 1e-6
 """Probabilities are clipped to [EPSILON, 1 - EPSILON] where a logit is taken (calibration):
@@ -62,10 +72,18 @@ def pooled_auc(probs: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
     rows = []
     for key, block in _test_rows(probs).groupby(GROUP, sort=False):
         estimate = auc_ci(block["label"].to_numpy(), block["prob"].to_numpy(), level=level)
-        rows.append({**dict(zip(GROUP, key)), "auroc": estimate.estimate,
-                     "ci_low": estimate.ci_low, "ci_high": estimate.ci_high,
-                     "se": estimate.se, "n": len(block), "n_pos": estimate.extra["n_pos"],
-                     "method": estimate.method})
+        rows.append(
+            {
+                **dict(zip(GROUP, key)),
+                "auroc": estimate.estimate,
+                "ci_low": estimate.ci_low,
+                "ci_high": estimate.ci_high,
+                "se": estimate.se,
+                "n": len(block),
+                "n_pos": estimate.extra["n_pos"],
+                "method": estimate.method,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -81,19 +99,30 @@ def auc_comparisons(probs: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame
     """
     rows = []
     test = _test_rows(probs)
-    for (seed, modality, model), block in test.groupby(["seed", "modality", "model"],
-                                                       sort=False):
+    for (seed, modality, model), block in test.groupby(["seed", "modality", "model"], sort=False):
         wide = _wide(block, "aggregator")
         for a, b in itertools.combinations(list(pd.unique(block["aggregator"])), 2):
             pair = wide[["label", a, b]].dropna()
-            result = delong_test(pair["label"].to_numpy(), pair[a].to_numpy(),
-                                 pair[b].to_numpy(), level=level)
-            rows.append({"seed": seed, "modality": modality, "model": model,
-                         "aggregator_a": a, "aggregator_b": b, "method": result.method,
-                         "c_a": result.estimate_a, "c_b": result.estimate_b,
-                         "difference": result.difference, "ci_low": result.ci_low,
-                         "ci_high": result.ci_high, "p_value": result.p_value,
-                         "n": len(pair)})
+            result = delong_test(
+                pair["label"].to_numpy(), pair[a].to_numpy(), pair[b].to_numpy(), level=level
+            )
+            rows.append(
+                {
+                    "seed": seed,
+                    "modality": modality,
+                    "model": model,
+                    "aggregator_a": a,
+                    "aggregator_b": b,
+                    "method": result.method,
+                    "c_a": result.estimate_a,
+                    "c_b": result.estimate_b,
+                    "difference": result.difference,
+                    "ci_low": result.ci_low,
+                    "ci_high": result.ci_high,
+                    "p_value": result.p_value,
+                    "n": len(pair),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -130,16 +159,23 @@ def threshold_metrics(probs: pd.DataFrame, *, level: float = 0.95) -> pd.DataFra
             thresholds.append(threshold)
             shifted.append(test["prob"].to_numpy() - threshold)
             labels.append(test["label"].to_numpy())
-        metrics = binary_metrics(np.concatenate(labels), np.concatenate(shifted), 0.0,
-                                 level=level).as_dict()
+        metrics = binary_metrics(
+            np.concatenate(labels), np.concatenate(shifted), 0.0, level=level
+        ).as_dict()
         metrics.pop("threshold")
-        rows.append({**dict(zip(GROUP, key)), **metrics,
-                     "fold_thresholds": " ".join(f"{t:.3g}" for t in thresholds)})
+        rows.append(
+            {
+                **dict(zip(GROUP, key)),
+                **metrics,
+                "fold_thresholds": " ".join(f"{t:.3g}" for t in thresholds),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def calibration_summary(probs: pd.DataFrame, *, groups: int = 10,
-                        level: float = 0.95) -> pd.DataFrame:
+def calibration_summary(
+    probs: pd.DataFrame, *, groups: int = 10, level: float = 0.95
+) -> pd.DataFrame:
     """Calibration of the pooled test probabilities of each (aggregator, classifier).
 
     Returns:
@@ -157,44 +193,80 @@ def calibration_summary(probs: pd.DataFrame, *, groups: int = 10,
             fit = calibration_intercept_slope(label, prob, level=level)
             for name in ("intercept_in_the_large", "slope"):
                 estimate = getattr(fit, name)
-                row.update({name: estimate.estimate, f"{name}_ci_low": estimate.ci_low,
-                            f"{name}_ci_high": estimate.ci_high})
+                row.update(
+                    {
+                        name: estimate.estimate,
+                        f"{name}_ci_low": estimate.ci_low,
+                        f"{name}_ci_high": estimate.ci_high,
+                    }
+                )
         except ValueError as err:  # constant or separating probabilities
             row["calibration_note"] = str(err)
         hl = hosmer_lemeshow(label, prob, g=groups)
-        row.update({"hosmer_lemeshow": hl.statistic, "hosmer_lemeshow_df": hl.df,
-                    "hosmer_lemeshow_p": hl.p_value, "brier": brier_score(label, prob),
-                    "scaled_brier": scaled_brier(label, prob)})
+        row.update(
+            {
+                "hosmer_lemeshow": hl.statistic,
+                "hosmer_lemeshow_df": hl.df,
+                "hosmer_lemeshow_p": hl.p_value,
+                "brier": brier_score(label, prob),
+                "scaled_brier": scaled_brier(label, prob),
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def calibration_curves(probs: pd.DataFrame, seed: int, modality: str, model: str, *,
-                       n_bins: int = 10, level: float = 0.95) -> dict[str, CalibrationCurve]:
+def calibration_curves(
+    probs: pd.DataFrame,
+    seed: int,
+    modality: str,
+    model: str,
+    *,
+    n_bins: int = 10,
+    level: float = 0.95,
+) -> dict[str, CalibrationCurve]:
     """Per aggregator, the calibration curve (quantile bins) of ``model``'s pooled test
     probabilities in one repeat and modality set."""
     chosen = _chosen(probs, seed, modality, model)
-    return {aggregator: calibration_curve(block["label"].to_numpy(), block["prob"].to_numpy(),
-                                          n_bins=n_bins, level=level)
-            for aggregator, block in chosen.groupby("aggregator", sort=False)}
+    return {
+        aggregator: calibration_curve(
+            block["label"].to_numpy(), block["prob"].to_numpy(), n_bins=n_bins, level=level
+        )
+        for aggregator, block in chosen.groupby("aggregator", sort=False)
+    }
 
 
-def decision_curves(probs: pd.DataFrame, seed: int, modality: str, model: str,
-                    thresholds: Sequence[float], *, n_boot: int = 500, boot_seed: int = 0,
-                    level: float = 0.95) -> dict[str, DecisionCurve]:
+def decision_curves(
+    probs: pd.DataFrame,
+    seed: int,
+    modality: str,
+    model: str,
+    thresholds: Sequence[float],
+    *,
+    n_boot: int = 500,
+    boot_seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, DecisionCurve]:
     """Per aggregator, the decision curve of ``model``'s pooled test probabilities in one
     repeat and modality set, with patient-level bootstrap bands."""
     chosen = _chosen(probs, seed, modality, model)
-    return {aggregator: decision_curve(block["label"].to_numpy(), block["prob"].to_numpy(),
-                                       thresholds, n_boot=n_boot, seed=boot_seed, level=level,
-                                       patient_ids=block["patient_id"].to_numpy())
-            for aggregator, block in chosen.groupby("aggregator", sort=False)}
+    return {
+        aggregator: decision_curve(
+            block["label"].to_numpy(),
+            block["prob"].to_numpy(),
+            thresholds,
+            n_boot=n_boot,
+            seed=boot_seed,
+            level=level,
+            patient_ids=block["patient_id"].to_numpy(),
+        )
+        for aggregator, block in chosen.groupby("aggregator", sort=False)
+    }
 
 
 def _chosen(probs: pd.DataFrame, seed: int, modality: str, model: str) -> pd.DataFrame:
     test = _test_rows(probs)
-    return test[(test["seed"] == seed) & (test["modality"] == modality)
-                & (test["model"] == model)]
+    return test[(test["seed"] == seed) & (test["modality"] == modality) & (test["model"] == model)]
 
 
 def _test_rows(probs: pd.DataFrame) -> pd.DataFrame:

@@ -43,14 +43,26 @@ from radiograph.stats.cutpoints import optimal_cutpoint
 from radiograph.stats.resampling import percentile_interval
 from radiograph.stats.results import Comparison
 
-RISK_COLUMNS = ("seed", "modality", "aggregator", "fold", "model", "subject_id", "patient_id",
-                "split", "risk", "time", "event")
+RISK_COLUMNS = (
+    "seed",
+    "modality",
+    "aggregator",
+    "fold",
+    "model",
+    "subject_id",
+    "patient_id",
+    "split",
+    "risk",
+    "time",
+    "event",
+)
 AVG = "avg"
 THRESHOLD_RULES = ("mean", "median", "optimal")
 
 
-def pooled_concordance(risks: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
-                       level: float = 0.95) -> pd.DataFrame:
+def pooled_concordance(
+    risks: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """Harrell's C on the pooled out-of-fold test predictions, with bootstrap intervals.
 
     Args:
@@ -66,23 +78,37 @@ def pooled_concordance(risks: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
     """
     rows = []
     test = _test_rows(risks)
-    for (rep, modality, aggregator), block in test.groupby(["seed", "modality", "aggregator"],
-                                                         sort=False):
+    for (rep, modality, aggregator), block in test.groupby(
+        ["seed", "modality", "aggregator"], sort=False
+    ):
         models, time, event, matrix, patients = _risk_matrix(block)
         point = weighted_concordance(time, event, matrix, np.ones((1, time.shape[0])))[:, 0]
         weights = bootstrap_weights(patients, time.shape[0], n_boot, seed)
         replicates = weighted_concordance(time, event, matrix, weights)
-        for name, c, reps in [*zip(models, point, replicates),
-                              (AVG, point.mean(), replicates.mean(axis=0))]:
+        for name, c, reps in [
+            *zip(models, point, replicates),
+            (AVG, point.mean(), replicates.mean(axis=0)),
+        ]:
             low, high = percentile_interval(reps, level)
-            rows.append({"seed": rep, "modality": modality, "aggregator": aggregator,
-                         "model": name, "c_index": c, "ci_low": low, "ci_high": high,
-                         "n": time.shape[0], "method": f"bootstrap-percentile (B={n_boot})"})
+            rows.append(
+                {
+                    "seed": rep,
+                    "modality": modality,
+                    "aggregator": aggregator,
+                    "model": name,
+                    "c_index": c,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n": time.shape[0],
+                    "method": f"bootstrap-percentile (B={n_boot})",
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def aggregator_comparisons(risks: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
-                           level: float = 0.95) -> pd.DataFrame:
+def aggregator_comparisons(
+    risks: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """Every pair of aggregators compared on the same test subjects, per repeat and modality.
 
     Per baseline model: Kang et al. (2015)'s one-shot nonparametric test and a paired
@@ -101,30 +127,55 @@ def aggregator_comparisons(risks: pd.DataFrame, *, n_boot: int = 1000, seed: int
         for a, b in itertools.combinations(aggregators, 2):
             pair = block[block["aggregator"].isin([a, b])]
             models_a, time, event, matrix_a, patients = _risk_matrix(
-                pair[pair["aggregator"] == a], subjects=_shared_subjects(pair, a, b))
+                pair[pair["aggregator"] == a], subjects=_shared_subjects(pair, a, b)
+            )
             models_b, _, _, matrix_b, _ = _risk_matrix(
-                pair[pair["aggregator"] == b], subjects=_shared_subjects(pair, a, b))
+                pair[pair["aggregator"] == b], subjects=_shared_subjects(pair, a, b)
+            )
             models = [m for m in models_a if m in models_b]
             ra = matrix_a[[models_a.index(m) for m in models]]
             rb = matrix_b[[models_b.index(m) for m in models]]
             key = {"seed": rep, "modality": modality, "aggregator_a": a, "aggregator_b": b}
             for m, risk_a, risk_b in zip(models, ra, rb):
-                for result in (compare_concordance(time, event, risk_a, risk_b, level=level),
-                               paired_bootstrap_difference(time, event, risk_a, risk_b,
-                                                           n_boot=n_boot, seed=seed,
-                                                           patient_ids=patients,
-                                                           level=level)):
+                for result in (
+                    compare_concordance(time, event, risk_a, risk_b, level=level),
+                    paired_bootstrap_difference(
+                        time,
+                        event,
+                        risk_a,
+                        risk_b,
+                        n_boot=n_boot,
+                        seed=seed,
+                        patient_ids=patients,
+                        level=level,
+                    ),
+                ):
                     rows.append({**key, "model": m, **_comparison_row(result)})
-            average = paired_bootstrap_difference(time, event, ra, rb, n_boot=n_boot,
-                                                  seed=seed, patient_ids=patients, level=level)
+            average = paired_bootstrap_difference(
+                time, event, ra, rb, n_boot=n_boot, seed=seed, patient_ids=patients, level=level
+            )
             rows.append({**key, "model": AVG, **_comparison_row(average)})
-    columns = ["seed", "modality", "model", "aggregator_a", "aggregator_b", "method", "c_a",
-               "c_b", "difference", "ci_low", "ci_high", "p_value", "n"]
+    columns = [
+        "seed",
+        "modality",
+        "model",
+        "aggregator_a",
+        "aggregator_b",
+        "method",
+        "c_a",
+        "c_b",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "n",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
-def cross_validated_comparisons(results: pd.DataFrame, fold_sizes: pd.DataFrame, *,
-                                metric: str = "c_index", level: float = 0.95) -> pd.DataFrame:
+def cross_validated_comparisons(
+    results: pd.DataFrame, fold_sizes: pd.DataFrame, *, metric: str = "c_index", level: float = 0.95
+) -> pd.DataFrame:
     """Per pair of aggregators, the paired per-fold differences of ``metric`` over every
     repeat and fold, with the corrected resampled t-test (Nadeau & Bengio 2003).
 
@@ -142,8 +193,9 @@ def cross_validated_comparisons(results: pd.DataFrame, fold_sizes: pd.DataFrame,
         ``method``.
     """
     values = results[results["metric"] == metric]
-    per_fold = values.pivot_table(index=["modality", "seed", "fold", "model"],
-                                  columns="aggregator", values="value")
+    per_fold = values.pivot_table(
+        index=["modality", "seed", "fold", "model"], columns="aggregator", values="value"
+    )
     average = per_fold.groupby(level=["modality", "seed", "fold"]).mean()
     average["model"] = AVG
     average = average.set_index("model", append=True)
@@ -158,17 +210,43 @@ def cross_validated_comparisons(results: pd.DataFrame, fold_sizes: pd.DataFrame,
             both = block[[a, b]].dropna()
             if len(both) < 2:
                 continue
-            result = compare_cv(both[a].to_numpy(), both[b].to_numpy(), n_train, n_test,
-                                level=level)
-            rows.append({"modality": modality, "model": model, "aggregator_a": a,
-                         "aggregator_b": b, **_comparison_row(result)})
-    columns = ["modality", "model", "aggregator_a", "aggregator_b", "method", "c_a", "c_b",
-               "difference", "ci_low", "ci_high", "p_value", "n"]
+            result = compare_cv(
+                both[a].to_numpy(), both[b].to_numpy(), n_train, n_test, level=level
+            )
+            rows.append(
+                {
+                    "modality": modality,
+                    "model": model,
+                    "aggregator_a": a,
+                    "aggregator_b": b,
+                    **_comparison_row(result),
+                }
+            )
+    columns = [
+        "modality",
+        "model",
+        "aggregator_a",
+        "aggregator_b",
+        "method",
+        "c_a",
+        "c_b",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "n",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
-def fold_risk_groups(risks: pd.DataFrame, model: str, *, rule: str = "mean",
-                     min_fraction: float = 0.1, level: float = 0.95) -> pd.DataFrame:
+def fold_risk_groups(
+    risks: pd.DataFrame,
+    model: str,
+    *,
+    rule: str = "mean",
+    min_fraction: float = 0.1,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Hazard ratio of the high- vs low-risk test subjects per fold, the threshold fixed on
     the fold's training risks; plus one pooled row per group over its folds.
 
@@ -199,14 +277,25 @@ def fold_risk_groups(risks: pd.DataFrame, model: str, *, rule: str = "mean",
             threshold = training_threshold(train, rule, min_fraction)
             high = test["risk"].to_numpy() > threshold
             time, event = test["time"].to_numpy(float), test["event"].to_numpy(bool)
-            rows.append(_group_row(key, fold, threshold, high, time, event, level,
-                                   compare_groups, Surv))
+            rows.append(
+                _group_row(key, fold, threshold, high, time, event, level, compare_groups, Surv)
+            )
             shifted.append(high)
             pooled_time.append(time)
             pooled_event.append(event)
-        rows.append(_group_row(key, "pooled", np.nan, np.concatenate(shifted),
-                               np.concatenate(pooled_time), np.concatenate(pooled_event),
-                               level, compare_groups, Surv))
+        rows.append(
+            _group_row(
+                key,
+                "pooled",
+                np.nan,
+                np.concatenate(shifted),
+                np.concatenate(pooled_time),
+                np.concatenate(pooled_event),
+                level,
+                compare_groups,
+                Surv,
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -220,16 +309,36 @@ def training_threshold(train: pd.DataFrame, rule: str, min_fraction: float = 0.1
         return float(np.mean(risk))
     if rule == "median":
         return float(np.median(risk))
-    cut = optimal_cutpoint(train["time"].to_numpy(float), train["event"].to_numpy(bool), risk,
-                           min_fraction=min_fraction)
+    cut = optimal_cutpoint(
+        train["time"].to_numpy(float),
+        train["event"].to_numpy(bool),
+        risk,
+        min_fraction=min_fraction,
+    )
     return float(cut.cutpoint)
 
 
-def _group_row(key: tuple, fold, threshold: float, high: np.ndarray, time: np.ndarray,
-               event: np.ndarray, level: float, compare_groups, Surv) -> dict:
+def _group_row(
+    key: tuple,
+    fold,
+    threshold: float,
+    high: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    level: float,
+    compare_groups,
+    Surv,
+) -> dict:
     seed, modality, aggregator = key
-    row = {"seed": seed, "modality": modality, "aggregator": aggregator, "fold": fold,
-           "threshold": threshold, "n_low": int((~high).sum()), "n_high": int(high.sum())}
+    row = {
+        "seed": seed,
+        "modality": modality,
+        "aggregator": aggregator,
+        "fold": fold,
+        "threshold": threshold,
+        "n_low": int((~high).sum()),
+        "n_high": int(high.sum()),
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         _, p, hr, low, upper = compare_groups(high, Surv.from_arrays(event, time), level=level)
@@ -249,22 +358,34 @@ def _shared_subjects(pair: pd.DataFrame, a: str, b: str) -> list[str]:
     return sorted(ids_a & ids_b)
 
 
-def _risk_matrix(block: pd.DataFrame, subjects: Sequence[str] | None = None
-                 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _risk_matrix(
+    block: pd.DataFrame, subjects: Sequence[str] | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(models, time, event, (n_models, n_subjects) risks, patient ids) of one group, one
     column per subject (sorted), one row per baseline model with a risk for every subject."""
-    wide = block.pivot_table(index="subject_id", columns="model", values="risk",
-                             aggfunc="first")
+    wide = block.pivot_table(index="subject_id", columns="model", values="risk", aggfunc="first")
     info = block.drop_duplicates("subject_id").set_index("subject_id")
     if subjects is not None:
         wide = wide.reindex(subjects)
     wide = wide.dropna(axis=1, how="any").sort_index()
     info = info.loc[wide.index]
-    return (list(wide.columns), info["time"].to_numpy(float), info["event"].to_numpy(bool),
-            wide.to_numpy(float).T, info["patient_id"].astype(str).to_numpy())
+    return (
+        list(wide.columns),
+        info["time"].to_numpy(float),
+        info["event"].to_numpy(bool),
+        wide.to_numpy(float).T,
+        info["patient_id"].astype(str).to_numpy(),
+    )
 
 
 def _comparison_row(result: Comparison) -> dict:
-    return {"method": result.method, "c_a": result.estimate_a, "c_b": result.estimate_b,
-            "difference": result.difference, "ci_low": result.ci_low,
-            "ci_high": result.ci_high, "p_value": result.p_value, "n": result.n}
+    return {
+        "method": result.method,
+        "c_a": result.estimate_a,
+        "c_b": result.estimate_b,
+        "difference": result.difference,
+        "ci_low": result.ci_low,
+        "ci_high": result.ci_high,
+        "p_value": result.p_value,
+        "n": result.n,
+    }

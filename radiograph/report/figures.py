@@ -93,26 +93,32 @@ def plot_metric_bars(
     for ax, metric in zip(axes, metrics):
         for g, group in enumerate(groups):
             rows = _select(stats, metric, group).set_index("model").reindex(models)
-            ax.bar(x + (g - (len(groups) - 1) / 2) * width, rows["mean"].to_numpy(), width,
-                   yerr=rows["std"].to_numpy(), capsize=2, color=f"C{g}",
-                   error_kw={"elinewidth": 0.8}, label=labels[g])
+            ax.bar(
+                x + (g - (len(groups) - 1) / 2) * width,
+                rows["mean"].to_numpy(),
+                width,
+                yerr=rows["std"].to_numpy(),
+                capsize=2,
+                color=f"C{g}",
+                error_kw={"elinewidth": 0.8},
+                label=labels[g],
+            )
         if metric in CHANCE_METRICS:
             ax.axhline(CHANCE, **_REFERENCE_STYLE, label="chance (0.5)")
             ax.set_ylim(0.0, 1.0)
         for m, model in enumerate(models):
             cells = (stats["metric"] == metric) & (stats["model"] == model)
             if stats.loc[cells, "mean"].isna().all():  # e.g. FSVM has no IBS
-                ax.text(m, 0.0, "N/A", ha="center", va="bottom", fontsize="small",
-                        color="0.4")
+                ax.text(m, 0.0, "N/A", ha="center", va="bottom", fontsize="small", color="0.4")
         ax.set_xticks(x, [MODEL_LABELS.get(m, m) for m in models])
         ax.set_xlabel("downstream model")
         ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (mean ± SD)")
         _despine(ax)
     handles = _unique_handles(axes)
-    fig.legend(*handles, loc="outside lower center", ncol=len(handles[1]), fontsize="small",
-               frameon=False)
-    fig.suptitle(f"{title or _modality_title(results)}\n{_spread_note(results)}",
-                 fontsize="medium")
+    fig.legend(
+        *handles, loc="outside lower center", ncol=len(handles[1]), fontsize="small", frameon=False
+    )
+    fig.suptitle(f"{title or _modality_title(results)}\n{_spread_note(results)}", fontsize="medium")
     save_figure(fig, path)
     return fig
 
@@ -141,24 +147,38 @@ def plot_fold_bands(
         for g, group in enumerate(groups):
             rows = _select(stats, None, group)
             rows = rows[rows["model"] == model].set_index("metric").reindex(metrics)
-            ax.errorbar(x + (g - (len(groups) - 1) / 2) * step, rows["mean"].to_numpy(),
-                        yerr=rows["std"].to_numpy(), fmt="o", markersize=4, capsize=2,
-                        elinewidth=0.8, linestyle="none", color=f"C{g}", label=labels[g])
+            ax.errorbar(
+                x + (g - (len(groups) - 1) / 2) * step,
+                rows["mean"].to_numpy(),
+                yerr=rows["std"].to_numpy(),
+                fmt="o",
+                markersize=4,
+                capsize=2,
+                elinewidth=0.8,
+                linestyle="none",
+                color=f"C{g}",
+                label=labels[g],
+            )
         chance = [i for i, m in enumerate(metrics) if m in CHANCE_METRICS]
         if chance:
-            ax.hlines(np.full(len(chance), CHANCE), np.array(chance) - 0.4,
-                      np.array(chance) + 0.4, **_REFERENCE_STYLE, label="chance (0.5)")
+            ax.hlines(
+                np.full(len(chance), CHANCE),
+                np.array(chance) - 0.4,
+                np.array(chance) + 0.4,
+                **_REFERENCE_STYLE,
+                label="chance (0.5)",
+            )
         ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics], rotation=30)
         ax.set_xlim(-0.6, len(metrics) - 0.4)
         ax.set_title(MODEL_LABELS.get(model, model), fontsize="medium")
         _despine(ax)
-    for ax in axes[::_columns(len(models))]:
+    for ax in axes[:: _columns(len(models))]:
         ax.set_ylabel("metric value (mean ± SD)")
     handles = _unique_handles(axes)
-    fig.legend(*handles, loc="outside lower center", ncol=len(handles[1]), fontsize="small",
-               frameon=False)
-    fig.suptitle(f"{title or _modality_title(results)}\n{_spread_note(results)}",
-                 fontsize="medium")
+    fig.legend(
+        *handles, loc="outside lower center", ncol=len(handles[1]), fontsize="small", frameon=False
+    )
+    fig.suptitle(f"{title or _modality_title(results)}\n{_spread_note(results)}", fontsize="medium")
     save_figure(fig, path)
     return fig
 
@@ -209,20 +229,30 @@ def plot_risk_groups(
         ax.set_xlim(0.0, end)
         ax.set_ylim(0.0, 1.05)
         title = " + ".join(display_name(part) for part in name.split(" + "))
-        ax.set_title(f"{title}\nlog-rank {p_text(strata.logrank_p)}, "
-                     f"HR {_interval(strata.hazard_ratio, strata.hr_low, strata.hr_high)}",
-                     fontsize="medium")
+        ax.set_title(
+            f"{title}\nlog-rank {p_text(strata.logrank_p)}, "
+            f"HR {_interval(strata.hazard_ratio, strata.hr_low, strata.hr_high)}",
+            fontsize="medium",
+        )
         ax.set_xlabel(f"time ({time_unit})" if time_unit else "time")
         _despine(ax)
         _at_risk_table(table, strata.curves, ticks)
     main[0].set_ylabel("survival probability")
     handles = [Line2D([], [], color=RISK_COLOURS[g], label=f"{g} risk") for g in RISK_COLOURS]
-    handles.append(Line2D([], [], color="0.2", marker="|", linestyle="none", markersize=7,
-                          label="censored"))
+    handles.append(
+        Line2D([], [], color="0.2", marker="|", linestyle="none", markersize=7, label="censored")
+    )
     level = next(iter(groups.values())).level
-    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize="small",
-               frameon=False, title=f"bands: pointwise {level:.0%} CI; time axis cut at the "
-               f"{time_quantile:.0%} quantile of follow-up", title_fontsize="small")
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncol=3,
+        fontsize="small",
+        frameon=False,
+        title=f"bands: pointwise {level:.0%} CI; time axis cut at the "
+        f"{time_quantile:.0%} quantile of follow-up",
+        title_fontsize="small",
+    )
     save_figure(fig, path)
     return fig
 
@@ -230,15 +260,15 @@ def plot_risk_groups(
 def follow_up_quantile(groups: RiskGroups, quantile: float) -> float:
     """The ``quantile`` of the observed times (events and censorings) of every subject of
     ``groups``; the end of the Kaplan-Meier time axis."""
-    times = [np.repeat(c.time, c.at_risk - np.r_[c.at_risk[1:], 0])
-             for c in groups.curves.values()]
+    times = [np.repeat(c.time, c.at_risk - np.r_[c.at_risk[1:], 0]) for c in groups.curves.values()]
     observed = np.concatenate(times) if times else np.zeros(1)
     end = float(np.quantile(observed, quantile, method="higher"))
     return end if end > 0 else 1.0
 
 
-def plot_hazard_ratios(risk_groups: pd.DataFrame, path: str | os.PathLike, *,
-                       level: float = 0.95, title: str = "") -> Figure:
+def plot_hazard_ratios(
+    risk_groups: pd.DataFrame, path: str | os.PathLike, *, level: float = 0.95, title: str = ""
+) -> Figure:
     """Forest plot of the hazard ratio high vs low risk (``report/risk_groups.csv``).
 
     One row per (seed, modality, aggregator): the pooled hazard ratio over the folds (square)
@@ -266,30 +296,64 @@ def plot_hazard_ratios(risk_groups: pd.DataFrame, path: str | os.PathLike, *,
     for _, row in pooled.iterrows():
         label = f"{row['modality']} · {display_name(row['aggregator'])}"
         labels.append(label + (f" (seed {row['seed']})" if several_seeds else ""))
-        same = ((folds["seed"] == row["seed"]) & (folds["modality"] == row["modality"])
-                & (folds["aggregator"] == row["aggregator"]))
+        same = (
+            (folds["seed"] == row["seed"])
+            & (folds["modality"] == row["modality"])
+            & (folds["aggregator"] == row["aggregator"])
+        )
         per_fold.append(folds.loc[same, "hazard_ratio"].to_numpy(float))
-    columns = [(f"HR ({level:.0%} CI)", [_interval(r.hazard_ratio, r.hr_low, r.hr_high)
-                                         for r in pooled.itertuples()]),
-               ("log-rank p", [format_p(float(p)) for p in pooled["logrank_p"]])]
-    fig, ax = _forest(labels, pooled["hazard_ratio"].to_numpy(float),
-                      pooled["hr_low"].to_numpy(float), pooled["hr_high"].to_numpy(float),
-                      columns, reference=1.0, log=True, extra=per_fold)
+    columns = [
+        (
+            f"HR ({level:.0%} CI)",
+            [_interval(r.hazard_ratio, r.hr_low, r.hr_high) for r in pooled.itertuples()],
+        ),
+        ("log-rank p", [format_p(float(p)) for p in pooled["logrank_p"]]),
+    ]
+    fig, ax = _forest(
+        labels,
+        pooled["hazard_ratio"].to_numpy(float),
+        pooled["hr_low"].to_numpy(float),
+        pooled["hr_high"].to_numpy(float),
+        columns,
+        reference=1.0,
+        log=True,
+        extra=per_fold,
+    )
     ax.set_xlabel("hazard ratio, high vs low risk (log scale)")
-    fig.legend(handles=[
-        Line2D([], [], color="k", marker="s", linestyle="-", label=f"pooled folds, {level:.0%} CI"),
-        Line2D([], [], color="0.4", marker="o", markerfacecolor="none", linestyle="none",
-               label="single folds")], loc="outside lower center", ncol=2, fontsize="small",
-        frameon=False)
+    fig.legend(
+        handles=[
+            Line2D(
+                [], [], color="k", marker="s", linestyle="-", label=f"pooled folds, {level:.0%} CI"
+            ),
+            Line2D(
+                [],
+                [],
+                color="0.4",
+                marker="o",
+                markerfacecolor="none",
+                linestyle="none",
+                label="single folds",
+            ),
+        ],
+        loc="outside lower center",
+        ncol=2,
+        fontsize="small",
+        frameon=False,
+    )
     if title:
         fig.suptitle(title, fontsize="medium")
     save_figure(fig, path)
     return fig
 
 
-def plot_paired_differences(comparisons: pd.DataFrame, path: str | os.PathLike, *,
-                            metric_label: str = "C-index", level: float = 0.95,
-                            title: str = "") -> Figure:
+def plot_paired_differences(
+    comparisons: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    metric_label: str = "C-index",
+    level: float = 0.95,
+    title: str = "",
+) -> Figure:
     """Forest plot of paired differences between aggregators (``comparisons_*.csv``).
 
     One row per comparison: the difference A - B with its interval, a line at 0 (no
@@ -312,12 +376,17 @@ def plot_paired_differences(comparisons: pd.DataFrame, path: str | os.PathLike, 
     """
     if comparisons.empty:
         raise ValueError("comparisons: no rows to plot")
-    several = {k: comparisons[k].nunique() > 1 for k in ("model", "method", "seed")
-               if k in comparisons.columns}
+    several = {
+        k: comparisons[k].nunique() > 1
+        for k in ("model", "method", "seed")
+        if k in comparisons.columns
+    }
     labels = []
     for _, row in comparisons.iterrows():
-        parts = [str(row["modality"]),
-                 f"{display_name(row['aggregator_a'])} − {display_name(row['aggregator_b'])}"]
+        parts = [
+            str(row["modality"]),
+            f"{display_name(row['aggregator_a'])} − {display_name(row['aggregator_b'])}",
+        ]
         if several.get("model"):
             parts.append(MODEL_LABELS.get(row["model"], row["model"]))
         if several.get("method"):
@@ -325,14 +394,25 @@ def plot_paired_differences(comparisons: pd.DataFrame, path: str | os.PathLike, 
         if several.get("seed"):
             parts.append(f"seed {row['seed']}")
         labels.append(" · ".join(parts))
-    columns = [(f"A − B ({level:.0%} CI)",
-                [f"{r.difference:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})"
-                 for r in comparisons.itertuples()]),
-               ("p", [format_p(float(p)) for p in comparisons["p_value"]])]
-    fig, ax = _forest(labels, comparisons["difference"].to_numpy(float),
-                      comparisons["ci_low"].to_numpy(float),
-                      comparisons["ci_high"].to_numpy(float), columns, reference=0.0,
-                      log=False)
+    columns = [
+        (
+            f"A − B ({level:.0%} CI)",
+            [
+                f"{r.difference:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})"
+                for r in comparisons.itertuples()
+            ],
+        ),
+        ("p", [format_p(float(p)) for p in comparisons["p_value"]]),
+    ]
+    fig, ax = _forest(
+        labels,
+        comparisons["difference"].to_numpy(float),
+        comparisons["ci_low"].to_numpy(float),
+        comparisons["ci_high"].to_numpy(float),
+        columns,
+        reference=0.0,
+        log=False,
+    )
     ax.set_xlabel(f"difference in {metric_label}, A − B (> 0: A better)")
     if title:
         fig.suptitle(title, fontsize="medium")
@@ -340,8 +420,9 @@ def plot_paired_differences(comparisons: pd.DataFrame, path: str | os.PathLike, 
     return fig
 
 
-def plot_calibration_curves(curves: Mapping[str, CalibrationCurve], path: str | os.PathLike,
-                            *, title: str = "") -> Figure:
+def plot_calibration_curves(
+    curves: Mapping[str, CalibrationCurve], path: str | os.PathLike, *, title: str = ""
+) -> Figure:
     """Calibration curves: observed event proportion (Wilson interval) against the mean
     predicted probability per quantile bin, one series per entry, with the diagonal of perfect
     calibration.
@@ -361,10 +442,17 @@ def plot_calibration_curves(curves: Mapping[str, CalibrationCurve], path: str | 
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect")
     for label, curve in curves.items():
-        ax.errorbar(curve.mean_predicted, curve.observed,
-                    yerr=np.clip([curve.observed - curve.ci_low,
-                                  curve.ci_high - curve.observed], 0.0, None),
-                    marker="o", markersize=3, capsize=2, label=display_name(label))
+        ax.errorbar(
+            curve.mean_predicted,
+            curve.observed,
+            yerr=np.clip(
+                [curve.observed - curve.ci_low, curve.ci_high - curve.observed], 0.0, None
+            ),
+            marker="o",
+            markersize=3,
+            capsize=2,
+            label=display_name(label),
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
@@ -377,8 +465,9 @@ def plot_calibration_curves(curves: Mapping[str, CalibrationCurve], path: str | 
     return fig
 
 
-def plot_decision_curves(curves: Mapping[str, DecisionCurve], path: str | os.PathLike, *,
-                         title: str = "") -> Figure:
+def plot_decision_curves(
+    curves: Mapping[str, DecisionCurve], path: str | os.PathLike, *, title: str = ""
+) -> Figure:
     """Decision curves: net benefit against the threshold probability for each entry (with
     its bootstrap band), treat-all and treat-none (Vickers & Elkin 2006).
 
@@ -395,24 +484,39 @@ def plot_decision_curves(curves: Mapping[str, DecisionCurve], path: str | os.Pat
     fig = _figure(1, width=6.2, height=4.0)
     ax = fig.subplots()
     first = next(iter(curves.values()))
-    ax.plot(first.thresholds, first.treat_all, color="0.4", linewidth=1, linestyle="--",
-            label="treat all")
+    ax.plot(
+        first.thresholds,
+        first.treat_all,
+        color="0.4",
+        linewidth=1,
+        linestyle="--",
+        label="treat all",
+    )
     ax.axhline(0.0, color="0.2", linewidth=1, linestyle=":", label="treat none")
     for label, curve in curves.items():
         (line,) = ax.plot(curve.thresholds, curve.net_benefit, label=display_name(label))
         if curve.n_boot:
-            ax.fill_between(curve.thresholds, curve.net_benefit_low, curve.net_benefit_high,
-                            color=line.get_color(), alpha=0.15)
+            ax.fill_between(
+                curve.thresholds,
+                curve.net_benefit_low,
+                curve.net_benefit_high,
+                color=line.get_color(),
+                alpha=0.15,
+            )
     top = max(float(np.nanmax(c.net_benefit)) for c in curves.values())
     ax.set_ylim(-0.05, max(top, first.prevalence) * 1.1 + 0.01)
     ax.set_xlabel("threshold probability")
     ax.set_ylabel("net benefit")
     ax.set_title(title, fontsize="medium")
     _despine(ax)
-    band = (f"bands: {first.level:.0%} bootstrap CI (B = {first.n_boot})" if first.n_boot
-            else None)
-    fig.legend(loc="outside right upper", fontsize="small", frameon=False, title=band,
-               title_fontsize="small")
+    band = f"bands: {first.level:.0%} bootstrap CI (B = {first.n_boot})" if first.n_boot else None
+    fig.legend(
+        loc="outside right upper",
+        fontsize="small",
+        frameon=False,
+        title=band,
+        title_fontsize="small",
+    )
     save_figure(fig, path)
     return fig
 
@@ -421,25 +525,48 @@ def _km_curve(ax: Axes, curve: KaplanMeierCurve, colour: str) -> None:
     """One Kaplan-Meier step curve from S(0) = 1, its band, and ticks at censored times."""
     time = np.r_[0.0, curve.time]
     ax.step(time, np.r_[1.0, curve.survival], where="post", color=colour, linewidth=1.3)
-    ax.fill_between(time, np.r_[1.0, curve.lower], np.r_[1.0, curve.upper], step="post",
-                    color=colour, alpha=0.15, linewidth=0)
+    ax.fill_between(
+        time,
+        np.r_[1.0, curve.lower],
+        np.r_[1.0, curve.upper],
+        step="post",
+        color=colour,
+        alpha=0.15,
+        linewidth=0,
+    )
     censored = curve.censored > 0
-    ax.plot(curve.time[censored], curve.survival[censored], linestyle="none", marker="|",
-            markersize=7, markeredgewidth=1.0, color=colour)
+    ax.plot(
+        curve.time[censored],
+        curve.survival[censored],
+        linestyle="none",
+        marker="|",
+        markersize=7,
+        markeredgewidth=1.0,
+        color=colour,
+    )
 
 
-def _at_risk_table(ax: Axes, curves: Mapping[str, KaplanMeierCurve],
-                   ticks: Sequence[float]) -> None:
+def _at_risk_table(
+    ax: Axes, curves: Mapping[str, KaplanMeierCurve], ticks: Sequence[float]
+) -> None:
     """Numbers at risk of each group at ``ticks``, one row per group, under the time axis."""
     rows = [g for g in RISK_COLOURS if g in curves]
     for r, group in enumerate(rows):
         curve = curves[group]
         index = np.searchsorted(curve.time, ticks, side="left")
-        counts = np.where(index < curve.time.size,
-                          curve.at_risk[np.minimum(index, curve.time.size - 1)], 0)
+        counts = np.where(
+            index < curve.time.size, curve.at_risk[np.minimum(index, curve.time.size - 1)], 0
+        )
         for tick, count in zip(ticks, counts):
-            ax.text(tick, r, str(int(count)), ha="center", va="center", fontsize="small",
-                    color=RISK_COLOURS[group])
+            ax.text(
+                tick,
+                r,
+                str(int(count)),
+                ha="center",
+                va="center",
+                fontsize="small",
+                color=RISK_COLOURS[group],
+            )
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_yticks(range(len(rows)), rows, fontsize="small")
     for tick, group in zip(ax.get_yticklabels(), rows):
@@ -451,9 +578,17 @@ def _at_risk_table(ax: Axes, curves: Mapping[str, KaplanMeierCurve],
     ax.set_title("number at risk", fontsize="small", loc="left")
 
 
-def _forest(labels: Sequence[str], estimate: np.ndarray, low: np.ndarray, high: np.ndarray,
-            columns: Sequence[tuple[str, Sequence[str]]], *, reference: float, log: bool,
-            extra: Sequence[np.ndarray] | None = None) -> tuple[Figure, Axes]:
+def _forest(
+    labels: Sequence[str],
+    estimate: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    columns: Sequence[tuple[str, Sequence[str]]],
+    *,
+    reference: float,
+    log: bool,
+    extra: Sequence[np.ndarray] | None = None,
+) -> tuple[Figure, Axes]:
     """A forest plot: one row per label from top to bottom, the estimate (square) with its
     interval, a dashed reference line, and text columns ``(header, values)`` right of the axis.
 
@@ -468,8 +603,7 @@ def _forest(labels: Sequence[str], estimate: np.ndarray, low: np.ndarray, high: 
     label_in = 0.08 * max(len(label) for label in labels)
     fig = Figure(figsize=(label_in + axis_in + text_in, 1.3 + 0.32 * n), layout="constrained")
     FigureCanvasAgg(fig)
-    ax, text_ax = fig.subplots(1, 2, sharey=True,
-                               gridspec_kw={"width_ratios": [axis_in, text_in]})
+    ax, text_ax = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [axis_in, text_in]})
     y = np.arange(n)[::-1].astype(float)
     if log:
         ax.set_xscale("log")
@@ -496,12 +630,20 @@ def _forest(labels: Sequence[str], estimate: np.ndarray, low: np.ndarray, high: 
     for row, points in zip(y, extra or []):
         points = points[np.isfinite(points) & ((points > 0) if log else True)]
         inside = (points >= left) & (points <= right)
-        ax.plot(points[inside], np.full(int(inside.sum()), row), "o", markerfacecolor="none",
-                markeredgecolor="0.4", markersize=4, linestyle="none")
+        ax.plot(
+            points[inside],
+            np.full(int(inside.sum()), row),
+            "o",
+            markerfacecolor="none",
+            markeredgecolor="0.4",
+            markersize=4,
+            linestyle="none",
+        )
         for edge, marker, outside in ((left, "<", points < left), (right, ">", points > right)):
             if outside.any():
-                ax.plot(edge, row, marker, markerfacecolor="none", markeredgecolor="0.4",
-                        markersize=5)
+                ax.plot(
+                    edge, row, marker, markerfacecolor="none", markeredgecolor="0.4", markersize=5
+                )
     ax.axvline(reference, **_REFERENCE_STYLE)
     ax.set_yticks(y, labels)
     ax.set_ylim(-0.7, n - 0.3)
@@ -510,17 +652,24 @@ def _forest(labels: Sequence[str], estimate: np.ndarray, low: np.ndarray, high: 
     rows = [[h for h, _ in columns], *zip(*(vals for _, vals in columns))]
     for r, cells in enumerate(rows):
         line = "".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-        text_ax.text(0.0, n - 0.4 if r == 0 else y[r - 1], line, fontsize="small",
-                     family="monospace", va="bottom" if r == 0 else "center",
-                     fontweight="bold" if r == 0 else "normal")
+        text_ax.text(
+            0.0,
+            n - 0.4 if r == 0 else y[r - 1],
+            line,
+            fontsize="small",
+            family="monospace",
+            va="bottom" if r == 0 else "center",
+            fontweight="bold" if r == 0 else "normal",
+        )
     return fig, ax
 
 
 def _interval(estimate: float, low: float, high: float) -> str:
     if not np.isfinite(estimate):
         return "not estimable"
-    bounds = (f"{low:.2f}–{high:.2f}" if np.isfinite(low) and np.isfinite(high)
-              else "CI not estimable")
+    bounds = (
+        f"{low:.2f}–{high:.2f}" if np.isfinite(low) and np.isfinite(high) else "CI not estimable"
+    )
     return f"{estimate:.2f} ({bounds})"
 
 
@@ -587,14 +736,16 @@ def _columns(panels: int) -> int:
     return panels if panels <= 3 else (2 if panels == 4 else 3)
 
 
-def _panels(panels: int, *, width: float, height: float,
-            sharey: bool = False) -> tuple[Figure, list[Axes]]:
+def _panels(
+    panels: int, *, width: float, height: float, sharey: bool = False
+) -> tuple[Figure, list[Axes]]:
     """A figure of ``panels`` axes in rows of :func:`_columns`, each ``width`` x ``height``
     inches, with room for a title and a legend; unused grid cells are removed."""
     columns = _columns(panels)
     rows = -(-panels // columns)
-    fig = Figure(figsize=(max(width * columns + 0.6, 5.0), height * rows + 1.2),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(max(width * columns + 0.6, 5.0), height * rows + 1.2), layout="constrained"
+    )
     FigureCanvasAgg(fig)
     grid = fig.subplots(rows, columns, squeeze=False, sharey=sharey).ravel()
     for ax in grid[panels:]:

@@ -54,9 +54,23 @@ if TYPE_CHECKING:
     from radiograph.study import StudyConfig
 
 INDEX = "index.html"
-PACKAGES = ("radiograph", "numpy", "scipy", "pandas", "scikit-learn", "scikit-survival",
-            "lifelines", "torch", "torch-geometric", "timm", "matplotlib", "h5py",
-            "openslide-python", "SimpleITK", "pyradiomics")
+PACKAGES = (
+    "radiograph",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "scikit-survival",
+    "lifelines",
+    "torch",
+    "torch-geometric",
+    "timm",
+    "matplotlib",
+    "h5py",
+    "openslide-python",
+    "SimpleITK",
+    "pyradiomics",
+)
 """Packages whose installed versions the provenance section lists."""
 STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0}
@@ -90,8 +104,15 @@ class Page:
         if body:
             self.sections.append((anchor, title, body))
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str, *,
-              numbered: bool = True, labels: int = 1) -> str:
+    def table(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        caption: str,
+        *,
+        numbered: bool = True,
+        labels: int = 1,
+    ) -> str:
         """A table, numbered unless it is a list of settings; cells are HTML already (escape
         text with :func:`_text`), the caption is text; the first ``labels`` columns are
         left-aligned labels, the others right-aligned numbers."""
@@ -99,35 +120,54 @@ class Page:
         if numbered:
             self.tables += 1
             number = f"<b>Table {self.tables}.</b> "
-        head = "".join(f'<th class="label">{h}</th>' if i < labels else f"<th>{h}</th>"
-                       for i, h in enumerate(headers))
-        body = "".join("<tr>" + "".join(
-            f'<td class="label">{c}</td>' if i < labels else f"<td>{c}</td>"
-            for i, c in enumerate(row)) + "</tr>" for row in rows)
-        return (f"<table><caption>{number}{_text(caption)}</caption>"
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        head = "".join(
+            f'<th class="label">{h}</th>' if i < labels else f"<th>{h}</th>"
+            for i, h in enumerate(headers)
+        )
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f'<td class="label">{c}</td>' if i < labels else f"<td>{c}</td>"
+                for i, c in enumerate(row)
+            )
+            + "</tr>"
+            for row in rows
+        )
+        return (
+            f"<table><caption>{number}{_text(caption)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
 
     def figure(self, png: Path, caption: str) -> str:
         """A numbered figure with the PNG embedded and links to its PDF and SVG twins."""
         self.figures += 1
         self.embedded.add(png.resolve())
         data = base64.b64encode(png.read_bytes()).decode("ascii")
-        twins = [f'<a href="{html.escape(_relative(png.with_suffix(s), self.folder))}">'
-                 f"{s[1:].upper()}</a>" for s in (".pdf", ".svg") if png.with_suffix(s).exists()]
+        twins = [
+            f'<a href="{html.escape(_relative(png.with_suffix(s), self.folder))}">'
+            f"{s[1:].upper()}</a>"
+            for s in (".pdf", ".svg")
+            if png.with_suffix(s).exists()
+        ]
         links = f" ({' · '.join(twins)})" if twins else ""
-        return (f'<figure><img src="data:image/png;base64,{data}" alt="{_text(png.stem)}">'
-                f"<figcaption><b>Figure {self.figures}.</b> {_text(caption)}{links}"
-                "</figcaption></figure>")
+        return (
+            f'<figure><img src="data:image/png;base64,{data}" alt="{_text(png.stem)}">'
+            f"<figcaption><b>Figure {self.figures}.</b> {_text(caption)}{links}"
+            "</figcaption></figure>"
+        )
 
     def render(self, title: str, subtitle: str) -> str:
         toc = "".join(f'<li><a href="#{a}">{_text(t)}</a></li>' for a, t, _ in self.sections)
-        body = "".join(f'<section id="{a}"><h2>{_text(t)}</h2>{b}</section>'
-                       for a, t, b in self.sections)
-        return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-                f"<title>{_text(title)}</title><style>{STYLE}</style></head><body><main>"
-                f'<h1>{_text(title)}</h1><p class="meta">{_text(subtitle)}</p>'
-                f"<nav><ol>{toc}</ol></nav>{body}</main></body></html>\n")
+        body = "".join(
+            f'<section id="{a}"><h2>{_text(t)}</h2>{b}</section>' for a, t, b in self.sections
+        )
+        return (
+            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{_text(title)}</title><style>{STYLE}</style></head><body><main>"
+            f'<h1>{_text(title)}</h1><p class="meta">{_text(subtitle)}</p>'
+            f"<nav><ol>{toc}</ol></nav>{body}</main></body></html>\n"
+        )
 
 
 def write_html_report(config: StudyConfig, manifest: Manifest, results: pd.DataFrame) -> Path:
@@ -147,25 +187,34 @@ def write_html_report(config: StudyConfig, manifest: Manifest, results: pd.DataF
     level = float(_option(config.report, "level", 0.95))
     classification = config.task == "classification"
     page.section("data", "Data", _data_section(page, manifest, folder))
-    page.section("table1", "Table 1 and pooled estimates",
-                 _table1_section(page, results, folder, classification, level))
-    page.section("comparisons", "Pairwise comparisons of the aggregators",
-                 _comparison_section(page, folder, classification, level))
+    page.section(
+        "table1",
+        "Table 1 and pooled estimates",
+        _table1_section(page, results, folder, classification, level),
+    )
+    page.section(
+        "comparisons",
+        "Pairwise comparisons of the aggregators",
+        _comparison_section(page, folder, classification, level),
+    )
     if classification:
-        page.section("classification", "Threshold metrics and calibration",
-                     _classification_section(page, folder, level))
+        page.section(
+            "classification",
+            "Threshold metrics and calibration",
+            _classification_section(page, folder, level),
+        )
     else:
-        page.section("risk-groups", "Risk groups", _risk_group_section(page, config, folder,
-                                                                         level))
+        page.section("risk-groups", "Risk groups", _risk_group_section(page, config, folder, level))
     page.section("figures", "Figures", _figure_section(page, config, results))
     page.section("look-inside", "A look inside SPARRA", _look_inside_section(page, config))
     page.section("other-figures", "Other figures", _other_figures(page, folder))
-    page.section("settings", "Settings and provenance", _settings_section(page, config,
-                                                                           manifest))
+    page.section("settings", "Settings and provenance", _settings_section(page, config, manifest))
     name = Path(config.source).stem if config.source else Path(config.out_dir).name
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    subtitle = (f"{config.task.capitalize()} study, written {created} by radiograph "
-                f"{_version('radiograph')} from {folder}.")
+    subtitle = (
+        f"{config.task.capitalize()} study, written {created} by radiograph "
+        f"{_version('radiograph')} from {folder}."
+    )
     target = folder / INDEX
     with atomic_open(target, "w", encoding="utf-8") as fh:
         fh.write(page.render(f"Study report: {name}", subtitle))
@@ -180,15 +229,18 @@ def _data_section(page: Page, manifest: Manifest, folder: Path) -> str:
     rows = [
         ("manifest", _text(str(manifest.path))),
         ("subjects (patients)", f"{n} ({len({s.patient_id for s in subjects})})"),
-        ("centres", _text(", ".join(f"{c} ({k})" for c, k in
-                                    _counts(s.centre for s in subjects)))),
+        ("centres", _text(", ".join(f"{c} ({k})" for c, k in _counts(s.centre for s in subjects)))),
         ("events", f"{events} ({100.0 * events / max(n, 1):.1f}%); censored {n - events}"),
-        ("median follow-up (reverse Kaplan-Meier)",
-         f"{_median_follow_up(time, np.array([bool(s.event) for s in subjects]))} "
-         f"{_text(manifest.time_unit)}"),
-        ("with pathology / radiology / both",
-         f"{sum(s.has_pathology for s in subjects)} / {sum(s.has_radiology for s in subjects)}"
-         f" / {sum(s.has_pathology and s.has_radiology for s in subjects)}"),
+        (
+            "median follow-up (reverse Kaplan-Meier)",
+            f"{_median_follow_up(time, np.array([bool(s.event) for s in subjects]))} "
+            f"{_text(manifest.time_unit)}",
+        ),
+        (
+            "with pathology / radiology / both",
+            f"{sum(s.has_pathology for s in subjects)} / {sum(s.has_radiology for s in subjects)}"
+            f" / {sum(s.has_pathology and s.has_radiology for s in subjects)}",
+        ),
     ]
     labels = [s.label for s in subjects if s.label is not None]
     if labels:
@@ -196,25 +248,38 @@ def _data_section(page: Page, manifest: Manifest, folder: Path) -> str:
     excluded = _read(folder / "excluded_subjects.csv")
     left_out = "none"
     if excluded is not None and not excluded.empty:
-        left_out = _text("; ".join(f"{stage}: {', '.join(map(str, block['subject_id']))}"
-                                   for stage, block in excluded.groupby("stage", sort=False)))
+        left_out = _text(
+            "; ".join(
+                f"{stage}: {', '.join(map(str, block['subject_id']))}"
+                for stage, block in excluded.groupby("stage", sort=False)
+            )
+        )
     rows.append(("left out (failed a per-subject stage)", left_out))
-    return page.table(["", "value"], rows, "The cohort as given by the manifest. Subjects "
-                      "without a modality are analysed with the modalities they have.",
-                      numbered=False, labels=2)
+    return page.table(
+        ["", "value"],
+        rows,
+        "The cohort as given by the manifest. Subjects "
+        "without a modality are analysed with the modalities they have.",
+        numbered=False,
+        labels=2,
+    )
 
 
-def _table1_section(page: Page, results: pd.DataFrame, folder: Path, classification: bool,
-                    level: float) -> str:
+def _table1_section(
+    page: Page, results: pd.DataFrame, folder: Path, classification: bool, level: float
+) -> str:
     point = results[~results["metric"].str.contains("_ci_")]
     present = list(pd.unique(point["metric"]))
-    order = [m for m in METRIC_LABELS if m in present] + [m for m in present
-                                                          if m not in METRIC_LABELS]
+    order = [m for m in METRIC_LABELS if m in present] + [
+        m for m in present if m not in METRIC_LABELS
+    ]
     table = table1(point, metrics=order)
     best = best_cells(table)
     models = list(dict.fromkeys(table.columns.get_level_values(0)))
-    headers = [*(_text(n) for n in table.index.names),
-               *(_text(MODEL_LABELS.get(m, m)) for m in models)]
+    headers = [
+        *(_text(n) for n in table.index.names),
+        *(_text(MODEL_LABELS.get(m, m)) for m in models),
+    ]
     rows = []
     for key in table.index:
         labels = key if isinstance(key, tuple) else (key,)
@@ -228,8 +293,7 @@ def _table1_section(page: Page, results: pd.DataFrame, folder: Path, classificat
     pooled = _read(folder / ("auc_pooled.csv" if classification else "concordance_pooled.csv"))
     if pooled is not None and not pooled.empty:
         value = "auroc" if classification else "c_index"
-        body += _estimate_table(page, pooled, value, _pooled_caption(pooled, classification,
-                                                                     level))
+        body += _estimate_table(page, pooled, value, _pooled_caption(pooled, classification, level))
     return body
 
 
@@ -238,14 +302,22 @@ def _estimate_table(page: Page, frame: pd.DataFrame, value: str, caption: str) -
     models = list(pd.unique(frame["model"]))
     several = frame["seed"].nunique() > 1
     rows = []
-    for (seed, modality, aggregator), block in frame.groupby(["seed", "modality", "aggregator"],
-                                                             sort=False):
+    for (seed, modality, aggregator), block in frame.groupby(
+        ["seed", "modality", "aggregator"], sort=False
+    ):
         cells = block.set_index("model")
-        label = f"{modality} · {display_name(aggregator)}" + (f" (seed {seed})" if several
-                                                               else "")
-        rows.append([_text(label), *(_estimate(cells.loc[m, value], cells.loc[m, "ci_low"],
-                                               cells.loc[m, "ci_high"])
-                                     if m in cells.index else "N/A" for m in models)])
+        label = f"{modality} · {display_name(aggregator)}" + (f" (seed {seed})" if several else "")
+        rows.append(
+            [
+                _text(label),
+                *(
+                    _estimate(cells.loc[m, value], cells.loc[m, "ci_low"], cells.loc[m, "ci_high"])
+                    if m in cells.index
+                    else "N/A"
+                    for m in models
+                ),
+            ]
+        )
     headers = ["modality · aggregator", *(_text(MODEL_LABELS.get(m, m)) for m in models)]
     return page.table(headers, rows, caption)
 
@@ -253,14 +325,18 @@ def _estimate_table(page: Page, frame: pd.DataFrame, value: str, caption: str) -
 def _pooled_caption(pooled: pd.DataFrame, classification: bool, level: float) -> str:
     n = int(pooled["n"].max())
     if classification:
-        return (f"AUROC of the pooled out-of-fold test predictions (each subject predicted "
-                f"once per seed, by the model of the fold that held it out; n = {n}), with "
-                f"DeLong's {level:.0%} confidence interval.")
+        return (
+            f"AUROC of the pooled out-of-fold test predictions (each subject predicted "
+            f"once per seed, by the model of the fold that held it out; n = {n}), with "
+            f"DeLong's {level:.0%} confidence interval."
+        )
     method = str(pooled["method"].iloc[0])
-    return (f"Harrell's C-index of the pooled out-of-fold test predictions (each subject "
-            f"predicted once per seed, by the model of the fold that held it out; n = {n}), "
-            f"with its {level:.0%} patient-level {method} interval. Avg.: the C-index averaged "
-            "over the downstream models, its interval from the same resamples.")
+    return (
+        f"Harrell's C-index of the pooled out-of-fold test predictions (each subject "
+        f"predicted once per seed, by the model of the fold that held it out; n = {n}), "
+        f"with its {level:.0%} patient-level {method} interval. Avg.: the C-index averaged "
+        "over the downstream models, its interval from the same resamples."
+    )
 
 
 def _comparison_section(page: Page, folder: Path, classification: bool, level: float) -> str:
@@ -268,48 +344,94 @@ def _comparison_section(page: Page, folder: Path, classification: bool, level: f
     body = ""
     cv = _read(folder / "comparisons_cv.csv")
     if cv is not None and not cv.empty:
-        body += _comparison_table(page, cv, level, f"Per-fold paired differences of the "
-                                  f"{metric} over every repeat and fold (n = paired folds), "
-                                  "with the corrected resampled t-test. ")
+        body += _comparison_table(
+            page,
+            cv,
+            level,
+            f"Per-fold paired differences of the "
+            f"{metric} over every repeat and fold (n = paired folds), "
+            "with the corrected resampled t-test. ",
+        )
         average = cv[cv["model"] == AVG] if (cv["model"] == AVG).any() else cv
         path = folder / "forest_differences_cv.png"
-        _draw_unless_unchanged(path, average, {"metric": metric, "level": level},
-                               lambda: _figures().plot_paired_differences(
-                                   average, path, metric_label=metric, level=level))
-        body += page.figure(path, f"Paired differences of the {metric} between aggregators "
-                            "(A - B) over the cross-validation folds, averaged over the "
-                            f"downstream models; squares: mean difference; bars: {level:.0%} "
-                            "confidence interval of the corrected resampled t-test (Nadeau & "
-                            "Bengio 2003); dashed line: no difference.")
+        _draw_unless_unchanged(
+            path,
+            average,
+            {"metric": metric, "level": level},
+            lambda: _figures().plot_paired_differences(
+                average, path, metric_label=metric, level=level
+            ),
+        )
+        body += page.figure(
+            path,
+            f"Paired differences of the {metric} between aggregators "
+            "(A - B) over the cross-validation folds, averaged over the "
+            f"downstream models; squares: mean difference; bars: {level:.0%} "
+            "confidence interval of the corrected resampled t-test (Nadeau & "
+            "Bengio 2003); dashed line: no difference.",
+        )
     pooled = _read(folder / "comparisons_pooled.csv")
     if pooled is not None and not pooled.empty:
         first = pooled[pooled["seed"] == pooled["seed"].iloc[0]]
-        body += _comparison_table(page, first, level, f"Paired comparisons of the {metric} on "
-                                  "the pooled out-of-fold test predictions of seed "
-                                  f"{first['seed'].iloc[0]} (n = subjects both aggregators "
-                                  "predicted). ")
+        body += _comparison_table(
+            page,
+            first,
+            level,
+            f"Paired comparisons of the {metric} on "
+            "the pooled out-of-fold test predictions of seed "
+            f"{first['seed'].iloc[0]} (n = subjects both aggregators "
+            "predicted). ",
+        )
         chosen = first[first["model"] == AVG] if (first["model"] == AVG).any() else first
         path = folder / "forest_differences_pooled.png"
-        _draw_unless_unchanged(path, chosen, {"metric": metric, "level": level},
-                               lambda: _figures().plot_paired_differences(
-                                   chosen, path, metric_label=metric, level=level))
-        what = ("per classifier, DeLong's paired test" if classification else
-                "averaged over the downstream models, paired patient-level bootstrap")
-        body += page.figure(path, f"Paired differences of the {metric} between aggregators "
-                            f"(A - B) on the pooled test predictions, {what}; bars: "
-                            f"{level:.0%} confidence interval; dashed line: no difference.")
+        _draw_unless_unchanged(
+            path,
+            chosen,
+            {"metric": metric, "level": level},
+            lambda: _figures().plot_paired_differences(
+                chosen, path, metric_label=metric, level=level
+            ),
+        )
+        what = (
+            "per classifier, DeLong's paired test"
+            if classification
+            else "averaged over the downstream models, paired patient-level bootstrap"
+        )
+        body += page.figure(
+            path,
+            f"Paired differences of the {metric} between aggregators "
+            f"(A - B) on the pooled test predictions, {what}; bars: "
+            f"{level:.0%} confidence interval; dashed line: no difference.",
+        )
     return body
 
 
 def _comparison_table(page: Page, frame: pd.DataFrame, level: float, lead: str) -> str:
-    headers = ["modality", "model", "A vs B", "A", "B", f"A - B ({level:.0%} CI)", "p",
-               "method", "n"]
-    rows = [[_text(r.modality), _text(MODEL_LABELS.get(r.model, r.model)),
-             _text(f"{display_name(r.aggregator_a)} vs {display_name(r.aggregator_b)}"),
-             f"{r.c_a:.3f}", f"{r.c_b:.3f}",
-             f"{r.difference:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})",
-             _text(format_p(float(r.p_value))), _text(r.method), str(int(r.n))]
-            for r in frame.itertuples()]
+    headers = [
+        "modality",
+        "model",
+        "A vs B",
+        "A",
+        "B",
+        f"A - B ({level:.0%} CI)",
+        "p",
+        "method",
+        "n",
+    ]
+    rows = [
+        [
+            _text(r.modality),
+            _text(MODEL_LABELS.get(r.model, r.model)),
+            _text(f"{display_name(r.aggregator_a)} vs {display_name(r.aggregator_b)}"),
+            f"{r.c_a:.3f}",
+            f"{r.c_b:.3f}",
+            f"{r.difference:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})",
+            _text(format_p(float(r.p_value))),
+            _text(r.method),
+            str(int(r.n)),
+        ]
+        for r in frame.itertuples()
+    ]
     return page.table(headers, rows, lead + comparisons_caption(frame, level=level))
 
 
@@ -321,26 +443,45 @@ def _risk_group_section(page: Page, config: StudyConfig, folder: Path, level: fl
     rule = str(_option(config.report, "risk_rule", "mean"))
     pooled = groups[groups["fold"].astype(str) == "pooled"]
     several = pooled["seed"].nunique() > 1
-    rows = [[_text(f"{r.modality} · {display_name(r.aggregator)}"
-                   + (f" (seed {r.seed})" if several else "")),
-             str(int(r.n_low)), str(int(r.n_high)),
-             _estimate(r.hazard_ratio, r.hr_low, r.hr_high, digits=2),
-             _text(format_p(float(r.logrank_p)))] for r in pooled.itertuples()]
-    split = (f"at each training fold's {rule} {model} risk" if rule != "optimal" else
-             f"at each training fold's maximally selected log-rank cut-point of the {model} "
-             "risk")
-    body = page.table(["modality · aggregator", "n low", "n high", f"HR ({level:.0%} CI)",
-                       "log-rank p"], rows,
-                      f"Test subjects split into low and high risk {split}, pooled over the "
-                      "folds; hazard ratio high vs low from a Cox model (Wald interval) and "
-                      "the log-rank test.")
+    rows = [
+        [
+            _text(
+                f"{r.modality} · {display_name(r.aggregator)}"
+                + (f" (seed {r.seed})" if several else "")
+            ),
+            str(int(r.n_low)),
+            str(int(r.n_high)),
+            _estimate(r.hazard_ratio, r.hr_low, r.hr_high, digits=2),
+            _text(format_p(float(r.logrank_p))),
+        ]
+        for r in pooled.itertuples()
+    ]
+    split = (
+        f"at each training fold's {rule} {model} risk"
+        if rule != "optimal"
+        else f"at each training fold's maximally selected log-rank cut-point of the {model} risk"
+    )
+    body = page.table(
+        ["modality · aggregator", "n low", "n high", f"HR ({level:.0%} CI)", "log-rank p"],
+        rows,
+        f"Test subjects split into low and high risk {split}, pooled over the "
+        "folds; hazard ratio high vs low from a Cox model (Wald interval) and "
+        "the log-rank test.",
+    )
     path = folder / "forest_hazard_ratios.png"
-    _draw_unless_unchanged(path, groups, {"level": level},
-                           lambda: _figures().plot_hazard_ratios(groups, path, level=level))
-    body += page.figure(path, f"Hazard ratios of the high- vs low-risk test subjects ({model}, "
-                        f"split {split}); squares: pooled over the folds with the {level:.0%} "
-                        "confidence interval; circles: single folds; log axis; dashed line: "
-                        "no difference (HR = 1).")
+    _draw_unless_unchanged(
+        path,
+        groups,
+        {"level": level},
+        lambda: _figures().plot_hazard_ratios(groups, path, level=level),
+    )
+    body += page.figure(
+        path,
+        f"Hazard ratios of the high- vs low-risk test subjects ({model}, "
+        f"split {split}); squares: pooled over the folds with the {level:.0%} "
+        "confidence interval; circles: single folds; log axis; dashed line: "
+        "no difference (HR = 1).",
+    )
     return body
 
 
@@ -349,29 +490,57 @@ def _classification_section(page: Page, folder: Path, level: float) -> str:
     metrics = _read(folder / "threshold_metrics.csv")
     if metrics is not None and not metrics.empty:
         names = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1")
-        rows = [[_text(f"{r['modality']} · {display_name(r['aggregator'])} · "
-                       f"{MODEL_LABELS.get(r['model'], r['model'])} (seed {r['seed']})"),
-                 *(_estimate(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) for m in names)]
-                for _, r in metrics.iterrows()]
-        body += page.table(["group", "accuracy", "sensitivity", "specificity", "PPV", "NPV",
-                            "F1"], rows, f"Binary metrics of the pooled test predictions, "
-                           "each subject classified at the Youden threshold of its own "
-                           f"fold's training predictions; {level:.0%} Wilson intervals "
-                           "(F1: bootstrap).")
+        rows = [
+            [
+                _text(
+                    f"{r['modality']} · {display_name(r['aggregator'])} · "
+                    f"{MODEL_LABELS.get(r['model'], r['model'])} (seed {r['seed']})"
+                ),
+                *(_estimate(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) for m in names),
+            ]
+            for _, r in metrics.iterrows()
+        ]
+        body += page.table(
+            ["group", "accuracy", "sensitivity", "specificity", "PPV", "NPV", "F1"],
+            rows,
+            f"Binary metrics of the pooled test predictions, "
+            "each subject classified at the Youden threshold of its own "
+            f"fold's training predictions; {level:.0%} Wilson intervals "
+            "(F1: bootstrap).",
+        )
     calibration = _read(folder / "calibration.csv")
     if calibration is not None and not calibration.empty:
-        rows = [[_text(f"{r['modality']} · {display_name(r['aggregator'])} · "
-                       f"{MODEL_LABELS.get(r['model'], r['model'])} (seed {r['seed']})"),
-                 *(_estimate(r.get(k), r.get(f"{k}_ci_low"), r.get(f"{k}_ci_high"))
-                   for k in ("intercept_in_the_large", "slope")),
-                 _text(format_p(float(r["hosmer_lemeshow_p"]))), f"{r['brier']:.3f}",
-                 f"{r['scaled_brier']:.3f}"] for _, r in calibration.iterrows()]
-        body += page.table(["group", "calibration intercept", "calibration slope",
-                            "Hosmer-Lemeshow p", "Brier", "scaled Brier"], rows,
-                           f"Calibration of the pooled test probabilities with {level:.0%} "
-                           "intervals (ideal: intercept 0, slope 1); Hosmer-Lemeshow test over "
-                           "10 groups; Brier score and its scaled version (1 - Brier / Brier "
-                           "of the prevalence).")
+        rows = [
+            [
+                _text(
+                    f"{r['modality']} · {display_name(r['aggregator'])} · "
+                    f"{MODEL_LABELS.get(r['model'], r['model'])} (seed {r['seed']})"
+                ),
+                *(
+                    _estimate(r.get(k), r.get(f"{k}_ci_low"), r.get(f"{k}_ci_high"))
+                    for k in ("intercept_in_the_large", "slope")
+                ),
+                _text(format_p(float(r["hosmer_lemeshow_p"]))),
+                f"{r['brier']:.3f}",
+                f"{r['scaled_brier']:.3f}",
+            ]
+            for _, r in calibration.iterrows()
+        ]
+        body += page.table(
+            [
+                "group",
+                "calibration intercept",
+                "calibration slope",
+                "Hosmer-Lemeshow p",
+                "Brier",
+                "scaled Brier",
+            ],
+            rows,
+            f"Calibration of the pooled test probabilities with {level:.0%} "
+            "intervals (ideal: intercept 0, slope 1); Hosmer-Lemeshow test over "
+            "10 groups; Brier score and its scaled version (1 - Brier / Brier "
+            "of the prevalence).",
+        )
     return body
 
 
@@ -382,27 +551,55 @@ def _figure_section(page: Page, config: StudyConfig, results: pd.DataFrame) -> s
     over = f"{folds} folds" + (f" × {seeds} seeds" if seeds > 1 else "")
     km_model = MODEL_LABELS.get(str(_option(config.report, "km_model", "coxph")), "")
     rule = str(_option(config.report, "risk_rule", "mean"))
-    no_ibs = (" FSVM has no IBS." if "ibs" in set(results["metric"])
-              and "fsvm" in set(results["model"]) else "")
+    no_ibs = (
+        " FSVM has no IBS."
+        if "ibs" in set(results["metric"]) and "fsvm" in set(results["model"])
+        else ""
+    )
     captions: list[tuple[str, Callable[[str], str]]] = [
-        ("fig2_bars_", lambda m: f"Fold mean of each metric per downstream model and "
-         f"aggregator, modalities {m}; error bars: ±1 SD over {over}; dashed line: chance "
-         f"level 0.5 of the concordance and AUC metrics.{no_ibs}"),
-        ("fig3_bands_", lambda m: f"The same results per downstream model, modalities {m}: "
-         f"dots at the fold mean, error bars ±1 SD over {over}; the metrics are separate "
-         "quantities and are not joined; dashed segments: chance level 0.5."),
-        ("fig4_km_", lambda m: f"Kaplan-Meier curves of the test subjects (modalities {m}, "
-         f"first seed, pooled over the folds) split into low and high risk at each training "
-         f"fold's {rule} {km_model} risk; bands: pointwise 95% confidence intervals "
-         "(log-log); ticks: censored subjects; numbers at risk under the time axis; the "
-         f"time axis ends at the {KM_TIME_QUANTILE:.0%} quantile of follow-up. Panel titles: "
-         "log-rank p-value and Cox hazard ratio high vs low (95% CI)."),
-        ("calibration_", lambda m: f"Calibration of the pooled test probabilities, "
-         f"modalities {m}: observed proportion against mean predicted probability per "
-         "decile bin, with 95% Wilson intervals; dashed: perfect calibration."),
-        ("decision_", lambda m: f"Decision curves, modalities {m}: net benefit of acting on "
-         "each aggregator's predictions against the threshold probability, with treat-all and "
-         "treat-none; bands: bootstrap confidence intervals."),
+        (
+            "fig2_bars_",
+            lambda m: (
+                f"Fold mean of each metric per downstream model and "
+                f"aggregator, modalities {m}; error bars: ±1 SD over {over}; dashed line: chance "
+                f"level 0.5 of the concordance and AUC metrics.{no_ibs}"
+            ),
+        ),
+        (
+            "fig3_bands_",
+            lambda m: (
+                f"The same results per downstream model, modalities {m}: "
+                f"dots at the fold mean, error bars ±1 SD over {over}; the metrics are separate "
+                "quantities and are not joined; dashed segments: chance level 0.5."
+            ),
+        ),
+        (
+            "fig4_km_",
+            lambda m: (
+                f"Kaplan-Meier curves of the test subjects (modalities {m}, "
+                f"first seed, pooled over the folds) split into low and high risk at each training "
+                f"fold's {rule} {km_model} risk; bands: pointwise 95% confidence intervals "
+                "(log-log); ticks: censored subjects; numbers at risk under the time axis; the "
+                f"time axis ends at the {KM_TIME_QUANTILE:.0%} quantile of follow-up. "
+                "Panel titles: log-rank p-value and Cox hazard ratio high vs low (95% CI)."
+            ),
+        ),
+        (
+            "calibration_",
+            lambda m: (
+                f"Calibration of the pooled test probabilities, "
+                f"modalities {m}: observed proportion against mean predicted probability per "
+                "decile bin, with 95% Wilson intervals; dashed: perfect calibration."
+            ),
+        ),
+        (
+            "decision_",
+            lambda m: (
+                f"Decision curves, modalities {m}: net benefit of acting on "
+                "each aggregator's predictions against the threshold probability, with "
+                "treat-all and treat-none; bands: bootstrap confidence intervals."
+            ),
+        ),
     ]
     body = ""
     for modalities in config.modality_sets:
@@ -424,66 +621,102 @@ def _look_inside_section(page: Page, config: StudyConfig) -> str:
         end, place, subject, modality, slide = match.groups()
         where = (f"slide {slide}, " if slide else "") + (
             "nodes at the centres of their patches over the slide thumbnail, scale bar in "
-            "micrometres" if modality == "pathology" else "nodes over the axial, coronal and "
-            "sagittal mean projections of the CT, axes in millimetres")
+            "micrometres"
+            if modality == "pathology"
+            else "nodes over the axial, coronal and "
+            "sagittal mean projections of the CT, axes in millimetres"
+        )
         rank = ("" if place == "1" else f"number {place} by ") + (
-            "highest" if end == "top" else "lowest")
-        body += page.figure(png, f"SPARRA's node importance (colour) in the {modality} graph "
-                            f"of test subject {subject}, the {rank} predicted risk of fold 0 "
-                            f"(seed {config.seeds[0]}): {where}.")
+            "highest" if end == "top" else "lowest"
+        )
+        body += page.figure(
+            png,
+            f"SPARRA's node importance (colour) in the {modality} graph "
+            f"of test subject {subject}, the {rank} predicted risk of fold 0 "
+            f"(seed {config.seeds[0]}): {where}.",
+        )
     return body
 
 
 def _other_figures(page: Page, folder: Path) -> str:
     """Figures of ``report/`` that no section showed, so that none is left out."""
-    return "".join(page.figure(png, f"{png.stem} (a figure of the report folder without a "
-                                    "registered caption).")
-                   for png in sorted(folder.glob("*.png")) if png.resolve() not in page.embedded)
+    return "".join(
+        page.figure(
+            png, f"{png.stem} (a figure of the report folder without a registered caption)."
+        )
+        for png in sorted(folder.glob("*.png"))
+        if png.resolve() not in page.embedded
+    )
 
 
 def _settings_section(page: Page, config: StudyConfig, manifest: Manifest) -> str:
     training = config.training
     rows = [
-        ("config file", _text(f"{config.source} (SHA-256 {_sha256(config.source)})")
-         if config.source else "built in code (no file)"),
+        (
+            "config file",
+            _text(f"{config.source} (SHA-256 {_sha256(config.source)})")
+            if config.source
+            else "built in code (no file)",
+        ),
         ("manifest", _text(f"{manifest.path} (SHA-256 {_sha256(manifest.path)})")),
         ("task", _text(config.task)),
         ("seeds (repeats of the cross-validation)", _text(", ".join(map(str, config.seeds)))),
-        ("folds / epochs / batch size / lr",
-         _text(" / ".join(str(_option(training, k, "default"))
-                          for k in ("folds", "epochs", "batch_size", "lr")))),
+        (
+            "folds / epochs / batch size / lr",
+            _text(
+                " / ".join(
+                    str(_option(training, k, "default"))
+                    for k in ("folds", "epochs", "batch_size", "lr")
+                )
+            ),
+        ),
         ("aggregators", _text(", ".join(display_name(a) for a in config.aggregators))),
         ("modality sets", _text("; ".join(" + ".join(s) for s in config.modality_sets))),
         ("code", _text(f"radiograph {_version('radiograph')}, {_git_commit()}")),
         ("python", _text(f"{sys.version.split()[0]} on {platform.platform()}")),
-        ("packages", _text(", ".join(f"{p} {_version(p)}" for p in PACKAGES
-                                     if _version(p) != "not installed"))),
+        (
+            "packages",
+            _text(
+                ", ".join(f"{p} {_version(p)}" for p in PACKAGES if _version(p) != "not installed")
+            ),
+        ),
     ]
     stage_seconds = _read_json(Path(config.report_dir) / "stage_seconds.json")
     if stage_seconds:
-        rows.append(("wall time per stage (s)", _text(", ".join(
-            f"{k} {float(v):.0f}" for k, v in stage_seconds.items()))))
-    body = page.table(["", "value"], [[_text(k), v] for k, v in rows],
-                      "What produced this report: the study settings and the software. The "
-                      "SHA-256 digests identify the exact config and manifest files.",
-                      numbered=False, labels=2)
+        rows.append(
+            (
+                "wall time per stage (s)",
+                _text(", ".join(f"{k} {float(v):.0f}" for k, v in stage_seconds.items())),
+            )
+        )
+    body = page.table(
+        ["", "value"],
+        [[_text(k), v] for k, v in rows],
+        "What produced this report: the study settings and the software. The "
+        "SHA-256 digests identify the exact config and manifest files.",
+        numbered=False,
+        labels=2,
+    )
     if config.source and Path(config.source).exists():
-        body += (f"<details><summary>The config file</summary><pre>"
-                 f"{_text(Path(config.source).read_text(encoding='utf-8'))}</pre></details>")
+        body += (
+            f"<details><summary>The config file</summary><pre>"
+            f"{_text(Path(config.source).read_text(encoding='utf-8'))}</pre></details>"
+        )
     return body
 
 
-def _draw_unless_unchanged(png: Path, frame: pd.DataFrame, settings: Mapping[str, Any],
-                           draw: Callable[[], Any]) -> None:
+def _draw_unless_unchanged(
+    png: Path, frame: pd.DataFrame, settings: Mapping[str, Any], draw: Callable[[], Any]
+) -> None:
     """Call ``draw`` (which writes ``png`` and its PDF and SVG twins) unless the table it
     shows and its settings are those of the last drawing (``report/.provenance/<stem>.json``,
     :func:`radiograph.report.cache.reuse_or_make`)."""
+
     def make() -> list[Path]:
         draw()
         return with_twins([png])
 
-    reuse_or_make(png.parent, png.stem, {"table": frame_digest(frame), "settings": settings},
-                  make)
+    reuse_or_make(png.parent, png.stem, {"table": frame_digest(frame), "settings": settings}, make)
 
 
 def _figures() -> ModuleType:
@@ -561,10 +794,18 @@ def _git_commit() -> str:
     it), or ``"commit unknown"`` outside a git checkout."""
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-                                capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--",
-                                "radiograph"], capture_output=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", "radiograph"],
+            capture_output=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "commit unknown"
     return f"commit {commit.stdout.strip()}" + (" +changes" if dirty.returncode else "")

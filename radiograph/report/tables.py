@@ -148,8 +148,11 @@ def best_cells(table: pd.DataFrame) -> pd.DataFrame:
             values = block[column].dropna()
             if not values.empty:
                 winners.add((values.idxmin() if lower else values.idxmax(), column))
-    return pd.DataFrame([[(row, column) in winners for column in means.columns]
-                         for row in means.index], index=means.index, columns=means.columns)
+    return pd.DataFrame(
+        [[(row, column) in winners for column in means.columns] for row in means.index],
+        index=means.index,
+        columns=means.columns,
+    )
 
 
 def table1_caption(table: pd.DataFrame, *, latex: bool = False) -> str:
@@ -162,30 +165,41 @@ def table1_caption(table: pd.DataFrame, *, latex: bool = False) -> str:
             ``mean ± SD``.
     """
     folds, repeats = table.attrs.get("n_folds"), table.attrs.get("n_repeats", 1)
-    over = (f"the {folds} outer cross-validation folds" if folds else "the outer folds")
+    over = f"the {folds} outer cross-validation folds" if folds else "the outer folds"
     if repeats and repeats > 1:
         over += f" of each of {repeats} repeats (seeds)"
     kind = "sample" if table.attrs.get("ddof", 1) == 1 else "population"
     cell = "the mean with the SD as subscript" if latex else "mean ± SD"
     names = list(table.index.names)
-    caption = (f"Each cell: {cell}, the {kind} standard deviation (SD) over {over}, of the "
-               "metric on the test fold of each downstream model (columns). Avg.: the mean of "
-               "the model means and the mean of the model SDs, as in the paper's Table 1.")
+    caption = (
+        f"Each cell: {cell}, the {kind} standard deviation (SD) over {over}, of the "
+        "metric on the test fold of each downstream model (columns). Avg.: the mean of "
+        "the model means and the mean of the model SDs, as in the paper's Table 1."
+    )
     if len(names) >= 2:
         fixed = [GROUP_LABELS.get(n, str(n)).rstrip(".").lower() for n in names[:-2]]
         scope = "the same " + ", ".join(fixed) + (" and metric" if fixed else "metric")
         varies = GROUP_LABELS.get(names[-2], str(names[-2]))
         varies = "aggregator" if varies == "Aggr." else varies.lower()
         lower = sorted(set(table.index.get_level_values("metric")) & LOWER_IS_BETTER)
-        rule = ("highest; lowest for " + ", ".join(METRIC_LABELS.get(m, m) for m in lower)
-                if lower else "highest")
-        caption += (f" Bold: the best mean of its column among the rows of {scope} that differ "
-                    f"in the {varies} ({rule}).")
+        rule = (
+            "highest; lowest for " + ", ".join(METRIC_LABELS.get(m, m) for m in lower)
+            if lower
+            else "highest"
+        )
+        caption += (
+            f" Bold: the best mean of its column among the rows of {scope} that differ "
+            f"in the {varies} ({rule})."
+        )
     if table.xs("mean", axis=1, level=1).isna().to_numpy().any():
-        caption += (" N/A: the metric does not exist for the model (FSVM gives no survival "
-                    "function, hence no IBS).")
-    return caption + (" The SD is the spread over folds, not a confidence interval; the "
-                      "report's pooled estimates carry the intervals.")
+        caption += (
+            " N/A: the metric does not exist for the model (FSVM gives no survival "
+            "function, hence no IBS)."
+        )
+    return caption + (
+        " The SD is the spread over folds, not a confidence interval; the "
+        "report's pooled estimates carry the intervals."
+    )
 
 
 def to_markdown(table: pd.DataFrame, *, digits: int = 3, caption: str | None = None) -> str:
@@ -256,8 +270,7 @@ def write_table(table: pd.DataFrame, path: str | Path, *, digits: int = 3) -> di
     renderings = {
         "csv": lambda: to_csv_frame(table).to_csv(index=False),
         "md": lambda: to_markdown(table, digits=digits, caption=table1_caption(table)),
-        "tex": lambda: to_latex(table, digits=digits,
-                                caption=table1_caption(table, latex=True)),
+        "tex": lambda: to_latex(table, digits=digits, caption=table1_caption(table, latex=True)),
     }
     for suffix, render in renderings.items():
         target = base.with_suffix(f".{suffix}")
@@ -335,9 +348,11 @@ def _latex_escape(text: str) -> str:
 def comparisons_caption(frame: pd.DataFrame, *, level: float = 0.95) -> str:
     """What the columns of :func:`comparisons_to_markdown` mean, naming the methods present."""
     methods = [METHOD_LABELS.get(m, m) for m in pd.unique(frame.get("method", pd.Series()))]
-    text = (f"A, B: the two aggregators' estimates on the same subjects (or folds); A - B: "
-            f"their difference with its {level:.0%} confidence interval (> 0: A better); p: "
-            "two-sided p-value of no difference, not corrected for multiple comparisons.")
+    text = (
+        f"A, B: the two aggregators' estimates on the same subjects (or folds); A - B: "
+        f"their difference with its {level:.0%} confidence interval (> 0: A better); p: "
+        "two-sided p-value of no difference, not corrected for multiple comparisons."
+    )
     if "model" in frame.columns and (frame["model"] == AVG).any():
         text += " Model Avg.: the mean over the downstream models."
     if methods:
@@ -345,8 +360,7 @@ def comparisons_caption(frame: pd.DataFrame, *, level: float = 0.95) -> str:
     return text
 
 
-def comparisons_to_markdown(frame: pd.DataFrame, *, digits: int = 3,
-                            caption: bool = True) -> str:
+def comparisons_to_markdown(frame: pd.DataFrame, *, digits: int = 3, caption: bool = True) -> str:
     """Markdown table of paired comparisons (rows of
     :func:`radiograph.report.comparisons.aggregator_comparisons` or
     :func:`~radiograph.report.comparisons.cross_validated_comparisons`): one line per
@@ -358,19 +372,30 @@ def comparisons_to_markdown(frame: pd.DataFrame, *, digits: int = 3,
     if frame.empty:
         return "(no comparisons)\n"
     keys = [k for k in ("seed", "modality", "model") if k in frame.columns]
-    header = [*(k.capitalize() for k in keys), "A vs B", "A", "B", "A - B (95% CI)", "p",
-              "method"]
+    header = [*(k.capitalize() for k in keys), "A vs B", "A", "B", "A - B (95% CI)", "p", "method"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in frame.iterrows():
         model = MODEL_LABELS.get(row.get("model"), row.get("model"))
         labels = [str(model if k == "model" else row[k]) for k in keys]
-        difference = (f"{row['difference']:+.{digits}f} ({row['ci_low']:+.{digits}f} to "
-                      f"{row['ci_high']:+.{digits}f})")
-        lines.append("| " + " | ".join([
-            *labels, f"{display_name(row['aggregator_a'])} vs "
-            f"{display_name(row['aggregator_b'])}",
-            f"{row['c_a']:.{digits}f}", f"{row['c_b']:.{digits}f}", difference,
-            format_p(float(row["p_value"])), str(row["method"])]) + " |")
+        difference = (
+            f"{row['difference']:+.{digits}f} ({row['ci_low']:+.{digits}f} to "
+            f"{row['ci_high']:+.{digits}f})"
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    *labels,
+                    f"{display_name(row['aggregator_a'])} vs {display_name(row['aggregator_b'])}",
+                    f"{row['c_a']:.{digits}f}",
+                    f"{row['c_b']:.{digits}f}",
+                    difference,
+                    format_p(float(row["p_value"])),
+                    str(row["method"]),
+                ]
+            )
+            + " |"
+        )
     if caption:
         lines += ["", comparisons_caption(frame)]
     return "\n".join(lines) + "\n"

@@ -59,8 +59,9 @@ class SignatureModel:
         time = np.asarray(time, dtype=np.float64)
         event = np.asarray(event).astype(bool)
         if X.ndim != 2 or X.shape[0] != time.shape[0] or event.shape != time.shape:
-            raise ValueError(f"X: shape {X.shape} does not match time {time.shape} / event "
-                             f"{event.shape}")
+            raise ValueError(
+                f"X: shape {X.shape} does not match time {time.shape} / event {event.shape}"
+            )
         filtered = correlation_filter(X, self.max_correlation)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -76,11 +77,13 @@ class SignatureModel:
         scores = np.zeros((self.cv_folds, len(self.alphas_)))
         for k, (fit_rows, held) in enumerate(folds.split(Z, event)):
             inner = CoxnetSurvivalAnalysis(l1_ratio=1.0, alphas=self.alphas_).fit(
-                Z[fit_rows], y[fit_rows])
+                Z[fit_rows], y[fit_rows]
+            )
             for a, alpha in enumerate(self.alphas_):
                 risk = inner.predict(Z[held], alpha=alpha)
-                scores[k, a] = 0.5 if np.ptp(risk) == 0 else harrell_c(
-                    time[held], event[held], risk)
+                scores[k, a] = (
+                    0.5 if np.ptp(risk) == 0 else harrell_c(time[held], event[held], risk)
+                )
         self.cv_c_ = scores.mean(axis=0)
         nonzero = np.abs(path.coef_).sum(axis=0) > 0
         candidates = np.where(nonzero, self.cv_c_, -np.inf)

@@ -30,12 +30,16 @@ from sklearn.preprocessing import StandardScaler
 PROB_BINS = 101  # Patch_prob rounded to 2 decimals: 0.00, 0.01, ..., 1.00
 PRED_BINS = 2
 FEATURE_NAMES = tuple(
-    [f"histo_prob_{i:03d}" for i in range(PROB_BINS)] + ["histo_pred_0", "histo_pred_1"]
-    + [f"bow_prob_{i:03d}" for i in range(PROB_BINS)] + ["bow_pred_0", "bow_pred_1"])
+    [f"histo_prob_{i:03d}" for i in range(PROB_BINS)]
+    + ["histo_pred_0", "histo_pred_1"]
+    + [f"bow_prob_{i:03d}" for i in range(PROB_BINS)]
+    + ["bow_pred_0", "bow_pred_1"]
+)
 
 
-def outcome_labels(time: np.ndarray, event: np.ndarray, *, poor_before: float = 12.0,
-                   good_after: float = 36.0) -> np.ndarray:
+def outcome_labels(
+    time: np.ndarray, event: np.ndarray, *, poor_before: float = 12.0, good_after: float = 36.0
+) -> np.ndarray:
     """Outcome class per subject: 1 = event by ``poor_before``, 0 = event-free beyond
     ``good_after`` (same time unit), -1 = neither (scored, not trained on).
 
@@ -95,8 +99,8 @@ class PatchClassifier:
             xs.append(x)
             ys.append(np.full(len(x), y))
         self.model_: Pipeline = make_pipeline(
-            StandardScaler(), LogisticRegression(C=self.C, max_iter=1000,
-                                                 random_state=self.seed))
+            StandardScaler(), LogisticRegression(C=self.C, max_iter=1000, random_state=self.seed)
+        )
         self.model_.fit(np.concatenate(xs), np.concatenate(ys))
         return self
 
@@ -113,8 +117,9 @@ def likelihood_counts(prob: np.ndarray) -> np.ndarray:
         raise ValueError("prob: must be a 1-D array of probabilities in [0, 1]")
     bins = np.rint(prob * 100).astype(np.int64)
     pred = (prob >= 0.5).astype(np.int64)
-    return np.concatenate([np.bincount(bins, minlength=PROB_BINS),
-                           np.bincount(pred, minlength=PRED_BINS)]).astype(np.float64)
+    return np.concatenate(
+        [np.bincount(bins, minlength=PROB_BINS), np.bincount(pred, minlength=PRED_BINS)]
+    ).astype(np.float64)
 
 
 @dataclass
@@ -140,9 +145,13 @@ class SlideFeaturizer:
         return np.concatenate([histo, bow_prob, bow_pred], axis=1)
 
 
-def slide_features(patch_features: Mapping[str, np.ndarray], labels: Mapping[str, int],
-                   train: Sequence[str], *, classifier: PatchClassifier | None = None,
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray], PatchClassifier]:
+def slide_features(
+    patch_features: Mapping[str, np.ndarray],
+    labels: Mapping[str, int],
+    train: Sequence[str],
+    *,
+    classifier: PatchClassifier | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], PatchClassifier]:
     """Labels in, per-slide features out: fit the patch classifier and the featurizer on the
     ``train`` slides, then describe every slide.
 

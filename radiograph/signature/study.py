@@ -114,13 +114,18 @@ class SignatureStudyConfig:
         if not 0.0 < self.cutoff_quantile < 1.0:
             raise ValueError(f"cutoff_quantile: must lie in (0, 1), got {self.cutoff_quantile}")
         if isinstance(self.allow_failures, bool) or not (
-                (isinstance(self.allow_failures, int) and self.allow_failures >= 0)
-                or (isinstance(self.allow_failures, float) and 0 <= self.allow_failures <= 1)):
-            raise ValueError("allow_failures: must be a count (an integer >= 0) or a fraction "
-                             f"in [0, 1], got {self.allow_failures!r}")
+            (isinstance(self.allow_failures, int) and self.allow_failures >= 0)
+            or (isinstance(self.allow_failures, float) and 0 <= self.allow_failures <= 1)
+        ):
+            raise ValueError(
+                "allow_failures: must be a count (an integer >= 0) or a fraction "
+                f"in [0, 1], got {self.allow_failures!r}"
+            )
         if self.label_endpoint not in self.endpoints:
-            raise ValueError(f"label_endpoint: {self.label_endpoint!r} is not among endpoints "
-                             f"{list(self.endpoints)}")
+            raise ValueError(
+                f"label_endpoint: {self.label_endpoint!r} is not among endpoints "
+                f"{list(self.endpoints)}"
+            )
 
 
 def load_config(path: str | os.PathLike, **overrides: Any) -> SignatureStudyConfig:
@@ -178,15 +183,28 @@ def run_signature_study(config: SignatureStudyConfig) -> StudyResult:
     timer = StageTimer()
     with timer("manifest + features"):
         table, patches, problems = _subjects(config)
-    label_time, label_event = (table[f"{config.label_endpoint}_{p}"].to_numpy()
-                               for p in ("time", "event"))
-    labels = dict(zip(table.index, outcome_labels(label_time, label_event,
-                                                  poor_before=config.poor_before,
-                                                  good_after=config.good_after)))
+    label_time, label_event = (
+        table[f"{config.label_endpoint}_{p}"].to_numpy() for p in ("time", "event")
+    )
+    labels = dict(
+        zip(
+            table.index,
+            outcome_labels(
+                label_time,
+                label_event,
+                poor_before=config.poor_before,
+                good_after=config.good_after,
+            ),
+        )
+    )
     train_ids = list(table.index[table["cohort"] == "train"])
     with timer("patch classifier + slide features"):
-        X, probs, _ = slide_features({s: patches[s][0] for s in table.index}, labels,
-                                     train_ids, classifier=PatchClassifier(seed=config.seed))
+        X, probs, _ = slide_features(
+            {s: patches[s][0] for s in table.index},
+            labels,
+            train_ids,
+            classifier=PatchClassifier(seed=config.seed),
+        )
     result = StudyResult(problems=pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS)))
     for endpoint in config.endpoints:
         with timer(f"{endpoint}: signature + tables"):
@@ -200,8 +218,10 @@ def run_signature_study(config: SignatureStudyConfig) -> StudyResult:
     score = table[f"score_{config.label_endpoint}"]
     chosen = [*score.nlargest(config.risk_maps).index, *score.nsmallest(config.risk_maps).index]
     with timer("risk maps + report"):
-        maps = report.risk_maps(out / "risk_maps", {
-            key: item for s in chosen for key, item in _map_slides(s, probs[s], patches[s][1])})
+        maps = report.risk_maps(
+            out / "risk_maps",
+            {key: item for s in chosen for key, item in _map_slides(s, probs[s], patches[s][1])},
+        )
         maps.to_csv(out / "risk_maps" / "risk_maps.csv", index=False)
         report.write_markdown(out / "report.md", config, result)
     timer.save(out / "stage_seconds.json")
@@ -213,12 +233,18 @@ def run_signature_study(config: SignatureStudyConfig) -> StudyResult:
 def excluded_subjects(problems: pd.DataFrame) -> pd.DataFrame:
     """The radiopathomics study's excluded-subjects table (``subject_id, stage, error``) of
     the problems (:data:`PROBLEM_COLUMNS`)."""
-    return pd.DataFrame({"subject_id": problems["subject_id"], "stage": problems["stage"],
-                         "error": problems["field"] + ": " + problems["message"]})
+    return pd.DataFrame(
+        {
+            "subject_id": problems["subject_id"],
+            "stage": problems["stage"],
+            "error": problems["field"] + ": " + problems["message"],
+        }
+    )
 
 
-def _check_failures(config: SignatureStudyConfig, excluded: pd.DataFrame,
-                    result: StudyResult) -> None:
+def _check_failures(
+    config: SignatureStudyConfig, excluded: pd.DataFrame, result: StudyResult
+) -> None:
     """Raise SubjectsFailedError when more subjects were left out than allowed."""
     failed = excluded["subject_id"].nunique()
     if not failed:
@@ -228,11 +254,15 @@ def _check_failures(config: SignatureStudyConfig, excluded: pd.DataFrame,
 
     total = len(result.subjects) + len(set(excluded["subject_id"]) - set(result.subjects.index))
     allowed = allowed_failures(config.allow_failures, total)
-    summary = (f"{failed} of {total} subjects left out of an analysis (at most {allowed} "
-               f"allowed by allow_failures {config.allow_failures}), see "
-               f"{Path(config.out) / 'excluded_subjects.csv'}:\n" + "\n".join(
-                   f"  {row.subject_id} ({row.stage}): {row.error}"
-                   for row in excluded.itertuples(index=False)))
+    summary = (
+        f"{failed} of {total} subjects left out of an analysis (at most {allowed} "
+        f"allowed by allow_failures {config.allow_failures}), see "
+        f"{Path(config.out) / 'excluded_subjects.csv'}:\n"
+        + "\n".join(
+            f"  {row.subject_id} ({row.stage}): {row.error}"
+            for row in excluded.itertuples(index=False)
+        )
+    )
     if failed > allowed:
         raise SubjectsFailedError(summary, excluded, pd.DataFrame())
     print(summary, file=sys.stderr)
@@ -240,32 +270,46 @@ def _check_failures(config: SignatureStudyConfig, excluded: pd.DataFrame,
 
 def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tuple]]:
     """One row per usable subject (index subject_id), its patches and the problems found."""
-    manifest, found = validate_manifest(config.manifest, check_files=False,
-                                        keep_valid_rows=True)
+    manifest, found = validate_manifest(config.manifest, check_files=False, keep_valid_rows=True)
     if manifest is None:
         raise ManifestError(Path(config.manifest), found)
     problems: list[tuple[str, str, str, str]] = [
-        (p.subject_id, p.column, f"line {p.line}: {p.message}; left out", "manifest")
-        for p in found]
+        (p.subject_id, p.column, f"line {p.line}: {p.message}; left out", "manifest") for p in found
+    ]
     bad_treatment = set()
     if config.treatment is not None:
         for p in binary_column_problems(manifest, config.treatment):
-            problems.append((p.subject_id, p.column, f"line {p.line}: {p.message}; left out "
-                             "of the treatment analyses", "treatment"))
+            problems.append(
+                (
+                    p.subject_id,
+                    p.column,
+                    f"line {p.line}: {p.message}; left out of the treatment analyses",
+                    "treatment",
+                )
+            )
             bad_treatment.add(p.subject_id)
     rows, patches = [], {}
     for s in manifest.subjects:
-        files = sorted((Path(config.features_dir) / "features" / "pathology" / s.subject_id)
-                       .glob("*.h5"))
+        files = sorted(
+            (Path(config.features_dir) / "features" / "pathology" / s.subject_id).glob("*.h5")
+        )
         missing = [e for e in config.endpoints if e not in s.endpoints]
         if not files or missing:
             what = "no feature file" if not files else f"endpoint(s) {missing} unknown"
-            problems.append((s.subject_id, "features" if not files else "endpoints",
-                             f"line {s.line}: {what}; left out", "features"))
+            problems.append(
+                (
+                    s.subject_id,
+                    "features" if not files else "endpoints",
+                    f"line {s.line}: {what}; left out",
+                    "features",
+                )
+            )
             continue
         sets = [read_features(f) for f in files]
-        patches[s.subject_id] = (np.concatenate([f.features for f in sets]),
-                                 [(f.coords, f.attrs) for f in sets])
+        patches[s.subject_id] = (
+            np.concatenate([f.features for f in sets]),
+            [(f.coords, f.attrs) for f in sets],
+        )
         row = {"subject_id": s.subject_id, "centre": s.centre, **s.covariates}
         for e, (t, ev) in s.endpoints.items():
             row[f"{e}_time"], row[f"{e}_event"] = t, ev
@@ -277,52 +321,71 @@ def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tu
     if len(home) == 0:
         raise ValueError(f"training_centre: no subject of centre {config.training_centre!r}")
     stratify = table.loc[home, f"{config.label_endpoint}_event"]
-    train, internal = train_test_split(list(home), test_size=config.internal_fraction,
-                                       stratify=stratify, random_state=config.seed)
+    train, internal = train_test_split(
+        list(home), test_size=config.internal_fraction, stratify=stratify, random_state=config.seed
+    )
     table["cohort"] = "external"
     table.loc[train, "cohort"] = "train"
     table.loc[internal, "cohort"] = "internal"
     return table, patches, problems
 
 
-def _map_slides(subject: str, prob: np.ndarray, slides: list[tuple[np.ndarray, dict]],
-                ) -> list[tuple[str, report.RiskMapSlide]]:
+def _map_slides(
+    subject: str,
+    prob: np.ndarray,
+    slides: list[tuple[np.ndarray, dict]],
+) -> list[tuple[str, report.RiskMapSlide]]:
     """One risk map per slide of a subject (its patches' share of ``prob``), keyed by the
     subject id (one slide) or ``<subject>_<k>``; the slide is the features' ``source``."""
     items, start = [], 0
     for k, (coords, attrs) in enumerate(slides):
         source = Path(str(attrs.get("source", ""))) if attrs.get("source") else None
         item = report.RiskMapSlide(
-            prob[start:start + len(coords)], coords,
-            float(attrs.get("patch_size_level0", 224)), float(attrs.get("level0_mpp", 0.5)),
-            source if source is not None and source.is_file() else None)
+            prob[start : start + len(coords)],
+            coords,
+            float(attrs.get("patch_size_level0", 224)),
+            float(attrs.get("level0_mpp", 0.5)),
+            source if source is not None and source.is_file() else None,
+        )
         items.append((subject if len(slides) == 1 else f"{subject}_{k}", item))
         start += len(coords)
     return items
 
 
-def _endpoint(config: SignatureStudyConfig, endpoint: str, table: pd.DataFrame, X: np.ndarray,
-              result: StudyResult) -> dict[str, pd.DataFrame]:
+def _endpoint(
+    config: SignatureStudyConfig,
+    endpoint: str,
+    table: pd.DataFrame,
+    X: np.ndarray,
+    result: StudyResult,
+) -> dict[str, pd.DataFrame]:
     """Fit the signature and cut-off on training, then every table of one endpoint."""
     (Path(config.out) / endpoint).mkdir(parents=True, exist_ok=True)
     time, event = f"{endpoint}_time", f"{endpoint}_event"
     is_train = (table["cohort"] == "train").to_numpy()
-    model = SignatureModel(seed=config.seed).fit(X[is_train], table.loc[is_train, time],
-                                                 table.loc[is_train, event])
+    model = SignatureModel(seed=config.seed).fit(
+        X[is_train], table.loc[is_train, time], table.loc[is_train, event]
+    )
     score = model.score(X)
     if config.cutoff == "maxstat":
-        cut = optimal_cutpoint(table.loc[is_train, time], table.loc[is_train, event],
-                               score[is_train]).cutpoint
+        cut = optimal_cutpoint(
+            table.loc[is_train, time], table.loc[is_train, event], score[is_train]
+        ).cutpoint
     else:
         cut = float(np.quantile(score[is_train], config.cutoff_quantile))
     result.models[endpoint], result.cutoffs[endpoint] = model, cut
     table[f"score_{endpoint}"] = score
-    data = table.assign(signature=score, high_risk=(score > cut).astype(int),
-                        risk_group=np.where(score > cut, "high", "low"))
+    data = table.assign(
+        signature=score,
+        high_risk=(score > cut).astype(int),
+        risk_group=np.where(score > cut, "high", "low"),
+    )
     tables = {
         "signature": pd.DataFrame({"feature": model.kept_, "coef": model.coef_}).assign(
-            alpha=model.alpha_, cutoff=cut,
-            cutoff_train_share_low=float((score[is_train] <= cut).mean())),
+            alpha=model.alpha_,
+            cutoff=cut,
+            cutoff_train_share_low=float((score[is_train] <= cut).mean()),
+        ),
         "concordance": _concordance(config, data, time, event),
         "risk_groups": _risk_groups(data, time, event),
         "time_auc": _time_auc(config, data, time, event),
@@ -334,8 +397,9 @@ def _endpoint(config: SignatureStudyConfig, endpoint: str, table: pd.DataFrame, 
         tables["subgroups"] = _subgroups(config, data, time, event)
     if config.biomarker is not None:
         tables["biomarker_by_group"] = _by_group(data, time, event, config.biomarker)
-    report.endpoint_figures(Path(config.out) / endpoint, endpoint, data, time, event, tables,
-                            config.treatment)
+    report.endpoint_figures(
+        Path(config.out) / endpoint, endpoint, data, time, event, tables, config.treatment
+    )
     return tables
 
 
@@ -343,16 +407,24 @@ def _cohorts(data: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(c, data[data["cohort"] == c]) for c in COHORTS if (data["cohort"] == c).any()]
 
 
-def _concordance(config: SignatureStudyConfig, data: pd.DataFrame, time: str,
-                 event: str) -> pd.DataFrame:
+def _concordance(
+    config: SignatureStudyConfig, data: pd.DataFrame, time: str, event: str
+) -> pd.DataFrame:
     rows = []
     for cohort, d in _cohorts(data):
         t, e = d[time].to_numpy(), d[event].to_numpy()
         for name in ("signature", *config.comparators):
-            c = concordance_ci(t, e, d[name].to_numpy(float), n_boot=config.n_boot,
-                               seed=config.seed)
-            row = {"cohort": cohort, "predictor": name, "c_index": c.estimate,
-                   "ci_low": c.ci_low, "ci_high": c.ci_high, "n": len(d)}
+            c = concordance_ci(
+                t, e, d[name].to_numpy(float), n_boot=config.n_boot, seed=config.seed
+            )
+            row = {
+                "cohort": cohort,
+                "predictor": name,
+                "c_index": c.estimate,
+                "ci_low": c.ci_low,
+                "ci_high": c.ci_high,
+                "n": len(d),
+            }
             if name != "signature":
                 k = compare_concordance(t, e, d["signature"].to_numpy(), d[name].to_numpy(float))
                 row |= {"difference_vs_signature": -k.difference, "p_vs_signature": k.p_value}
@@ -365,46 +437,76 @@ def _risk_groups(data: pd.DataFrame, time: str, event: str) -> pd.DataFrame:
     for cohort, d in _cohorts(data):
         y = Surv.from_arrays(d[event].to_numpy().astype(bool), d[time].to_numpy())
         chi2, p, hr, lo, hi = compare_groups(d["high_risk"].to_numpy(bool), y)
-        rows.append({"cohort": cohort, "n": len(d), "n_high": int(d["high_risk"].sum()),
-                     "logrank_chi2": chi2, "logrank_p": p, "hazard_ratio": hr, "ci_low": lo,
-                     "ci_high": hi})
+        rows.append(
+            {
+                "cohort": cohort,
+                "n": len(d),
+                "n_high": int(d["high_risk"].sum()),
+                "logrank_chi2": chi2,
+                "logrank_p": p,
+                "hazard_ratio": hr,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _time_auc(config: SignatureStudyConfig, data: pd.DataFrame, time: str,
-              event: str) -> pd.DataFrame:
+def _time_auc(
+    config: SignatureStudyConfig, data: pd.DataFrame, time: str, event: str
+) -> pd.DataFrame:
     train = data[data["cohort"] == "train"]
     rows = []
     for cohort, d in _cohorts(data):
         t, e = d[time].to_numpy(), d[event].to_numpy()
-        horizons = [h for h in config.horizons
-                    if t.min() <= h < t.max() and ((t <= h) & (e == 1)).any()]
+        horizons = [
+            h for h in config.horizons if t.min() <= h < t.max() and ((t <= h) & (e == 1)).any()
+        ]
         if not horizons:
             continue
         horizons = [h for h in horizons if h < train[time].max()]
         try:
-            estimates = time_dependent_auc(train[time], train[event], t, e, d["signature"],
-                                           horizons, n_boot=config.n_boot, seed=config.seed)
+            estimates = time_dependent_auc(
+                train[time],
+                train[event],
+                t,
+                e,
+                d["signature"],
+                horizons,
+                n_boot=config.n_boot,
+                seed=config.seed,
+            )
         except ValueError as err:  # e.g. test follow-up beyond the training censoring KM
             rows.append({"cohort": cohort, "horizon": math.nan, "note": str(err)})
             continue
         for est in estimates:
-            rows.append({"cohort": cohort, "horizon": est.extra["time"], "auc": est.estimate,
-                         "ci_low": est.ci_low, "ci_high": est.ci_high, "note": ""})
+            rows.append(
+                {
+                    "cohort": cohort,
+                    "horizon": est.extra["time"],
+                    "auc": est.estimate,
+                    "ci_low": est.ci_low,
+                    "ci_high": est.ci_high,
+                    "note": "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def _multivariable(config: SignatureStudyConfig, data: pd.DataFrame, time: str,
-                   event: str) -> pd.DataFrame:
+def _multivariable(
+    config: SignatureStudyConfig, data: pd.DataFrame, time: str, event: str
+) -> pd.DataFrame:
     frames = []
     for cohort, d in _cohorts(data):
-        sel = univariable_then_multivariable(d, ["high_risk", *config.clinical],
-                                             duration=time, event=event, dropna=True)
+        sel = univariable_then_multivariable(
+            d, ["high_risk", *config.clinical], duration=time, event=event, dropna=True
+        )
         uni = sel.univariable[["term", "hazard_ratio", "ci_low", "ci_high", "p_value"]]
         frame = uni.assign(model="univariable")
         if sel.multivariable is not None:
-            multi = sel.multivariable.table[["term", "hazard_ratio", "ci_low", "ci_high",
-                                             "p_value"]]
+            multi = sel.multivariable.table[
+                ["term", "hazard_ratio", "ci_low", "ci_high", "p_value"]
+            ]
             frame = pd.concat([frame, multi.assign(model="multivariable")])
         frames.append(frame.assign(cohort=cohort))
     return pd.concat(frames, ignore_index=True)
@@ -414,22 +516,31 @@ def _by_group(data: pd.DataFrame, time: str, event: str, column: str) -> pd.Data
     """HR of ``column`` (0/1) within each risk group and the interaction p, per cohort set."""
     frames = []
     for name, d in [("all", data), ("validation", data[data["cohort"] != "train"])]:
-        res = interaction_test(d, time, event, column, "risk_group", group_reference="low",
-                               dropna=True)
-        frames.append(res.by_group.assign(set=name, variable=column,
-                                          interaction_lr_p=res.lr_p,
-                                          interaction_wald_p=res.wald_p))
+        res = interaction_test(
+            d, time, event, column, "risk_group", group_reference="low", dropna=True
+        )
+        frames.append(
+            res.by_group.assign(
+                set=name, variable=column, interaction_lr_p=res.lr_p, interaction_wald_p=res.wald_p
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def _subgroups(config: SignatureStudyConfig, data: pd.DataFrame, time: str,
-               event: str) -> pd.DataFrame:
+def _subgroups(
+    config: SignatureStudyConfig, data: pd.DataFrame, time: str, event: str
+) -> pd.DataFrame:
     frames = []
     groups = ("risk_group", *config.subgroups)
     for column in groups:
         res = interaction_test(data, time, event, config.treatment, column, dropna=True)
-        frames.append(res.by_group.assign(subgroup=column, interaction_p=res.lr_p,
-                                          bonferroni_p=min(1.0, res.lr_p * len(groups))))
+        frames.append(
+            res.by_group.assign(
+                subgroup=column,
+                interaction_p=res.lr_p,
+                bonferroni_p=min(1.0, res.lr_p * len(groups)),
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -449,9 +560,14 @@ def _meta(data: pd.DataFrame, time: str, event: str) -> pd.DataFrame:
     if not logs:
         return pd.DataFrame({"label": ["none"], "note": [note or "no held-out centre"]})
     meta = meta_analysis(logs, ses, labels=labels, method="DL", exponentiate=True)
-    return meta.forest_frame().assign(tau2=meta.tau2, i2=meta.i2, q=meta.q,
-                                      q_p_value=meta.q_p_value, pooled_p=meta.p_value,
-                                      note=note)
+    return meta.forest_frame().assign(
+        tau2=meta.tau2,
+        i2=meta.i2,
+        q=meta.q,
+        q_p_value=meta.q_p_value,
+        pooled_p=meta.p_value,
+        note=note,
+    )
 
 
 def save_config(config: SignatureStudyConfig, path: str | os.PathLike) -> None:

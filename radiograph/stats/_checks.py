@@ -27,8 +27,9 @@ def as_vector(name: str, values: Any, n: int | None = None, *, finite: bool = Tr
     return array
 
 
-def as_binary_label(name: str, values: Any, n: int | None = None, *,
-                    both_classes: bool = True) -> np.ndarray:
+def as_binary_label(
+    name: str, values: Any, n: int | None = None, *, both_classes: bool = True
+) -> np.ndarray:
     """``values`` as a (n,) bool array of 0/1 (or False/True) labels; ValueError when another
     value occurs or (with ``both_classes``) only one class is present."""
     array = np.asarray(values)
@@ -46,19 +47,24 @@ def as_binary_label(name: str, values: Any, n: int | None = None, *,
         array = numeric == 1.0
     if both_classes and (array.all() or not array.any()):
         only = int(array[0]) if array.size else "none"
-        raise ValueError(f"{name}: a single class ({array.size} subjects, all {only}); "
-                         "both classes are needed")
+        raise ValueError(
+            f"{name}: a single class ({array.size} subjects, all {only}); both classes are needed"
+        )
     return array
 
 
-def as_survival(time: Any, event: Any, *, need_events: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def as_survival(
+    time: Any, event: Any, *, need_events: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """``(time, event)`` as (n,) float64 and bool arrays; ValueError when lengths differ, a
     time is not finite or negative, an event indicator is not 0/1, or (with ``need_events``)
     there is no event."""
     t = as_vector("time", time)
     if (t < 0).any():
-        raise ValueError(f"time: {int((t < 0).sum())} negative value(s), first at index "
-                         f"{int(np.flatnonzero(t < 0)[0])}")
+        raise ValueError(
+            f"time: {int((t < 0).sum())} negative value(s), first at index "
+            f"{int(np.flatnonzero(t < 0)[0])}"
+        )
     e = as_binary_label("event", event, t.shape[0], both_classes=False)
     if need_events and not e.any():
         raise ValueError(f"event: no events among {t.shape[0]} subjects (all censored)")

@@ -38,8 +38,9 @@ from radiograph.stats.resampling import (
 from radiograph.stats.results import Estimate
 
 
-def as_probability(name: str, values: Any, n: int | None = None, *,
-                   open_interval: bool = False) -> np.ndarray:
+def as_probability(
+    name: str, values: Any, n: int | None = None, *, open_interval: bool = False
+) -> np.ndarray:
     """``values`` as a (n,) float64 array of probabilities in [0, 1] (in (0, 1) with
     ``open_interval``, where a logit is taken); ValueError naming ``name`` and the first bad
     index otherwise."""
@@ -48,8 +49,10 @@ def as_probability(name: str, values: Any, n: int | None = None, *,
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         where = "strictly between 0 and 1 (a logit is taken)" if open_interval else "in [0, 1]"
-        raise ValueError(f"{name}: {int(bad.sum())} value(s) not {where}, first at index "
-                         f"{first} ({prob[first]!r})")
+        raise ValueError(
+            f"{name}: {int(bad.sum())} value(s) not {where}, first at index "
+            f"{first} ({prob[first]!r})"
+        )
     return prob
 
 
@@ -59,6 +62,7 @@ def _freeze(*arrays: np.ndarray) -> None:
 
 
 # ---- calibration curve -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class CalibrationCurve:
@@ -90,8 +94,16 @@ class CalibrationCurve:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per bin."""
-        columns = ("bin_low", "bin_high", "count", "events", "mean_predicted", "observed",
-                   "ci_low", "ci_high")
+        columns = (
+            "bin_low",
+            "bin_high",
+            "count",
+            "events",
+            "mean_predicted",
+            "observed",
+            "ci_low",
+            "ci_high",
+        )
         return pd.DataFrame({c: getattr(self, c) for c in columns})
 
 
@@ -103,8 +115,14 @@ def _bin_edges(prob: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
     raise ValueError(f"strategy: must be 'quantile' or 'uniform', got {strategy!r}")
 
 
-def calibration_curve(label: Sequence, prob: Sequence, *, n_bins: int = 10,
-                      strategy: str = "quantile", level: float = 0.95) -> CalibrationCurve:
+def calibration_curve(
+    label: Sequence,
+    prob: Sequence,
+    *,
+    n_bins: int = 10,
+    strategy: str = "quantile",
+    level: float = 0.95,
+) -> CalibrationCurve:
     """Binned calibration curve with Wilson intervals of the observed proportions.
 
     ``strategy="quantile"`` puts the edges at the 0, 1/n_bins, ..., 1 sample quantiles of
@@ -133,14 +151,22 @@ def calibration_curve(label: Sequence, prob: Sequence, *, n_bins: int = 10,
     keep = count > 0
     count, events = count[keep], events[keep]
     low, high = proportion_confint(events, count, alpha=1.0 - level, method="wilson")
-    arrays = (sums[keep] / count, events / count, np.asarray(low, dtype=np.float64),
-              np.asarray(high, dtype=np.float64), count, events, edges[:-1][keep].copy(),
-              edges[1:][keep].copy())
+    arrays = (
+        sums[keep] / count,
+        events / count,
+        np.asarray(low, dtype=np.float64),
+        np.asarray(high, dtype=np.float64),
+        count,
+        events,
+        edges[:-1][keep].copy(),
+        edges[1:][keep].copy(),
+    )
     _freeze(*arrays)
     return CalibrationCurve(*arrays, strategy=strategy, level=level)
 
 
 # ---- logistic recalibration ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CalibrationFit:
@@ -169,21 +195,32 @@ def _check_estimable(y: np.ndarray, logit: np.ndarray) -> None:
     if np.ptp(logit) == 0.0:
         raise ValueError("prob: all values are equal; the calibration slope is not estimable")
     if logit[~y].max() <= logit[y].min() or logit[y].max() <= logit[~y].min():
-        raise ValueError("prob: separates label completely (every event above or below every "
-                         "non-event); the calibration slope is infinite")
+        raise ValueError(
+            "prob: separates label completely (every event above or below every "
+            "non-event); the calibration slope is infinite"
+        )
 
 
-def _wald(value: float, se: float, null: float, level: float, method: str,
-          n: int) -> Estimate:
+def _wald(value: float, se: float, null: float, level: float, method: str, n: int) -> Estimate:
     """Wald interval of ``value`` and the two-sided z-test of ``value = null``."""
     z = norm.ppf(0.5 + level / 2.0)
     p_value = float(2.0 * norm.sf(abs(value - null) / se))
-    return Estimate(float(value), float(value - z * se), float(value + z * se), level, method,
-                    se=float(se), p_value=p_value, n=n, extra={"null": null})
+    return Estimate(
+        float(value),
+        float(value - z * se),
+        float(value + z * se),
+        level,
+        method,
+        se=float(se),
+        p_value=p_value,
+        n=n,
+        extra={"null": null},
+    )
 
 
-def calibration_intercept_slope(label: Sequence, prob: Sequence, *,
-                                level: float = 0.95) -> CalibrationFit:
+def calibration_intercept_slope(
+    label: Sequence, prob: Sequence, *, level: float = 0.95
+) -> CalibrationFit:
     """Calibration-in-the-large and calibration slope by logistic recalibration.
 
     With lp = logit(p) (Steyerberg 2019, ch. 15.2; Van Calster et al. 2016, "weak
@@ -216,15 +253,15 @@ def calibration_intercept_slope(label: Sequence, prob: Sequence, *,
     n = int(y.shape[0])
     outcome = y.astype(np.float64)
     family = sm.families.Binomial()
-    joint = sm.GLM(outcome, sm.add_constant(lp, has_constant="add"), family=family).fit(
-        tol=1e-12)
+    joint = sm.GLM(outcome, sm.add_constant(lp, has_constant="add"), family=family).fit(tol=1e-12)
     large = sm.GLM(outcome, np.ones((n, 1)), family=family, offset=lp).fit(tol=1e-12)
     loglik_identity = float(np.sum(outcome * lp - np.logaddexp(0.0, lp)))
     u_chi2 = 2.0 * (float(joint.llf) - loglik_identity)
     (a_joint, b), (se_a_joint, se_b) = joint.params, joint.bse
     return CalibrationFit(
-        intercept_in_the_large=_wald(large.params[0], large.bse[0], 0.0, level,
-                                     "logistic-offset-wald", n),
+        intercept_in_the_large=_wald(
+            large.params[0], large.bse[0], 0.0, level, "logistic-offset-wald", n
+        ),
         slope=_wald(b, se_b, 1.0, level, "logistic-recalibration-wald", n),
         intercept=_wald(a_joint, se_a_joint, 0.0, level, "logistic-recalibration-wald", n),
         reliability_chi2=u_chi2,
@@ -234,6 +271,7 @@ def calibration_intercept_slope(label: Sequence, prob: Sequence, *,
 
 
 # ---- Hosmer-Lemeshow ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class HosmerLemeshow:
@@ -288,23 +326,37 @@ def hosmer_lemeshow(label: Sequence, prob: Sequence, *, g: int = 10) -> HosmerLe
     keep = count > 0
     n_groups = int(keep.sum())
     if n_groups < 3:
-        raise ValueError(f"prob: only {n_groups} distinct risk group(s) (ties); the test needs "
-                         "at least 3")
+        raise ValueError(
+            f"prob: only {n_groups} distinct risk group(s) (ties); the test needs at least 3"
+        )
     observed = np.bincount(groups, weights=y)[keep]
     expected = np.bincount(groups, weights=p)[keep]
     count = count[keep]
     if np.any(expected == 0.0) or np.any(expected == count):
-        raise ValueError("prob: a risk group has all probabilities 0 (or all 1); its expected "
-                         "count is 0 and the statistic undefined")
-    statistic = float(np.sum((observed - expected) ** 2 / expected)
-                      + np.sum((observed - expected) ** 2 / (count - expected)))
+        raise ValueError(
+            "prob: a risk group has all probabilities 0 (or all 1); its expected "
+            "count is 0 and the statistic undefined"
+        )
+    statistic = float(
+        np.sum((observed - expected) ** 2 / expected)
+        + np.sum((observed - expected) ** 2 / (count - expected))
+    )
     df = n_groups - 2
     _freeze(observed, expected, count)
-    return HosmerLemeshow(statistic, df, float(chi2.sf(statistic, df)), n_groups, observed,
-                          expected, count, int(y.shape[0]))
+    return HosmerLemeshow(
+        statistic,
+        df,
+        float(chi2.sf(statistic, df)),
+        n_groups,
+        observed,
+        expected,
+        count,
+        int(y.shape[0]),
+    )
 
 
 # ---- Brier score -------------------------------------------------------------------------------
+
 
 def brier_score(label: Sequence, prob: Sequence) -> float:
     """Brier score, mean((p - y)^2) (Brier 1950); 0 is perfect, 0.25 is p = 0.5 for all."""
@@ -333,8 +385,9 @@ def _resample_means(values: np.ndarray, indices: np.ndarray | list[np.ndarray]) 
     return np.add.reduceat(values[np.concatenate(indices)], starts) / lengths
 
 
-def _brier_from_means(squared_error: np.ndarray, prevalence: np.ndarray,
-                      scaled: bool) -> np.ndarray:
+def _brier_from_means(
+    squared_error: np.ndarray, prevalence: np.ndarray, scaled: bool
+) -> np.ndarray:
     if not scaled:
         return squared_error
     reference = prevalence * (1.0 - prevalence)
@@ -342,9 +395,17 @@ def _brier_from_means(squared_error: np.ndarray, prevalence: np.ndarray,
         return np.where(reference > 0.0, 1.0 - squared_error / reference, np.nan)
 
 
-def brier_ci(label: Sequence, prob: Sequence, *, n_boot: int = 1000, seed: int = 0,
-             level: float = 0.95, patient_ids: Sequence | None = None, scaled: bool = False,
-             method: str = "percentile") -> Estimate:
+def brier_ci(
+    label: Sequence,
+    prob: Sequence,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    patient_ids: Sequence | None = None,
+    scaled: bool = False,
+    method: str = "percentile",
+) -> Estimate:
     """Brier score (or scaled Brier score) with a patient-level bootstrap interval.
 
     The (B, n) resample matrix of :func:`resampling.bootstrap_indices` is evaluated in one
@@ -374,17 +435,29 @@ def brier_ci(label: Sequence, prob: Sequence, *, n_boot: int = 1000, seed: int =
     squared = (p - outcome) ** 2
     estimate = scaled_brier(y, p) if scaled else brier_score(y, p)
     indices = bootstrap_indices(patient_ids, int(n_boot), seed, y.shape[0])
-    samples = _brier_from_means(_resample_means(squared, indices),
-                                _resample_means(outcome, indices), scaled)
+    samples = _brier_from_means(
+        _resample_means(squared, indices), _resample_means(outcome, indices), scaled
+    )
 
     def jackknife() -> np.ndarray:
-        statistic = (lambda rows: scaled_brier(y[rows], p[rows])) if scaled else (
-            lambda rows: float(np.mean(squared[rows])))
+        statistic = (
+            (lambda rows: scaled_brier(y[rows], p[rows]))
+            if scaled
+            else (lambda rows: float(np.mean(squared[rows])))
+        )
         return jackknife_statistic(statistic, y.shape[0], patient_ids=patient_ids)
 
     low, high = interval(method, samples, estimate, level, jackknife=jackknife)
     valid = samples[np.isfinite(samples)]
     se = float(np.std(valid, ddof=1)) if valid.size > 1 else np.nan
     name = "scaled-brier" if scaled else "brier"
-    return Estimate(estimate, low, high, level, f"{name}-bootstrap-{method}", se=se,
-                    n=int(y.shape[0]), extra={"n_boot": int(n_boot), "n_valid": int(valid.size)})
+    return Estimate(
+        estimate,
+        low,
+        high,
+        level,
+        f"{name}-bootstrap-{method}",
+        se=se,
+        n=int(y.shape[0]),
+        extra={"n_boot": int(n_boot), "n_valid": int(valid.size)},
+    )

@@ -26,10 +26,18 @@ from radiograph.stats.resampling import patient_groups, percentile_interval
 from radiograph.stats.results import Comparison
 
 
-def compare_concordance(time: Any, event: Any, risk_a: Any, risk_b: Any, *,
-                        method: Literal["kang-2015", "paired-bootstrap"] = "kang-2015",
-                        level: float = 0.95, n_boot: int = 1000, seed: int = 0,
-                        patient_ids: Sequence | None = None) -> Comparison:
+def compare_concordance(
+    time: Any,
+    event: Any,
+    risk_a: Any,
+    risk_b: Any,
+    *,
+    method: Literal["kang-2015", "paired-bootstrap"] = "kang-2015",
+    level: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    patient_ids: Sequence | None = None,
+) -> Comparison:
     """Compare Harrell's C of two risk scores on the same subjects.
 
     ``method="kang-2015"``: the one-shot nonparametric test of Kang, Chen, Petrick & Gallas
@@ -55,16 +63,26 @@ def compare_concordance(time: Any, event: Any, risk_a: Any, risk_b: Any, *,
     """
     level = check_level(level)
     if method == "paired-bootstrap":
-        return paired_bootstrap_difference(time, event, risk_a, risk_b, level=level,
-                                           n_boot=n_boot, seed=seed, patient_ids=patient_ids)
+        return paired_bootstrap_difference(
+            time,
+            event,
+            risk_a,
+            risk_b,
+            level=level,
+            n_boot=n_boot,
+            seed=seed,
+            patient_ids=patient_ids,
+        )
     if method != "kang-2015":
         raise ValueError(f"method: must be 'kang-2015' or 'paired-bootstrap', got {method!r}")
     t, e = as_survival(time, event)
     n = t.shape[0]
     a, b = as_vector("risk_a", risk_a, n), as_vector("risk_b", risk_b, n)
     if patient_ids is not None and len(patient_groups(patient_ids, n)) != n:
-        raise ValueError("patient_ids: 'kang-2015' assumes one row per patient; use "
-                         "method='paired-bootstrap' for repeated patients")
+        raise ValueError(
+            "patient_ids: 'kang-2015' assumes one row per patient; use "
+            "method='paired-bootstrap' for repeated patients"
+        )
     estimates, cov = concordance_covariance(t, e, [a, b])
     difference = float(estimates[0] - estimates[1])
     se = float(np.sqrt(max(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1], 0.0)))
@@ -76,17 +94,41 @@ def compare_concordance(time: Any, event: Any, risk_a: Any, risk_b: Any, *,
     sd_a, sd_b = np.sqrt(max(cov[0, 0], 0.0)), np.sqrt(max(cov[1, 1], 0.0))
     correlation = float(cov[0, 1] / (sd_a * sd_b)) if sd_a * sd_b > 0 else np.nan
     return Comparison(
-        float(estimates[0]), float(estimates[1]), difference, max(-1.0, difference - half),
-        min(1.0, difference + half), float(2.0 * norm.sf(abs(z))), z, level, "kang-2015",
-        se=se, n=n, extra={"var_a": float(cov[0, 0]), "var_b": float(cov[1, 1]),
-                           "cov": float(cov[0, 1]), "correlation": correlation})
+        float(estimates[0]),
+        float(estimates[1]),
+        difference,
+        max(-1.0, difference - half),
+        min(1.0, difference + half),
+        float(2.0 * norm.sf(abs(z))),
+        z,
+        level,
+        "kang-2015",
+        se=se,
+        n=n,
+        extra={
+            "var_a": float(cov[0, 0]),
+            "var_b": float(cov[1, 1]),
+            "cov": float(cov[0, 1]),
+            "correlation": correlation,
+        },
+    )
 
 
-def paired_bootstrap_difference(time: Any, event: Any, risk_a: Any, risk_b: Any, *,
-                                kind: Kind = "harrell", tau: float | None = None,
-                                time_train: Any = None, event_train: Any = None,
-                                level: float = 0.95, n_boot: int = 1000, seed: int = 0,
-                                patient_ids: Sequence | None = None) -> Comparison:
+def paired_bootstrap_difference(
+    time: Any,
+    event: Any,
+    risk_a: Any,
+    risk_b: Any,
+    *,
+    kind: Kind = "harrell",
+    tau: float | None = None,
+    time_train: Any = None,
+    event_train: Any = None,
+    level: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    patient_ids: Sequence | None = None,
+) -> Comparison:
     """Paired patient-level bootstrap of :math:`C_a - C_b`.
 
     Both C-indices are computed on the same ``n_boot`` resamples (all rows of a drawn patient
@@ -116,11 +158,14 @@ def paired_bootstrap_difference(time: Any, event: Any, risk_a: Any, risk_b: Any,
     options = dict(kind=kind, tau=tau, time_train=time_train, event_train=event_train)
     single = weighted_concordance(t, e, risks, np.ones((1, n)), **options)[:, 0]
     if not np.isfinite(single).all():
-        raise ValueError("time/event: no comparable pair (before tau), or the censoring "
-                         "survival function is 0 at an event time used")
+        raise ValueError(
+            "time/event: no comparable pair (before tau), or the censoring "
+            "survival function is 0 at an event time used"
+        )
     estimates = np.array([single[:k].mean(), single[k:].mean()])
-    samples = weighted_concordance(t, e, risks, bootstrap_weights(patient_ids, n, n_boot, seed),
-                                   **options)
+    samples = weighted_concordance(
+        t, e, risks, bootstrap_weights(patient_ids, n, n_boot, seed), **options
+    )
     differences = samples[:k].mean(axis=0) - samples[k:].mean(axis=0)
     differences = differences[np.isfinite(differences)]
     if differences.size == 0:
@@ -128,11 +173,20 @@ def paired_bootstrap_difference(time: Any, event: Any, risk_a: Any, risk_b: Any,
     low, high = percentile_interval(differences, level)
     p = min(1.0, 2.0 * min(np.mean(differences <= 0), np.mean(differences >= 0)))
     se = float(np.std(differences, ddof=1)) if differences.size > 1 else np.nan
-    return Comparison(float(estimates[0]), float(estimates[1]),
-                      float(estimates[0] - estimates[1]), low, high, float(p), np.nan, level,
-                      "paired-bootstrap", se=se, n=n,
-                      extra={"kind": kind, "tau": tau, "n_boot": int(n_boot),
-                             "n_valid": int(differences.size)})
+    return Comparison(
+        float(estimates[0]),
+        float(estimates[1]),
+        float(estimates[0] - estimates[1]),
+        low,
+        high,
+        float(p),
+        np.nan,
+        level,
+        "paired-bootstrap",
+        se=se,
+        n=n,
+        extra={"kind": kind, "tau": tau, "n_boot": int(n_boot), "n_valid": int(differences.size)},
+    )
 
 
 def _risk_block(name: str, risk: Any, n: int) -> np.ndarray:
@@ -157,8 +211,10 @@ def paired_fold_differences(scores_a: Any, scores_b: Any) -> np.ndarray:
     a = np.asarray(scores_a, dtype=np.float64)
     b = np.asarray(scores_b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"scores_b: shape {b.shape} differs from scores_a's {a.shape} "
-                         "(the folds must be paired)")
+        raise ValueError(
+            f"scores_b: shape {b.shape} differs from scores_a's {a.shape} "
+            "(the folds must be paired)"
+        )
     if a.ndim not in (1, 2) or a.size == 0:
         raise ValueError(f"scores_a: expected (folds,) or (repeats, folds), got {a.shape}")
     for name, values in (("scores_a", a), ("scores_b", b)):
@@ -167,8 +223,9 @@ def paired_fold_differences(scores_a: Any, scores_b: Any) -> np.ndarray:
     return (a - b).ravel()
 
 
-def corrected_resampled_ttest(differences: Any, n_train: float, n_test: float, *,
-                              level: float = 0.95) -> Comparison:
+def corrected_resampled_ttest(
+    differences: Any, n_train: float, n_test: float, *, level: float = 0.95
+) -> Comparison:
     """Corrected resampled t-test of paired cross-validation differences (Nadeau & Bengio
     2003, Machine Learning 52:239; the repeated k-fold form of Bouckaert & Frank 2004).
 
@@ -212,14 +269,25 @@ def corrected_resampled_ttest(differences: Any, n_train: float, n_test: float, *
         statistic = 0.0 if mean == 0 else float(np.copysign(np.inf, mean))
         p = 1.0 if mean == 0 else 0.0
     half = float(student_t.ppf(0.5 + level / 2.0, folds - 1)) * se
-    return Comparison(np.nan, np.nan, mean, mean - half, mean + half, p, statistic, level,
-                      "nadeau-bengio", se=se, n=folds,
-                      extra={"df": folds - 1, "correction": correction,
-                             "n_train": n_train, "n_test": n_test})
+    return Comparison(
+        np.nan,
+        np.nan,
+        mean,
+        mean - half,
+        mean + half,
+        p,
+        statistic,
+        level,
+        "nadeau-bengio",
+        se=se,
+        n=folds,
+        extra={"df": folds - 1, "correction": correction, "n_train": n_train, "n_test": n_test},
+    )
 
 
-def compare_cv(scores_a: Any, scores_b: Any, n_train: float, n_test: float,
-               level: float = 0.95) -> Comparison:
+def compare_cv(
+    scores_a: Any, scores_b: Any, n_train: float, n_test: float, level: float = 0.95
+) -> Comparison:
     """Compare two models' cross-validated scores with :func:`corrected_resampled_ttest`.
 
     Args:
@@ -234,5 +302,9 @@ def compare_cv(scores_a: Any, scores_b: Any, n_train: float, n_test: float,
     result = corrected_resampled_ttest(differences, n_train, n_test, level=level)
     shape = np.shape(scores_a)
     extra = dict(result.extra, repeats=shape[0] if len(shape) == 2 else 1, folds=shape[-1])
-    return dataclasses.replace(result, estimate_a=float(np.mean(scores_a)),
-                               estimate_b=float(np.mean(scores_b)), extra=extra)
+    return dataclasses.replace(
+        result,
+        estimate_a=float(np.mean(scores_a)),
+        estimate_b=float(np.mean(scores_b)),
+        extra=extra,
+    )

@@ -70,8 +70,9 @@ _FLOAT32_EXACT = float(1 << 23)
 # --- pair kernels ---------------------------------------------------------------------------
 
 
-def _comparable(t_first: np.ndarray, e_first: np.ndarray, t_second: np.ndarray,
-                e_second: np.ndarray) -> np.ndarray:
+def _comparable(
+    t_first: np.ndarray, e_first: np.ndarray, t_second: np.ndarray, e_second: np.ndarray
+) -> np.ndarray:
     """Broadcast ``A``: the first subject has an event and precedes the second (an event
     precedes a censoring at the same time; two events at one time are not comparable)."""
     return e_first & ((t_first < t_second) | ((t_first == t_second) & ~e_second))
@@ -86,11 +87,17 @@ def _concordant(r_first: np.ndarray, r_second: np.ndarray) -> np.ndarray:
 def _row_blocks(rows: np.ndarray, n: int) -> list[np.ndarray]:
     """``rows`` in chunks of at most ``_BLOCK_ENTRIES / n`` rows."""
     size = max(1, _BLOCK_ENTRIES // max(n, 1))
-    return [rows[start:start + size] for start in range(0, rows.shape[0], size)]
+    return [rows[start : start + size] for start in range(0, rows.shape[0], size)]
 
 
-def _pair_sums(time: np.ndarray, event: np.ndarray, risks: np.ndarray, weights: np.ndarray,
-               case_weight: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pair_sums(
+    time: np.ndarray,
+    event: np.ndarray,
+    risks: np.ndarray,
+    weights: np.ndarray,
+    case_weight: np.ndarray | None,
+    rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted pair sums ``num[l, b] = sum_ij w_bi u_bi w_bj A_ij P^l_ij`` and
     ``den[b] = sum_ij w_bi u_bi w_bj A_ij`` for risks (k, n), weights (B, n), case weights
     ``u`` (B, n), (n,) or None (all 1) and the rows ``i`` that can lead a pair."""
@@ -102,10 +109,12 @@ def _pair_sums(time: np.ndarray, event: np.ndarray, risks: np.ndarray, weights: 
     num = np.zeros((k, n_boot))
     den = np.zeros(n_boot)
     for block in _row_blocks(rows, n):
-        comparable = _comparable(time[block, None], event[block, None], time[None, :],
-                                 event[None, :])
-        kernels = [comparable] + [comparable * _concordant(r[block, None], r[None, :])
-                                  for r in risks]
+        comparable = _comparable(
+            time[block, None], event[block, None], time[None, :], event[None, :]
+        )
+        kernels = [comparable] + [
+            comparable * _concordant(r[block, None], r[None, :]) for r in risks
+        ]
         stacked = np.concatenate(kernels, axis=0).astype(dtype)
         product = (stacked_weights @ stacked.T).astype(np.float64).reshape(n_boot, k + 1, -1)
         left = weights[:, block]
@@ -120,8 +129,9 @@ def _pair_sums(time: np.ndarray, event: np.ndarray, risks: np.ndarray, weights: 
 # --- censoring distribution (Uno) -----------------------------------------------------------
 
 
-def _censoring_km(time: np.ndarray, event: np.ndarray,
-                  weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _censoring_km(
+    time: np.ndarray, event: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Kaplan-Meier estimate of the censoring survival function for each row of ``weights``.
 
     At each distinct time :math:`s_k`, with weighted counts of events :math:`d_k`, censorings
@@ -139,8 +149,7 @@ def _censoring_km(time: np.ndarray, event: np.ndarray,
     events = np.add.reduceat(sorted_weights * event[order], starts, axis=1)
     at_risk = np.cumsum(total[:, ::-1], axis=1)[:, ::-1]
     censored = total - events
-    ratio = np.divide(censored, at_risk - events, out=np.zeros_like(censored),
-                      where=censored > 0)
+    ratio = np.divide(censored, at_risk - events, out=np.zeros_like(censored), where=censored > 0)
     subject_index = np.empty_like(inverse)
     subject_index[order] = inverse
     return unique, np.cumprod(1.0 - ratio, axis=1), subject_index
@@ -153,15 +162,22 @@ def _censoring_at(time_train: np.ndarray, event_train: np.ndarray, at: np.ndarra
     survival = survival[0]
     beyond = at > unique[-1]
     if beyond.any() and survival[-1] > 0:
-        raise ValueError(f"time: {at[beyond][0]:g} exceeds the largest training time "
-                         f"{unique[-1]:g}, where the censoring distribution is undefined")
+        raise ValueError(
+            f"time: {at[beyond][0]:g} exceeds the largest training time "
+            f"{unique[-1]:g}, where the censoring distribution is undefined"
+        )
     index = np.searchsorted(unique, at, side="right") - 1
     values = np.where(index >= 0, survival[np.clip(index, 0, None)], 1.0)
     return np.where(beyond, 0.0, values)
 
 
-def _uno_weights(time: np.ndarray, event: np.ndarray, rows: np.ndarray, weights: np.ndarray,
-                 train: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+def _uno_weights(
+    time: np.ndarray,
+    event: np.ndarray,
+    rows: np.ndarray,
+    weights: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray] | None,
+) -> np.ndarray:
     """Case weights :math:`\\hat G(t_i)^{-2}` of the rows that lead pairs (NaN where G = 0),
     0 elsewhere: (n,) from the training data, else (B, n) re-estimated under each row of
     ``weights``."""
@@ -185,8 +201,9 @@ def _inputs(time: Any, event: Any, risk: Any) -> tuple[np.ndarray, np.ndarray, n
     return t, e, as_vector("risk", risk, t.shape[0])
 
 
-def _train(kind: str, tau: float | None, time_train: Any,
-           event_train: Any) -> tuple[np.ndarray, np.ndarray] | None:
+def _train(
+    kind: str, tau: float | None, time_train: Any, event_train: Any
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Validate ``kind`` with its options; the training (time, event) for Uno's C or None."""
     if kind not in ("harrell", "uno"):
         raise ValueError(f"kind: must be 'harrell' or 'uno', got {kind!r}")
@@ -210,15 +227,18 @@ def _lead_rows(time: np.ndarray, event: np.ndarray, tau: float | None) -> np.nda
 
 def _one_row_per_patient(patient_ids: Sequence | None, n: int, method: str) -> None:
     if patient_ids is not None and len(patient_groups(patient_ids, n)) != n:
-        raise ValueError(f"patient_ids: method {method!r} assumes independent rows (one per "
-                         "patient); use the patient-level bootstrap for repeated patients")
+        raise ValueError(
+            f"patient_ids: method {method!r} assumes independent rows (one per "
+            "patient); use the patient-level bootstrap for repeated patients"
+        )
 
 
 # --- public API -----------------------------------------------------------------------------
 
 
-def bootstrap_weights(patient_ids: Sequence | None, n_rows: int, n_boot: int,
-                      seed: int) -> np.ndarray:
+def bootstrap_weights(
+    patient_ids: Sequence | None, n_rows: int, n_boot: int, seed: int
+) -> np.ndarray:
     """(n_boot, n_rows) multiplicities of the patient-level resamples of
     :func:`radiograph.stats.resampling.bootstrap_indices` (same seed, same draws): entry
     (b, i) is how often row i enters resample b."""
@@ -241,9 +261,17 @@ def jackknife_weights(patient_ids: Sequence | None, n_rows: int) -> np.ndarray:
     return weights
 
 
-def weighted_concordance(time: Any, event: Any, risks: Any, weights: Any, *,
-                         kind: Kind = "harrell", tau: float | None = None,
-                         time_train: Any = None, event_train: Any = None) -> np.ndarray:
+def weighted_concordance(
+    time: Any,
+    event: Any,
+    risks: Any,
+    weights: Any,
+    *,
+    kind: Kind = "harrell",
+    tau: float | None = None,
+    time_train: Any = None,
+    event_train: Any = None,
+) -> np.ndarray:
     """C-index of each risk under each row of case weights (bootstrap multiplicities).
 
     Row ``b`` of ``weights`` gives every subject a weight :math:`m_{bi} \\ge 0`; the C-index
@@ -297,8 +325,15 @@ def harrell_c(time: Any, event: Any, risk: Any) -> float:
     return float(num[0, 0] / den[0])
 
 
-def uno_c(time: Any, event: Any, risk: Any, *, tau: float | None = None,
-          time_train: Any = None, event_train: Any = None) -> float:
+def uno_c(
+    time: Any,
+    event: Any,
+    risk: Any,
+    *,
+    tau: float | None = None,
+    time_train: Any = None,
+    event_train: Any = None,
+) -> float:
     """Uno's IPCW C-index (Uno et al. 2011), truncated at ``tau``.
 
     Pairs led by an event at :math:`t_i < \\tau` get weight :math:`\\hat G(t_i)^{-2}`,
@@ -307,16 +342,27 @@ def uno_c(time: Any, event: Any, risk: Any, *, tau: float | None = None,
     scikit-survival's ``concordance_index_ipcw(train, test, risk, tau)[0]``.
     """
     t, e, r = _inputs(time, event, risk)
-    value = weighted_concordance(t, e, r, np.ones((1, t.shape[0])), kind="uno", tau=tau,
-                                 time_train=time_train, event_train=event_train)[0, 0]
+    value = weighted_concordance(
+        t,
+        e,
+        r,
+        np.ones((1, t.shape[0])),
+        kind="uno",
+        tau=tau,
+        time_train=time_train,
+        event_train=event_train,
+    )[0, 0]
     if not np.isfinite(value):
-        raise ValueError("time/event: no comparable pair before tau, or the censoring survival "
-                         "function is 0 at an event time used (lower tau)")
+        raise ValueError(
+            "time/event: no comparable pair before tau, or the censoring survival "
+            "function is 0 at an event time used (lower tau)"
+        )
     return float(value)
 
 
-def concordance_covariance(time: Any, event: Any,
-                           risks: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def concordance_covariance(
+    time: Any, event: Any, risks: Sequence[Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """Harrell's C of k risk scores on the same subjects and their covariance matrix by the
     one-shot nonparametric U-statistic method of Kang, Chen, Petrick & Gallas (2015, Stat Med
     34:685; R package compareC).
@@ -347,14 +393,17 @@ def concordance_covariance(time: Any, event: Any,
     n = t.shape[0]
     if n < 4:
         raise ValueError(f"time: the U-statistic covariance needs at least 4 subjects, got {n}")
-    risk_list = [as_vector(f"risks[{l}]", r, n) for l, r in enumerate(risks)]
+    risk_list = [as_vector(f"risks[{k}]", r, n) for k, r in enumerate(risks)]
     row_sums, cross = _kernel_sums(t, e, risk_list)
     totals = row_sums.sum(0)
     if totals[0] == 0:
         raise ValueError("time/event: no comparable pair (no event precedes another time)")
     pairs = n * (n - 1.0)
-    v = (4.0 * row_sums.T @ row_sums - 2.0 * cross
-         - 2.0 * (2 * n - 3) * np.outer(totals, totals) / pairs)
+    v = (
+        4.0 * row_sums.T @ row_sums
+        - 2.0 * cross
+        - 2.0 * (2 * n - 3) * np.outer(totals, totals) / pairs
+    )
     v /= pairs * (n - 2.0) * (n - 3.0)
     tau_a, tau_b = totals[0] / pairs, totals[1:] / pairs
     jacobian = np.zeros((len(risk_list), len(risk_list) + 1))
@@ -363,8 +412,9 @@ def concordance_covariance(time: Any, event: Any,
     return (1.0 + tau_b / tau_a) / 2.0, jacobian @ v @ jacobian.T
 
 
-def _kernel_sums(time: np.ndarray, event: np.ndarray,
-                 risks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _kernel_sums(
+    time: np.ndarray, event: np.ndarray, risks: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """Row sums (n, k + 1) of the symmetric kernels (a, b^1, ..., b^k) and their cross sums
     :math:`\\sum_{i \\ne j} h_{ij} g_{ij}` (k + 1, k + 1), in blocks of rows."""
     n, k = time.shape[0], len(risks)
@@ -375,7 +425,8 @@ def _kernel_sums(time: np.ndarray, event: np.ndarray,
         second = _comparable(time[None, :], event[None, :], time[block, None], event[block, None])
         direction = first.astype(np.float64) - second
         kernels = [np.abs(direction)] + [
-            direction * (2.0 * _concordant(r[block, None], r[None, :]) - 1.0) for r in risks]
+            direction * (2.0 * _concordant(r[block, None], r[None, :]) - 1.0) for r in risks
+        ]
         flat = np.stack([kernel.ravel() for kernel in kernels])
         row_sums[block] = np.stack([kernel.sum(1) for kernel in kernels], axis=1)
         cross += flat @ flat.T
@@ -412,12 +463,22 @@ def noether_se(time: Any, event: Any, risk: Any) -> float:
     return float(np.sqrt(np.sum((score - somers_d * pairs) ** 2)) / total)
 
 
-def concordance_ci(time: Any, event: Any, risk: Any, *,
-                   method: Literal["bootstrap", "noether"] = "bootstrap", kind: Kind = "harrell",
-                   tau: float | None = None, time_train: Any = None, event_train: Any = None,
-                   level: float = 0.95, n_boot: int = 1000, seed: int = 0,
-                   patient_ids: Sequence | None = None,
-                   bootstrap_interval: Literal["percentile", "bca"] = "percentile") -> Estimate:
+def concordance_ci(
+    time: Any,
+    event: Any,
+    risk: Any,
+    *,
+    method: Literal["bootstrap", "noether"] = "bootstrap",
+    kind: Kind = "harrell",
+    tau: float | None = None,
+    time_train: Any = None,
+    event_train: Any = None,
+    level: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    patient_ids: Sequence | None = None,
+    bootstrap_interval: Literal["percentile", "bca"] = "percentile",
+) -> Estimate:
     """C-index with a confidence interval.
 
     ``method="noether"`` (Harrell's C only): Wald interval :math:`C \\pm z_{1-\\alpha/2}
@@ -444,36 +505,58 @@ def concordance_ci(time: Any, event: Any, risk: Any, *,
     """
     level = check_level(level)
     if bootstrap_interval not in ("percentile", "bca"):
-        raise ValueError("bootstrap_interval: must be 'percentile' or 'bca', "
-                         f"got {bootstrap_interval!r}")
+        raise ValueError(
+            f"bootstrap_interval: must be 'percentile' or 'bca', got {bootstrap_interval!r}"
+        )
     t, e, r = _inputs(time, event, risk)
     _train(kind, tau, time_train, event_train)
     n = t.shape[0]
     options = dict(kind=kind, tau=tau, time_train=time_train, event_train=event_train)
-    estimate = harrell_c(t, e, r) if kind == "harrell" else uno_c(
-        t, e, r, tau=tau, time_train=time_train, event_train=event_train)
+    estimate = (
+        harrell_c(t, e, r)
+        if kind == "harrell"
+        else uno_c(t, e, r, tau=tau, time_train=time_train, event_train=event_train)
+    )
     extra: dict[str, Any] = {"kind": kind, "tau": tau}
     if method == "noether":
         if kind != "harrell":
-            raise ValueError("method: 'noether' is defined for Harrell's C; use 'bootstrap' "
-                             "for Uno's C")
+            raise ValueError(
+                "method: 'noether' is defined for Harrell's C; use 'bootstrap' for Uno's C"
+            )
         _one_row_per_patient(patient_ids, n, method)
         se = noether_se(t, e, r)
         z = float(norm.ppf(0.5 + level / 2.0))
         p = _wald_p(estimate - 0.5, se)
-        return Estimate(estimate, max(0.0, estimate - z * se), min(1.0, estimate + z * se),
-                        level, "noether", se=se, p_value=p, n=n, extra=extra)
+        return Estimate(
+            estimate,
+            max(0.0, estimate - z * se),
+            min(1.0, estimate + z * se),
+            level,
+            "noether",
+            se=se,
+            p_value=p,
+            n=n,
+            extra=extra,
+        )
     if method != "bootstrap":
         raise ValueError(f"method: must be 'bootstrap' or 'noether', got {method!r}")
     weights = bootstrap_weights(patient_ids, n, n_boot, seed)
     samples = weighted_concordance(t, e, r, weights, **options)[0]
-    low, high = interval(bootstrap_interval, samples, estimate, level, jackknife=lambda: (
-        weighted_concordance(t, e, r, jackknife_weights(patient_ids, n), **options)[0]))
+    low, high = interval(
+        bootstrap_interval,
+        samples,
+        estimate,
+        level,
+        jackknife=lambda: weighted_concordance(
+            t, e, r, jackknife_weights(patient_ids, n), **options
+        )[0],
+    )
     finite = samples[np.isfinite(samples)]
     se = float(np.std(finite, ddof=1)) if finite.size > 1 else np.nan
     extra.update(n_boot=int(n_boot), n_valid=int(finite.size))
-    return Estimate(estimate, low, high, level, f"bootstrap-{bootstrap_interval}", se=se, n=n,
-                    extra=extra)
+    return Estimate(
+        estimate, low, high, level, f"bootstrap-{bootstrap_interval}", se=se, n=n, extra=extra
+    )
 
 
 def _wald_p(difference: float, se: float) -> float:
@@ -484,9 +567,19 @@ def _wald_p(difference: float, se: float) -> float:
     return 1.0 if difference == 0 else 0.0
 
 
-def time_dependent_auc(time_train: Any, event_train: Any, time: Any, event: Any, risk: Any,
-                       times: Any, *, level: float = 0.95, n_boot: int = 1000, seed: int = 0,
-                       patient_ids: Sequence | None = None) -> list[Estimate]:
+def time_dependent_auc(
+    time_train: Any,
+    event_train: Any,
+    time: Any,
+    event: Any,
+    risk: Any,
+    times: Any,
+    *,
+    level: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+    patient_ids: Sequence | None = None,
+) -> list[Estimate]:
     """Cumulative/dynamic AUC at named horizons with patient-level bootstrap intervals.
 
     At horizon :math:`h`, cases are :math:`t_i \\le h` with an event, controls
@@ -524,11 +617,25 @@ def time_dependent_auc(time_train: Any, event_train: Any, time: Any, event: Any,
     for position, column in enumerate(order):
         low, high = interval("percentile", boot[:, position], estimates[position], level)
         finite = boot[np.isfinite(boot[:, position]), position]
-        results.append((column, Estimate(
-            float(estimates[position]), low, high, level, "bootstrap-percentile",
-            se=float(np.std(finite, ddof=1)) if finite.size > 1 else np.nan, n=t.shape[0],
-            extra={"time": float(horizons[column]), "n_boot": int(n_boot),
-                   "n_valid": int(finite.size)})))
+        results.append(
+            (
+                column,
+                Estimate(
+                    float(estimates[position]),
+                    low,
+                    high,
+                    level,
+                    "bootstrap-percentile",
+                    se=float(np.std(finite, ddof=1)) if finite.size > 1 else np.nan,
+                    n=t.shape[0],
+                    extra={
+                        "time": float(horizons[column]),
+                        "n_boot": int(n_boot),
+                        "n_valid": int(finite.size),
+                    },
+                ),
+            )
+        )
     return [estimate for _, estimate in sorted(results, key=lambda item: item[0])]
 
 
@@ -537,23 +644,27 @@ def _check_horizons(time: np.ndarray, event: np.ndarray, horizons: np.ndarray) -
         raise ValueError(f"times: horizons must be distinct, got {horizons.tolist()}")
     for h in horizons:
         if not time.min() <= h < time.max():
-            raise ValueError(f"times: horizon {h:g} lies outside the follow-up of the data "
-                             f"[{time.min():g}, {time.max():g})")
+            raise ValueError(
+                f"times: horizon {h:g} lies outside the follow-up of the data "
+                f"[{time.min():g}, {time.max():g})"
+            )
         if not (event & (time <= h)).any():
             raise ValueError(f"times: no event at or before horizon {h:g} (no case)")
     return horizons
 
 
-def _dynamic_auc(train: np.ndarray, time: np.ndarray, event: np.ndarray, risk: np.ndarray,
-                 horizons: np.ndarray) -> np.ndarray:
+def _dynamic_auc(
+    train: np.ndarray, time: np.ndarray, event: np.ndarray, risk: np.ndarray, horizons: np.ndarray
+) -> np.ndarray:
     try:
         return cumulative_dynamic_auc(train, Surv.from_arrays(event, time), risk, horizons)[0]
     except ValueError as err:
         raise ValueError(f"time_train: {err}") from err
 
 
-def _resample_auc(train: np.ndarray, time: np.ndarray, event: np.ndarray, risk: np.ndarray,
-                  horizons: np.ndarray) -> np.ndarray:
+def _resample_auc(
+    train: np.ndarray, time: np.ndarray, event: np.ndarray, risk: np.ndarray, horizons: np.ndarray
+) -> np.ndarray:
     """AUC of one resample at the sorted horizons, NaN where a horizon is outside its
     follow-up or has no case."""
     values = np.full(horizons.size, np.nan)
@@ -562,6 +673,7 @@ def _resample_auc(train: np.ndarray, time: np.ndarray, event: np.ndarray, risk: 
         return values
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        values[inside] = cumulative_dynamic_auc(train, Surv.from_arrays(event, time), risk,
-                                                horizons[inside])[0]
+        values[inside] = cumulative_dynamic_auc(
+            train, Surv.from_arrays(event, time), risk, horizons[inside]
+        )[0]
     return values

@@ -107,9 +107,16 @@ def _logrank_scores(t: np.ndarray, e: np.ndarray) -> np.ndarray:
     return e - np.cumsum(increment[order])[rank - 1]
 
 
-def optimal_cutpoint(time: np.ndarray, event: np.ndarray, score: np.ndarray, *,
-                     min_fraction: float = 0.1, pvalue: PValueMethod = "lausen94",
-                     n_perm: int = 10_000, seed: int = 0) -> Cutpoint:
+def optimal_cutpoint(
+    time: np.ndarray,
+    event: np.ndarray,
+    score: np.ndarray,
+    *,
+    min_fraction: float = 0.1,
+    pvalue: PValueMethod = "lausen94",
+    n_perm: int = 10_000,
+    seed: int = 0,
+) -> Cutpoint:
     """The cut-point of ``score`` with the maximally selected log-rank statistic (module
     docstring), with a p-value corrected for the selection.
 
@@ -157,11 +164,18 @@ def optimal_cutpoint(time: np.ndarray, event: np.ndarray, score: np.ndarray, *,
         p_value = _p_conditional_mc(statistic, a_sorted, sizes, expected, sd, int(n_perm), seed)
         extra = {"n_perm": int(n_perm), "seed": seed}
     return Cutpoint(
-        cutpoint=float(x_sorted[sizes[best] - 1]), statistic=statistic, p_value=p_value,
-        p_method=pvalue, fraction_above=float((n - sizes[best]) / n),
-        higher_risk_above=bool(signed[best] < 0), candidates=x_sorted[sizes - 1],
-        statistics=stats, min_fraction=min_fraction, n=n,
-        n_events=int(e.sum()), extra=extra,
+        cutpoint=float(x_sorted[sizes[best] - 1]),
+        statistic=statistic,
+        p_value=p_value,
+        p_method=pvalue,
+        fraction_above=float((n - sizes[best]) / n),
+        higher_risk_above=bool(signed[best] < 0),
+        candidates=x_sorted[sizes - 1],
+        statistics=stats,
+        min_fraction=min_fraction,
+        n=n,
+        n_events=int(e.sum()),
+        extra=extra,
     )
 
 
@@ -183,8 +197,10 @@ def _candidate_sizes(x_sorted: np.ndarray, min_fraction: float) -> np.ndarray:
     low, high = max(1, math.floor(n * min_fraction)), math.floor(n * (1.0 - min_fraction))
     sizes = first_of_value[(first_of_value >= low) & (first_of_value <= high)]
     if sizes.size == 0:
-        raise ValueError(f"score: no cut-point leaves {min_fraction:.0%} of the {n} subjects "
-                         f"on each side ({np.unique(x_sorted).size} distinct value(s))")
+        raise ValueError(
+            f"score: no cut-point leaves {min_fraction:.0%} of the {n} subjects "
+            f"on each side ({np.unique(x_sorted).size} distinct value(s))"
+        )
     return sizes
 
 
@@ -195,8 +211,10 @@ def _null_moments(a: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndar
     total = np.sum(a)
     spread = n * np.sum(a**2) - total**2
     if not spread > 0:
-        raise ValueError("time, event: the log-rank scores are all equal (no variation in "
-                         "survival), the statistic is undefined")
+        raise ValueError(
+            "time, event: the log-rank scores are all equal (no variation in "
+            "survival), the statistic is undefined"
+        )
     variance = sizes * (n - sizes) / (n**2 * (n - 1.0)) * spread
     return sizes / n * total, np.sqrt(variance)
 
@@ -217,12 +235,19 @@ def _p_lausen94(b: float, n: int, sizes: np.ndarray) -> float:
     sizes (``maxstat::pLausen94`` with ``m = sizes``), clipped to 1."""
     m1, m2 = sizes[:-1].astype(np.float64), sizes[1:].astype(np.float64)
     t = np.sqrt(1.0 - m1 * (n - m2) / ((n - m1) * m2))
-    correction = np.sum(np.exp(-b**2 / 2.0) / np.pi * (t - (b**2 / 4.0 - 1.0) * t**3 / 6.0))
+    correction = np.sum(np.exp(-(b**2) / 2.0) / np.pi * (t - (b**2 / 4.0 - 1.0) * t**3 / 6.0))
     return float(min(2.0 * norm.sf(b) + correction, 1.0))
 
 
-def _p_conditional_mc(statistic: float, a_sorted: np.ndarray, sizes: np.ndarray,
-                      expected: np.ndarray, sd: np.ndarray, n_perm: int, seed: int) -> float:
+def _p_conditional_mc(
+    statistic: float,
+    a_sorted: np.ndarray,
+    sizes: np.ndarray,
+    expected: np.ndarray,
+    sd: np.ndarray,
+    n_perm: int,
+    seed: int,
+) -> float:
     """Conditional Monte Carlo p-value ``(1 + #{T*_b >= T}) / (B + 1)`` (Phipson & Smyth 2010)
     over ``B = n_perm`` permutations of the scores against the sorted score (maxstat's
     ``condMC`` reports ``#{T*_b > T} / B``). Permutations are drawn in blocks, each block

@@ -52,9 +52,17 @@ _BLOCK_ENTRIES = 2**22  # entries of one (resamples, subjects) block of multipli
 # --------------------------------------------------------------------------------------------
 
 
-def auc_ci(label: Any, score: Any, *, method: str = "delong", level: float = 0.95,
-           n_boot: int = 2000, seed: int = 0, patient_ids: Sequence | None = None,
-           bootstrap_interval: str = "bca") -> Estimate:
+def auc_ci(
+    label: Any,
+    score: Any,
+    *,
+    method: str = "delong",
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    patient_ids: Sequence | None = None,
+    bootstrap_interval: str = "bca",
+) -> Estimate:
     """AUROC with a confidence interval.
 
     ``method="delong"``: DeLong, DeLong & Clarke-Pearson (1988) variance
@@ -85,15 +93,17 @@ def auc_ci(label: Any, score: Any, *, method: str = "delong", level: float = 0.9
     level = check_level(level)
     label, score = _label_and_score("label", label, "score", score)
     if bootstrap_interval not in ("bca", "percentile"):
-        raise ValueError("bootstrap_interval: must be 'bca' or 'percentile', "
-                         f"got {bootstrap_interval!r}")
+        raise ValueError(
+            f"bootstrap_interval: must be 'bca' or 'percentile', got {bootstrap_interval!r}"
+        )
     extra = {"n_pos": int(label.sum()), "n_neg": int((~label).sum())}
     if method == "delong":
         _one_row_per_patient(patient_ids, label.shape[0])
         return _auc_delong(label, score, level, extra)
     if method == "bootstrap":
-        return _auc_bootstrap(label, score, level, n_boot, seed, patient_ids,
-                              bootstrap_interval, extra)
+        return _auc_bootstrap(
+            label, score, level, n_boot, seed, patient_ids, bootstrap_interval, extra
+        )
     raise ValueError(f"method: must be one of {AUC_METHODS}, got {method!r}")
 
 
@@ -116,20 +126,32 @@ def delong_test(label: Any, score_a: Any, score_b: Any, *, level: float = 0.95) 
     """
     level = check_level(level)
     label = as_binary_label("label", label)
-    scores = np.vstack([as_vector("score_a", score_a, label.shape[0]),
-                        as_vector("score_b", score_b, label.shape[0])])
+    scores = np.vstack(
+        [
+            as_vector("score_a", score_a, label.shape[0]),
+            as_vector("score_b", score_b, label.shape[0]),
+        ]
+    )
     _two_per_class("label", label)
     auc, v10, v01 = _placements(label, scores)
     cov = _delong_covariance(v10, v01)
     variance = max(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1], 0.0)
     product = cov[0, 0] * cov[1, 1]
     correlation = float(cov[0, 1] / math.sqrt(product)) if product > 0 else math.nan
-    return _wald_comparison(float(auc[0]), float(auc[1]), variance, level, "delong-paired",
-                            n=label.shape[0], extra={"correlation": correlation})
+    return _wald_comparison(
+        float(auc[0]),
+        float(auc[1]),
+        variance,
+        level,
+        "delong-paired",
+        n=label.shape[0],
+        extra={"correlation": correlation},
+    )
 
 
-def delong_test_unpaired(label_a: Any, score_a: Any, label_b: Any, score_b: Any, *,
-                         level: float = 0.95) -> Comparison:
+def delong_test_unpaired(
+    label_a: Any, score_a: Any, label_b: Any, score_b: Any, *, level: float = 0.95
+) -> Comparison:
     """DeLong's test of two AUCs measured on independent cohorts (variances add).
 
     D = (AUC_a - AUC_b) / sqrt(V_a + V_b), V the DeLong variance of each AUC, referred to a t
@@ -152,8 +174,16 @@ def delong_test_unpaired(label_a: Any, score_a: Any, label_b: Any, score_b: Any,
     variance = var_a + var_b
     denominator = var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1)
     df = variance**2 / denominator if denominator > 0 else math.nan
-    return _wald_comparison(auc_a, auc_b, variance, level, "delong-unpaired", n=n_a + n_b,
-                            df=df, extra={"df": df, "n_a": n_a, "n_b": n_b})
+    return _wald_comparison(
+        auc_a,
+        auc_b,
+        variance,
+        level,
+        "delong-unpaired",
+        n=n_a + n_b,
+        df=df,
+        extra={"df": df, "n_a": n_a, "n_b": n_b},
+    )
 
 
 def delong_matrix(label: Any, scores: Mapping[str, Any]) -> pd.DataFrame:
@@ -173,8 +203,9 @@ def delong_matrix(label: Any, scores: Mapping[str, Any]) -> pd.DataFrame:
     if len(scores) == 0:
         raise ValueError("scores: no model given")
     names = list(scores)
-    matrix = np.vstack([as_vector(f"scores[{name!r}]", scores[name], label.shape[0])
-                        for name in names])
+    matrix = np.vstack(
+        [as_vector(f"scores[{name!r}]", scores[name], label.shape[0]) for name in names]
+    )
     _two_per_class("label", label)
     auc, v10, v01 = _placements(label, matrix)
     cov = _delong_covariance(v10, v01)
@@ -184,8 +215,7 @@ def delong_matrix(label: Any, scores: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(p_value, index=names, columns=names)
 
 
-def _placements(label: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                 np.ndarray]:
+def _placements(label: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """AUCs and DeLong placements of k scores from midranks (Sun & Xu 2014, Algorithm 1).
 
     With T_Z the midranks of all N subjects, T_X those of the m positives among themselves and
@@ -221,18 +251,35 @@ def _auc_and_variance(label: np.ndarray, score: np.ndarray) -> tuple[float, floa
     return float(auc[0]), float(_delong_covariance(v10, v01)[0, 0])
 
 
-def _auc_delong(label: np.ndarray, score: np.ndarray, level: float,
-                extra: dict[str, Any]) -> Estimate:
+def _auc_delong(
+    label: np.ndarray, score: np.ndarray, level: float, extra: dict[str, Any]
+) -> Estimate:
     _two_per_class("label", label)
     auc, variance = _auc_and_variance(label, score)
     se = math.sqrt(max(variance, 0.0))
     half = float(norm.ppf(0.5 + level / 2.0)) * se
-    return Estimate(auc, max(auc - half, 0.0), min(auc + half, 1.0), level, "delong", se=se,
-                    n=label.shape[0], extra=extra)
+    return Estimate(
+        auc,
+        max(auc - half, 0.0),
+        min(auc + half, 1.0),
+        level,
+        "delong",
+        se=se,
+        n=label.shape[0],
+        extra=extra,
+    )
 
 
-def _auc_bootstrap(label: np.ndarray, score: np.ndarray, level: float, n_boot: int, seed: int,
-                   patient_ids: Sequence | None, kind: str, extra: dict[str, Any]) -> Estimate:
+def _auc_bootstrap(
+    label: np.ndarray,
+    score: np.ndarray,
+    level: float,
+    n_boot: int,
+    seed: int,
+    patient_ids: Sequence | None,
+    kind: str,
+    extra: dict[str, Any],
+) -> Estimate:
     n = label.shape[0]
     _positive_int("n_boot", n_boot)
     ties = _tie_groups(score)
@@ -261,12 +308,22 @@ def _leave_one_out_auc(auc: float, v10: np.ndarray, v01: np.ndarray) -> np.ndarr
     """(m + n,) AUCs leaving out one subject: (m AUC - V10_i) / (m - 1) without positive i,
     (n AUC - V01_j) / (n - 1) without negative j (NaN when that empties its class)."""
     m, n = v10.size, v01.size
-    return np.r_[_share(m * auc - v10, np.full(m, m - 1.0)),
-                 _share(n * auc - v01, np.full(n, n - 1.0))]
+    return np.r_[
+        _share(m * auc - v10, np.full(m, m - 1.0)), _share(n * auc - v01, np.full(n, n - 1.0))
+    ]
 
 
-def _wald_comparison(a: float, b: float, variance: float, level: float, method: str, *, n: int,
-                     df: float | None = None, extra: dict[str, Any]) -> Comparison:
+def _wald_comparison(
+    a: float,
+    b: float,
+    variance: float,
+    level: float,
+    method: str,
+    *,
+    n: int,
+    df: float | None = None,
+    extra: dict[str, Any],
+) -> Comparison:
     """Comparison of a - b with standard error sqrt(variance): normal (or t with ``df``)
     statistic, two-sided p-value and interval; 0 / 0 gives statistic 0 and p = 1."""
     difference = a - b
@@ -281,8 +338,20 @@ def _wald_comparison(a: float, b: float, variance: float, level: float, method: 
     else:
         p_value = float(2.0 * student_t.sf(abs(statistic), df))
         critical = float(student_t.ppf(quantile, df))
-    return Comparison(a, b, difference, difference - critical * se, difference + critical * se,
-                      p_value, statistic, level, method, se=se, n=n, extra=extra)
+    return Comparison(
+        a,
+        b,
+        difference,
+        difference - critical * se,
+        difference + critical * se,
+        p_value,
+        statistic,
+        level,
+        method,
+        se=se,
+        n=n,
+        extra=extra,
+    )
 
 
 def _ratio(difference: np.ndarray, se: np.ndarray) -> np.ndarray:
@@ -302,8 +371,9 @@ def _two_sided_p(difference: np.ndarray, variance: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def choose_threshold(label_train: Any, score_train: Any, rule: str = "youden",
-                     target: float | None = None) -> float:
+def choose_threshold(
+    label_train: Any, score_train: Any, rule: str = "youden", target: float | None = None
+) -> float:
     """A decision threshold chosen on training data (positive when ``score >= threshold``).
 
     Candidates are the distinct training scores and ``inf`` (everyone negative); with TPR(t)
@@ -352,8 +422,7 @@ def youden_threshold(score: Any, label: Any) -> float:
     return choose_threshold(label, score, "youden")
 
 
-def _roc_points(label: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                               np.ndarray]:
+def _roc_points(label: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate thresholds (inf, then the distinct scores, descending) with the TPR and FPR
     of ``score >= t`` at each (counts divided as scikit-learn's ``roc_curve`` does)."""
     thresholds = np.r_[np.inf, np.unique(score)[::-1]]
@@ -394,8 +463,13 @@ class BinaryMetrics:
     def as_dict(self) -> dict[str, float]:
         """Flat ``{"threshold", "tp", "fp", "tn", "fn", "<metric>", "<metric>_ci_low",
         "<metric>_ci_high"}`` for a results table."""
-        out: dict[str, float] = {"threshold": self.threshold, "tp": self.tp, "fp": self.fp,
-                                 "tn": self.tn, "fn": self.fn}
+        out: dict[str, float] = {
+            "threshold": self.threshold,
+            "tp": self.tp,
+            "fp": self.fp,
+            "tn": self.tn,
+            "fn": self.fn,
+        }
         for name in BINARY_METRICS:
             metric = getattr(self, name)
             out[name] = metric.estimate
@@ -417,8 +491,9 @@ def wilson_interval(successes: int, trials: int, level: float = 0.95) -> Estimat
         raise ValueError(f"successes: must lie in [0, trials = {trials}], got {successes}")
     extra = {"successes": int(successes), "trials": int(trials)}
     if trials == 0:
-        return Estimate(math.nan, math.nan, math.nan, level, "wilson (undefined: 0 trials)",
-                        n=0, extra=extra)
+        return Estimate(
+            math.nan, math.nan, math.nan, level, "wilson (undefined: 0 trials)", n=0, extra=extra
+        )
     p = successes / trials
     z = float(norm.ppf(0.5 + level / 2.0))
     centre = p + z**2 / (2 * trials)
@@ -426,13 +501,29 @@ def wilson_interval(successes: int, trials: int, level: float = 0.95) -> Estimat
     scale = 1.0 + z**2 / trials
     low = 0.0 if successes == 0 else (centre - half) / scale
     high = 1.0 if successes == trials else (centre + half) / scale
-    return Estimate(p, float(low), float(high), level, "wilson",
-                    se=math.sqrt(p * (1.0 - p) / trials), n=int(trials), extra=extra)
+    return Estimate(
+        p,
+        float(low),
+        float(high),
+        level,
+        "wilson",
+        se=math.sqrt(p * (1.0 - p) / trials),
+        n=int(trials),
+        extra=extra,
+    )
 
 
-def binary_metrics(label: Any, score: Any, threshold: float, *, level: float = 0.95,
-                   method: str = "wilson", n_boot: int = 2000, seed: int = 0,
-                   patient_ids: Sequence | None = None) -> BinaryMetrics:
+def binary_metrics(
+    label: Any,
+    score: Any,
+    threshold: float,
+    *,
+    level: float = 0.95,
+    method: str = "wilson",
+    n_boot: int = 2000,
+    seed: int = 0,
+    patient_ids: Sequence | None = None,
+) -> BinaryMetrics:
     """Accuracy, sensitivity, specificity, PPV, NPV and F1 of ``score >= threshold``.
 
     ``method="wilson"``: Wilson score intervals (:func:`wilson_interval`) of the five
@@ -467,57 +558,92 @@ def binary_metrics(label: Any, score: Any, threshold: float, *, level: float = 0
     tp, fp, tn, fn = (int(counts[key][0]) for key in ("tp", "fp", "tn", "fn"))
     point = {name: float(value[0]) for name, value in _table_metrics(counts).items()}
     resamples = bootstrap_indices(patient_ids, n_boot, seed, n_rows=label.shape[0])
-    samples = _blockwise(lambda w: _table_metrics(_table(label, predicted, w)),
-                         _resample_blocks(resamples, label.shape[0]))
-    successes_trials = {"accuracy": (tp + tn, tp + fp + tn + fn), "sensitivity": (tp, tp + fn),
-                        "specificity": (tn, tn + fp), "ppv": (tp, tp + fp), "npv": (tn, tn + fn)}
+    samples = _blockwise(
+        lambda w: _table_metrics(_table(label, predicted, w)),
+        _resample_blocks(resamples, label.shape[0]),
+    )
+    successes_trials = {
+        "accuracy": (tp + tn, tp + fp + tn + fn),
+        "sensitivity": (tp, tp + fn),
+        "specificity": (tn, tn + fp),
+        "ppv": (tp, tp + fp),
+        "npv": (tn, tn + fn),
+    }
     metrics = {}
     for name in BINARY_METRICS:
         if method == "wilson" and name != "f1":
             metrics[name] = wilson_interval(*successes_trials[name], level=level)
         else:
-            metrics[name] = _bootstrap_estimate(point[name], samples[name], level,
-                                                label.shape[0], n_boot)
+            metrics[name] = _bootstrap_estimate(
+                point[name], samples[name], level, label.shape[0], n_boot
+            )
         if math.isnan(point[name]):
             metrics[name] = _undefined(metrics[name], _UNDEFINED[name])
     return BinaryMetrics(float(threshold), tp=tp, fp=fp, tn=tn, fn=fn, **metrics)
 
 
-_UNDEFINED = {"accuracy": "no subjects", "sensitivity": "no positives",
-              "specificity": "no negatives", "ppv": "no predicted positives",
-              "npv": "no predicted negatives",
-              "f1": "neither positives nor predicted positives"}
+_UNDEFINED = {
+    "accuracy": "no subjects",
+    "sensitivity": "no positives",
+    "specificity": "no negatives",
+    "ppv": "no predicted positives",
+    "npv": "no predicted negatives",
+    "f1": "neither positives nor predicted positives",
+}
 
 
-def _table(label: np.ndarray, predicted: np.ndarray,
-           weights: np.ndarray) -> dict[str, np.ndarray]:
+def _table(label: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
     """(B,) weighted counts tp, fp, tn, fn of B rows of multiplicities (B, n)."""
-    cells = {"tp": label & predicted, "fp": ~label & predicted, "tn": ~label & ~predicted,
-             "fn": label & ~predicted}
+    cells = {
+        "tp": label & predicted,
+        "fp": ~label & predicted,
+        "tn": ~label & ~predicted,
+        "fn": label & ~predicted,
+    }
     return {name: weights @ cell.astype(np.float64) for name, cell in cells.items()}
 
 
 def _table_metrics(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The six metrics of (B,) counts, NaN where a denominator is 0."""
     tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
-    return {"accuracy": _share(tp + tn, tp + fp + tn + fn), "sensitivity": _share(tp, tp + fn),
-            "specificity": _share(tn, tn + fp), "ppv": _share(tp, tp + fp),
-            "npv": _share(tn, tn + fn), "f1": _share(2.0 * tp, 2.0 * tp + fp + fn)}
+    return {
+        "accuracy": _share(tp + tn, tp + fp + tn + fn),
+        "sensitivity": _share(tp, tp + fn),
+        "specificity": _share(tn, tn + fp),
+        "ppv": _share(tp, tp + fp),
+        "npv": _share(tn, tn + fn),
+        "f1": _share(2.0 * tp, 2.0 * tp + fp + fn),
+    }
 
 
-def _bootstrap_estimate(estimate: float, samples: np.ndarray, level: float, n: int,
-                        n_boot: int) -> Estimate:
+def _bootstrap_estimate(
+    estimate: float, samples: np.ndarray, level: float, n: int, n_boot: int
+) -> Estimate:
     low, high = percentile_interval(samples, level)
     finite = samples[np.isfinite(samples)]
     se = float(np.std(finite, ddof=1)) if finite.size > 1 else math.nan
-    return Estimate(estimate, low, high, level, "bootstrap-percentile", se=se, n=n,
-                    extra={"n_boot": int(n_boot), "n_undefined": int(n_boot - finite.size)})
+    return Estimate(
+        estimate,
+        low,
+        high,
+        level,
+        "bootstrap-percentile",
+        se=se,
+        n=n,
+        extra={"n_boot": int(n_boot), "n_undefined": int(n_boot - finite.size)},
+    )
 
 
 def _undefined(estimate: Estimate, reason: str) -> Estimate:
-    return Estimate(math.nan, math.nan, math.nan, estimate.level,
-                    f"{estimate.method} (undefined: {reason})", n=estimate.n,
-                    extra=estimate.extra)
+    return Estimate(
+        math.nan,
+        math.nan,
+        math.nan,
+        estimate.level,
+        f"{estimate.method} (undefined: {reason})",
+        n=estimate.n,
+        extra=estimate.extra,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -569,9 +695,11 @@ def evaluate_classification(
         positives, negatives = _class_weights(label_test, ties, weights)
         counts = _table(label_test, predicted, weights)
         table = _table_metrics(counts)
-        return {"auroc": _weighted_auc(positives, negatives),
-                "auprc": _weighted_average_precision(positives, negatives),
-                **{name: table[name] for name in ("accuracy", "sensitivity", "specificity")}}
+        return {
+            "auroc": _weighted_auc(positives, negatives),
+            "auprc": _weighted_average_precision(positives, negatives),
+            **{name: table[name] for name in ("accuracy", "sensitivity", "specificity")},
+        }
 
     result = {name: float(value[0]) for name, value in metrics(np.ones((1, n))).items()}
     if n_boot > 0:
@@ -579,15 +707,20 @@ def evaluate_classification(
         samples = _blockwise(metrics, _resample_blocks(resamples, n))
         for name in CLASSIFICATION_METRICS:
             result[f"{name}_ci_low"], result[f"{name}_ci_high"] = _warned_percentile(
-                name, samples[name], level)
+                name, samples[name], level
+            )
     return result
 
 
 def _warned_percentile(name: str, samples: np.ndarray, level: float) -> tuple[float, float]:
     undefined = int(np.sum(~np.isfinite(samples)))
     if undefined > 0.1 * samples.size:
-        warnings.warn(f"bootstrap: {name} undefined on {undefined} of {samples.size} resamples; "
-                      "the interval uses the others", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"bootstrap: {name} undefined on {undefined} of {samples.size} resamples; "
+            "the interval uses the others",
+            UserWarning,
+            stacklevel=3,
+        )
     return percentile_interval(samples, level)
 
 
@@ -604,15 +737,18 @@ def _tie_groups(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
 
 
-def _class_weights(label: np.ndarray, ties: tuple[np.ndarray, np.ndarray],
-                   weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _class_weights(
+    label: np.ndarray, ties: tuple[np.ndarray, np.ndarray], weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(B, K) total weight of the positives and of the negatives at each of the K distinct
     scores (ascending), from (B, n) multiplicities."""
     order, starts = ties
     ordered = weights[:, order]
     positive = label[order].astype(np.float64)
-    return (np.add.reduceat(ordered * positive, starts, axis=1),
-            np.add.reduceat(ordered * (1.0 - positive), starts, axis=1))
+    return (
+        np.add.reduceat(ordered * positive, starts, axis=1),
+        np.add.reduceat(ordered * (1.0 - positive), starts, axis=1),
+    )
 
 
 def _weighted_auc(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
@@ -644,7 +780,7 @@ def _resample_blocks(resamples: np.ndarray | list[np.ndarray], n: int) -> Iterat
     """(b, n) multiplicities of each row in consecutive blocks of the resamples."""
     step = max(1, _BLOCK_ENTRIES // n)
     for start in range(0, len(resamples), step):
-        block = resamples[start:start + step]
+        block = resamples[start : start + step]
         if isinstance(block, np.ndarray):
             rows, sizes = block.ravel(), np.full(len(block), block.shape[1])
         else:
@@ -660,15 +796,16 @@ def _jackknife_blocks(patient_ids: Sequence | None, n: int) -> Iterator[np.ndarr
     groups = patient_groups(patient_ids, n)
     step = max(1, _BLOCK_ENTRIES // n)
     for start in range(0, len(groups), step):
-        block = groups[start:start + step]
+        block = groups[start : start + step]
         weights = np.ones((len(block), n))
         which = np.repeat(np.arange(len(block)), [g.size for g in block])
         weights[which, np.concatenate(block)] = 0.0
         yield weights
 
 
-def _blockwise(statistic: Callable[[np.ndarray], dict[str, np.ndarray]],
-               blocks: Iterator[np.ndarray]) -> dict[str, np.ndarray]:
+def _blockwise(
+    statistic: Callable[[np.ndarray], dict[str, np.ndarray]], blocks: Iterator[np.ndarray]
+) -> dict[str, np.ndarray]:
     """``statistic`` of every block of multiplicities, concatenated per name."""
     parts = [statistic(block) for block in blocks]
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
@@ -679,8 +816,9 @@ def _blockwise(statistic: Callable[[np.ndarray], dict[str, np.ndarray]],
 # --------------------------------------------------------------------------------------------
 
 
-def _label_and_score(label_name: str, label: Any, score_name: str,
-                     score: Any) -> tuple[np.ndarray, np.ndarray]:
+def _label_and_score(
+    label_name: str, label: Any, score_name: str, score: Any
+) -> tuple[np.ndarray, np.ndarray]:
     """(n,) bool labels with both classes and (n,) finite float64 scores of the same length."""
     label = as_binary_label(label_name, label)
     return label, as_vector(score_name, score, label.shape[0])
@@ -690,8 +828,10 @@ def _two_per_class(name: str, label: np.ndarray) -> None:
     """DeLong's sample variances need at least two subjects of each class."""
     n_pos, n_neg = int(label.sum()), int((~label).sum())
     if min(n_pos, n_neg) < 2:
-        raise ValueError(f"{name}: DeLong's variance needs at least 2 positives and 2 "
-                         f"negatives, got {n_pos} and {n_neg}")
+        raise ValueError(
+            f"{name}: DeLong's variance needs at least 2 positives and 2 "
+            f"negatives, got {n_pos} and {n_neg}"
+        )
 
 
 def _one_row_per_patient(patient_ids: Sequence | None, n: int) -> None:
@@ -699,8 +839,10 @@ def _one_row_per_patient(patient_ids: Sequence | None, n: int) -> None:
         return
     groups = patient_groups(patient_ids, n)
     if len(groups) < n:
-        raise ValueError(f"patient_ids: {n} rows of {len(groups)} patients; DeLong's variance "
-                         "assumes one row per patient, use method='bootstrap'")
+        raise ValueError(
+            f"patient_ids: {n} rows of {len(groups)} patients; DeLong's variance "
+            "assumes one row per patient, use method='bootstrap'"
+        )
 
 
 def _positive_int(name: str, value: int) -> None:

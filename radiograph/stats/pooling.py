@@ -108,12 +108,27 @@ class MetaAnalysis:
         ``se`` is NaN and the log-scale SE is in ``extra["se_log"]``)."""
         extra = {"tau2": self.tau2, "i2": self.i2, "q": self.q, "q_p_value": self.q_p_value}
         if not self.exponentiate:
-            return Estimate(self.estimate, self.ci_low, self.ci_high, self.level,
-                            f"meta-{self.method}", se=self.se, p_value=self.p_value,
-                            n=self.k, extra=extra)
-        return Estimate(math.exp(self.estimate), math.exp(self.ci_low), math.exp(self.ci_high),
-                        self.level, f"meta-{self.method}", p_value=self.p_value, n=self.k,
-                        extra={**extra, "se_log": self.se})
+            return Estimate(
+                self.estimate,
+                self.ci_low,
+                self.ci_high,
+                self.level,
+                f"meta-{self.method}",
+                se=self.se,
+                p_value=self.p_value,
+                n=self.k,
+                extra=extra,
+            )
+        return Estimate(
+            math.exp(self.estimate),
+            math.exp(self.ci_low),
+            math.exp(self.ci_high),
+            self.level,
+            f"meta-{self.method}",
+            p_value=self.p_value,
+            n=self.k,
+            extra={**extra, "se_log": self.se},
+        )
 
     def forest_frame(self) -> pd.DataFrame:
         """Rows of a forest plot: one per centre (Wald interval ``y_i -/+ z s_i``) and a final
@@ -121,23 +136,30 @@ class MetaAnalysis:
         100 for the pooled row). With ``exponentiate`` estimates and bounds are exp()-ed
         (hazard ratios from log hazard ratios)."""
         half = norm.ppf(0.5 + self.level / 2.0) * self.standard_errors
-        frame = pd.DataFrame({
-            "label": [*self.labels, f"Pooled ({self.method})"],
-            "estimate": np.append(self.estimates, self.estimate),
-            "ci_low": np.append(self.estimates - half, self.ci_low),
-            "ci_high": np.append(self.estimates + half, self.ci_high),
-            "weight": np.append(self.weights, 100.0),
-        })
+        frame = pd.DataFrame(
+            {
+                "label": [*self.labels, f"Pooled ({self.method})"],
+                "estimate": np.append(self.estimates, self.estimate),
+                "ci_low": np.append(self.estimates - half, self.ci_low),
+                "ci_high": np.append(self.estimates + half, self.ci_high),
+                "weight": np.append(self.weights, 100.0),
+            }
+        )
         if self.exponentiate:
             columns = ["estimate", "ci_low", "ci_high"]
             frame[columns] = np.exp(frame[columns])
         return frame
 
 
-def meta_analysis(estimates: Sequence[float] | np.ndarray,
-                  standard_errors: Sequence[float] | np.ndarray, *,
-                  method: PoolingMethod = "DL", labels: Sequence[str] | None = None,
-                  level: float = 0.95, exponentiate: bool = False) -> MetaAnalysis:
+def meta_analysis(
+    estimates: Sequence[float] | np.ndarray,
+    standard_errors: Sequence[float] | np.ndarray,
+    *,
+    method: PoolingMethod = "DL",
+    labels: Sequence[str] | None = None,
+    level: float = 0.95,
+    exponentiate: bool = False,
+) -> MetaAnalysis:
     """Pool per-centre estimates by inverse-variance weighting (see the module docstring).
 
     Args:
@@ -159,13 +181,16 @@ def meta_analysis(estimates: Sequence[float] | np.ndarray,
     k = y.shape[0]
     se = as_vector("standard_errors", standard_errors, k)
     if (se <= 0).any():
-        raise ValueError(f"standard_errors: {int((se <= 0).sum())} non-positive value(s), first "
-                         f"at index {int(np.flatnonzero(se <= 0)[0])}; each must be > 0")
+        raise ValueError(
+            f"standard_errors: {int((se <= 0).sum())} non-positive value(s), first "
+            f"at index {int(np.flatnonzero(se <= 0)[0])}; each must be > 0"
+        )
     if method not in _METHODS:
         raise ValueError(f"method: must be one of {_METHODS}, got {method!r}")
     if method != "FE" and k < 2:
-        raise ValueError(f"estimates: random-effects pooling ({method}) needs at least 2 "
-                         f"centres, got {k}")
+        raise ValueError(
+            f"estimates: random-effects pooling ({method}) needs at least 2 centres, got {k}"
+        )
     level = check_level(level)
     names = _labels(labels, k)
     v = se**2
@@ -183,11 +208,26 @@ def meta_analysis(estimates: Sequence[float] | np.ndarray,
     q = _cochran_q(y, v)
     i2, h2 = _i2_h2(q, v, tau2, method)
     return MetaAnalysis(
-        estimate=mu, se=se_mu, ci_low=mu - half, ci_high=mu + half, z=mu / se_mu,
-        p_value=float(2.0 * norm.sf(abs(mu / se_mu))), tau2=tau2, i2=i2, h2=h2, q=q,
-        q_df=k - 1, q_p_value=float(chi2.sf(q, k - 1)) if k > 1 else math.nan,
-        weights=100.0 * w / np.sum(w), estimates=y, standard_errors=se, labels=names,
-        method=method, level=level, exponentiate=bool(exponentiate), extra=extra,
+        estimate=mu,
+        se=se_mu,
+        ci_low=mu - half,
+        ci_high=mu + half,
+        z=mu / se_mu,
+        p_value=float(2.0 * norm.sf(abs(mu / se_mu))),
+        tau2=tau2,
+        i2=i2,
+        h2=h2,
+        q=q,
+        q_df=k - 1,
+        q_p_value=float(chi2.sf(q, k - 1)) if k > 1 else math.nan,
+        weights=100.0 * w / np.sum(w),
+        estimates=y,
+        standard_errors=se,
+        labels=names,
+        method=method,
+        level=level,
+        exponentiate=bool(exponentiate),
+        extra=extra,
     )
 
 
@@ -243,8 +283,10 @@ def _tau2_reml(y: np.ndarray, v: np.ndarray) -> tuple[float, int]:
         tau2 += step
         if abs(step) <= _REML_TOLERANCE:
             return float(tau2), iteration
-    raise RuntimeError(f"REML: Fisher scoring did not converge in {_REML_MAX_ITER} iterations "
-                       f"(last tau2 = {tau2:.6g})")
+    raise RuntimeError(
+        f"REML: Fisher scoring did not converge in {_REML_MAX_ITER} iterations "
+        f"(last tau2 = {tau2:.6g})"
+    )
 
 
 def _i2_h2(q: float, v: np.ndarray, tau2: float, method: str) -> tuple[float, float]:

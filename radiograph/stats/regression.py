@@ -107,7 +107,8 @@ class RegressionResult:
         rows = self.table[self.table["term"] != INTERCEPT]
         frame = rows[["term", self.ratio_name, "ci_low", "ci_high", "p_value"]]
         return frame.rename(columns={self.ratio_name: "ratio", "p_value": "p"}).reset_index(
-            drop=True)
+            drop=True
+        )
 
 
 @dataclass(frozen=True)
@@ -215,8 +216,9 @@ def cox_regression(
         raise ValueError(f"penalizer: must be finite and >= 0, got {penalizer}")
     strata = list(strata or ())
     frame, n_dropped = _complete_rows(table, [duration, event, *covariates, *strata], dropna)
-    return _cox(frame, duration, event, covariates, categorical, strata, level, penalizer,
-                n_dropped)
+    return _cox(
+        frame, duration, event, covariates, categorical, strata, level, penalizer, n_dropped
+    )
 
 
 def logistic_regression(
@@ -303,8 +305,10 @@ def univariable_then_multivariable(
     lr_p = univariable.groupby("covariate", sort=False)["lr_p"].first()
     kept = tuple(c for c in covariates if lr_p[c] < p_enter)
     if not kept:
-        reason = (f"no covariate has a univariable likelihood-ratio p < {p_enter} "
-                  f"(smallest {lr_p.min():.3g}, {lr_p.idxmin()})")
+        reason = (
+            f"no covariate has a univariable likelihood-ratio p < {p_enter} "
+            f"(smallest {lr_p.min():.3g}, {lr_p.idxmin()})"
+        )
         return SelectionResult(univariable, kept, None, reason, p_enter)
     return SelectionResult(univariable, kept, fit(frame, list(kept), n_dropped), "", p_enter)
 
@@ -353,34 +357,64 @@ def interaction_test(
     covariates = list(covariates)
     _check_categorical(categorical, covariates)
     if treatment in covariates or group in covariates or treatment == group:
-        raise ValueError(f"covariates: {treatment!r} and {group!r} must be distinct and not "
-                         "among the adjustment covariates")
+        raise ValueError(
+            f"covariates: {treatment!r} and {group!r} must be distinct and not "
+            "among the adjustment covariates"
+        )
     frame, n_dropped = _complete_rows(
-        table, [duration, event, treatment, group, *covariates], dropna)
+        table, [duration, event, treatment, group, *covariates], dropna
+    )
     time, status = _times(frame, duration), _events(frame, event)
     _check_treatment(frame, treatment)
     levels = _group_levels(frame[group], group, group_reference)
     labels = frame[group].map(_label)
-    by_group = pd.DataFrame([
-        _treatment_in_group(frame[labels == lev], lev, duration, event, treatment, group,
-                            covariates, categorical, level) for lev in levels])
+    by_group = pd.DataFrame(
+        [
+            _treatment_in_group(
+                frame[labels == lev],
+                lev,
+                duration,
+                event,
+                treatment,
+                group,
+                covariates,
+                categorical,
+                level,
+            )
+            for lev in levels
+        ]
+    )
 
-    x, owner = _design(frame, [treatment, group, *covariates],
-                       {**(categorical or {}), group: levels[0]})
+    x, owner = _design(
+        frame, [treatment, group, *covariates], {**(categorical or {}), group: levels[0]}
+    )
     without = _fit_cox(x, owner, time, status, None, level, 0.0, n_dropped)
-    products = {f"{treatment}:{term}": x[treatment] * x[term]
-                for term, covariate in owner.items() if covariate == group}
+    products = {
+        f"{treatment}:{term}": x[treatment] * x[term]
+        for term, covariate in owner.items()
+        if covariate == group
+    }
     owner_with = {**owner, **dict.fromkeys(products, f"{treatment}:{group}")}
-    with_ = _fit_cox(x.assign(**products), owner_with, time, status, None, level, 0.0,
-                     n_dropped)
+    with_ = _fit_cox(x.assign(**products), owner_with, time, status, None, level, 0.0, n_dropped)
 
     lr = 2.0 * (with_.log_likelihood - without.log_likelihood)
     df = len(products)
     ratio = _interaction_estimate(with_, next(iter(products))) if df == 1 else None
     return InteractionResult(
-        by_group, lr, df, float(chi2.sf(max(lr, 0.0), df)),
-        ratio.p_value if ratio is not None else math.nan, ratio, with_, without, level,
-        with_.n, with_.n_events, n_dropped, with_.method)
+        by_group,
+        lr,
+        df,
+        float(chi2.sf(max(lr, 0.0), df)),
+        ratio.p_value if ratio is not None else math.nan,
+        ratio,
+        with_,
+        without,
+        level,
+        with_.n,
+        with_.n_events,
+        n_dropped,
+        with_.method,
+    )
 
 
 def _group_levels(column: pd.Series, group: str, reference: Any) -> list[str]:
@@ -390,24 +424,33 @@ def _group_levels(column: pd.Series, group: str, reference: Any) -> list[str]:
         raise ValueError(f"{group}: a single level ({levels[0]!r}); an interaction needs two")
     reference = levels[0] if reference is None else _label(reference)
     if reference not in levels:
-        raise ValueError(f"group_reference: level {reference!r} of {group} does not occur "
-                         f"(levels: {levels})")
+        raise ValueError(
+            f"group_reference: level {reference!r} of {group} does not occur (levels: {levels})"
+        )
     return [reference, *(lev for lev in levels if lev != reference)]
 
 
 def _interaction_estimate(fit: RegressionResult, term: str) -> Estimate:
     """exp(coef) of the interaction ``term`` with its Wald interval and p-value."""
     row = fit.table.set_index("term").loc[term]
-    return Estimate(float(row["hazard_ratio"]), float(row["ci_low"]), float(row["ci_high"]),
-                    fit.level, "cox-wald interaction", se=float(row["se"]),
-                    p_value=float(row["p_value"]), n=fit.n)
+    return Estimate(
+        float(row["hazard_ratio"]),
+        float(row["ci_low"]),
+        float(row["ci_high"]),
+        fit.level,
+        "cox-wald interaction",
+        se=float(row["se"]),
+        p_value=float(row["p_value"]),
+        n=fit.n,
+    )
 
 
 # ---- input -----------------------------------------------------------------------------------
 
 
-def _complete_rows(table: pd.DataFrame, columns: Sequence[str],
-                   dropna: bool) -> tuple[pd.DataFrame, int]:
+def _complete_rows(
+    table: pd.DataFrame, columns: Sequence[str], dropna: bool
+) -> tuple[pd.DataFrame, int]:
     """The used ``columns`` of ``table``; ValueError naming missing columns, or the columns
     with missing values and their counts unless ``dropna`` (then those rows are dropped)."""
     if not isinstance(table, pd.DataFrame):
@@ -415,16 +458,19 @@ def _complete_rows(table: pd.DataFrame, columns: Sequence[str],
     columns = list(dict.fromkeys(columns))
     absent = [c for c in columns if c not in table.columns]
     if absent:
-        raise ValueError(f"{', '.join(map(str, absent))}: no such column in table "
-                         f"(columns: {list(table.columns)})")
+        raise ValueError(
+            f"{', '.join(map(str, absent))}: no such column in table "
+            f"(columns: {list(table.columns)})"
+        )
     frame = table[columns]
     missing = frame.isna().sum()
     missing = missing[missing > 0]
     if missing.empty:
         return frame, 0
     if not dropna:
-        counts = ", ".join(f"{col} ({count} of {len(frame)} rows)" for col, count in
-                           missing.items())
+        counts = ", ".join(
+            f"{col} ({count} of {len(frame)} rows)" for col, count in missing.items()
+        )
         raise ValueError(f"{counts}: missing values; impute or drop them, or pass dropna=True")
     complete = frame.dropna()
     if complete.empty:
@@ -459,11 +505,12 @@ def _events(frame: pd.DataFrame, event: str) -> np.ndarray:
 def _check_treatment(frame: pd.DataFrame, treatment: str) -> None:
     values = pd.unique(frame[treatment])
     if not np.isin(values, (0, 1)).all():
-        raise ValueError(f"{treatment}: treatment must be coded 0/1, got values "
-                         f"{sorted(map(_label, values))[:10]}")
+        raise ValueError(
+            f"{treatment}: treatment must be coded 0/1, got values "
+            f"{sorted(map(_label, values))[:10]}"
+        )
     if len(values) < 2:
-        raise ValueError(f"{treatment}: only arm {_label(values[0])} occurs; both arms are "
-                         "needed")
+        raise ValueError(f"{treatment}: only arm {_label(values[0])} occurs; both arms are needed")
 
 
 def _label(value: Any) -> str:
@@ -493,8 +540,9 @@ def _levels(column: pd.Series, name: str) -> list[str]:
     return labels
 
 
-def _design(frame: pd.DataFrame, covariates: Sequence[str],
-            categorical: Mapping[str, Any] | None) -> tuple[pd.DataFrame, dict[str, str]]:
+def _design(
+    frame: pd.DataFrame, covariates: Sequence[str], categorical: Mapping[str, Any] | None
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """The numeric design matrix (float64, one column per term) and term -> covariate."""
     categorical = dict(categorical or {})
     _check_categorical(categorical, covariates)
@@ -512,13 +560,17 @@ def _design(frame: pd.DataFrame, covariates: Sequence[str],
 
 def _continuous(column: pd.Series, name: str) -> pd.Series:
     if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
-        raise ValueError(f"{name}: non-numeric values (dtype {column.dtype}); list it in "
-                         "categorical with a reference level")
+        raise ValueError(
+            f"{name}: non-numeric values (dtype {column.dtype}); list it in "
+            "categorical with a reference level"
+        )
     values = column.astype(np.float64)
     as_vector(name, values.to_numpy())
     if values.nunique() < 2:
-        raise ValueError(f"{name}: constant ({_label(values.iloc[0])}) over all {len(values)} "
-                         "rows; it has no estimable effect")
+        raise ValueError(
+            f"{name}: constant ({_label(values.iloc[0])}) over all {len(values)} "
+            "rows; it has no estimable effect"
+        )
     return values
 
 
@@ -526,21 +578,32 @@ def _indicators(column: pd.Series, name: str, reference: Any) -> dict[str, pd.Se
     levels = _levels(column, name)
     reference = _label(reference)
     if reference not in levels:
-        raise ValueError(f"categorical: reference level {reference!r} of {name} does not occur "
-                         f"(levels: {levels})")
+        raise ValueError(
+            f"categorical: reference level {reference!r} of {name} does not occur "
+            f"(levels: {levels})"
+        )
     if len(levels) < 2:
         raise ValueError(f"{name}: only the reference level {reference!r} occurs")
     labels = column.map(_label)
-    return {f"{name}[{lev}]": (labels == lev).astype(np.float64)
-            for lev in levels if lev != reference}
+    return {
+        f"{name}[{lev}]": (labels == lev).astype(np.float64) for lev in levels if lev != reference
+    }
 
 
 # ---- fitting ---------------------------------------------------------------------------------
 
 
-def _cox(frame: pd.DataFrame, duration: str, event: str, covariates: Sequence[str],
-         categorical: Mapping[str, Any] | None, strata: Sequence[str], level: float,
-         penalizer: float, n_dropped: int) -> RegressionResult:
+def _cox(
+    frame: pd.DataFrame,
+    duration: str,
+    event: str,
+    covariates: Sequence[str],
+    categorical: Mapping[str, Any] | None,
+    strata: Sequence[str],
+    level: float,
+    penalizer: float,
+    n_dropped: int,
+) -> RegressionResult:
     covariates = _check_covariates(covariates)
     time, status = _times(frame, duration), _events(frame, event)
     x, owner = _design(frame, covariates, categorical)
@@ -548,18 +611,28 @@ def _cox(frame: pd.DataFrame, duration: str, event: str, covariates: Sequence[st
     return _fit_cox(x, owner, time, status, strata_frame, level, penalizer, n_dropped)
 
 
-def _logistic(frame: pd.DataFrame, outcome: str, covariates: Sequence[str],
-              categorical: Mapping[str, Any] | None, level: float,
-              n_dropped: int) -> RegressionResult:
+def _logistic(
+    frame: pd.DataFrame,
+    outcome: str,
+    covariates: Sequence[str],
+    categorical: Mapping[str, Any] | None,
+    level: float,
+    n_dropped: int,
+) -> RegressionResult:
     covariates = _check_covariates(covariates)
     y = as_binary_label(outcome, frame[outcome].to_numpy()).astype(np.float64)
     x, owner = _design(frame, covariates, categorical)
     return _fit_logistic(x, owner, y, level, n_dropped)
 
 
-def _model_fitter(model: Model, duration: str | None, event: str | None, outcome: str | None,
-                  categorical: Mapping[str, Any] | None,
-                  level: float) -> tuple[Callable[..., RegressionResult], list[str]]:
+def _model_fitter(
+    model: Model,
+    duration: str | None,
+    event: str | None,
+    outcome: str | None,
+    categorical: Mapping[str, Any] | None,
+    level: float,
+) -> tuple[Callable[..., RegressionResult], list[str]]:
     """``fit(frame, covariates, n_dropped) -> RegressionResult`` for ``model``, and the
     outcome columns it needs."""
     if model == "cox":
@@ -567,8 +640,9 @@ def _model_fitter(model: Model, duration: str | None, event: str | None, outcome
             raise ValueError("duration, event: both are needed for model='cox'")
 
         def fit_cox(frame: pd.DataFrame, covs: list[str], dropped: int) -> RegressionResult:
-            return _cox(frame, duration, event, covs, _only(categorical, covs), (), level, 0.0,
-                        dropped)
+            return _cox(
+                frame, duration, event, covs, _only(categorical, covs), (), level, 0.0, dropped
+            )
 
         return fit_cox, [duration, event]
     if model == "logistic":
@@ -587,33 +661,47 @@ def _only(categorical: Mapping[str, Any] | None, covariates: Sequence[str]) -> d
     return {c: ref for c, ref in (categorical or {}).items() if c in covariates}
 
 
-def _check_categorical(categorical: Mapping[str, Any] | None,
-                       covariates: Sequence[str]) -> None:
+def _check_categorical(categorical: Mapping[str, Any] | None, covariates: Sequence[str]) -> None:
     unknown = [c for c in (categorical or {}) if c not in covariates]
     if unknown:
         raise ValueError(f"categorical: {unknown} not among the covariates {list(covariates)}")
 
 
-def _wald_table(terms: Sequence[str], owner: Mapping[str, str], coef: np.ndarray,
-                se: np.ndarray, level: float, ratio_name: str) -> pd.DataFrame:
+def _wald_table(
+    terms: Sequence[str],
+    owner: Mapping[str, str],
+    coef: np.ndarray,
+    se: np.ndarray,
+    level: float,
+    ratio_name: str,
+) -> pd.DataFrame:
     z_crit = norm.ppf(0.5 + level / 2.0)
     z = coef / se
-    return pd.DataFrame({
-        "term": list(terms),
-        "covariate": [owner.get(t, t) for t in terms],
-        "coef": coef,
-        "se": se,
-        ratio_name: np.exp(coef),
-        "ci_low": np.exp(coef - z_crit * se),
-        "ci_high": np.exp(coef + z_crit * se),
-        "z": z,
-        "p_value": 2.0 * norm.sf(np.abs(z)),
-    })
+    return pd.DataFrame(
+        {
+            "term": list(terms),
+            "covariate": [owner.get(t, t) for t in terms],
+            "coef": coef,
+            "se": se,
+            ratio_name: np.exp(coef),
+            "ci_low": np.exp(coef - z_crit * se),
+            "ci_high": np.exp(coef + z_crit * se),
+            "z": z,
+            "p_value": 2.0 * norm.sf(np.abs(z)),
+        }
+    )
 
 
-def _fit_cox(x: pd.DataFrame, owner: Mapping[str, str], time: np.ndarray, status: np.ndarray,
-             strata: pd.DataFrame | None, level: float, penalizer: float,
-             n_dropped: int) -> RegressionResult:
+def _fit_cox(
+    x: pd.DataFrame,
+    owner: Mapping[str, str],
+    time: np.ndarray,
+    status: np.ndarray,
+    strata: pd.DataFrame | None,
+    level: float,
+    penalizer: float,
+    n_dropped: int,
+) -> RegressionResult:
     """Fit lifelines' ``CoxPHFitter`` on the design ``x`` (n, p) and report the table."""
     data = pd.DataFrame(x.to_numpy(), columns=[f"x{j}" for j in range(x.shape[1])])
     data["__time__"], data["__event__"] = time, status.astype(np.float64)
@@ -623,8 +711,7 @@ def _fit_cox(x: pd.DataFrame, owner: Mapping[str, str], time: np.ndarray, status
         for name, column in zip(strata_names, strata.columns):
             data[name] = strata[column].to_numpy()
     fitter = CoxPHFitter(alpha=1.0 - level, penalizer=penalizer)
-    fitter.fit(data, "__time__", "__event__", strata=strata_names,
-               fit_options=_COX_FIT_OPTIONS)
+    fitter.fit(data, "__time__", "__event__", strata=strata_names, fit_options=_COX_FIT_OPTIONS)
     coef = fitter.params_.to_numpy()
     se = fitter.standard_errors_.to_numpy()
     codes = _stratum_codes(strata, len(time))
@@ -634,24 +721,36 @@ def _fit_cox(x: pd.DataFrame, owner: Mapping[str, str], time: np.ndarray, status
     df = x.shape[1]
     return RegressionResult(
         table=_wald_table(list(x.columns), owner, coef, se, level, "hazard_ratio"),
-        n=len(time), n_events=int(status.sum()), log_likelihood=loglik,
-        null_log_likelihood=null, lr_statistic=lr, lr_df=df,
-        lr_p=float(chi2.sf(max(lr, 0.0), df)), method="cox-efron (lifelines)", level=level,
-        concordance=float(fitter.concordance_index_), n_dropped=n_dropped)
+        n=len(time),
+        n_events=int(status.sum()),
+        log_likelihood=loglik,
+        null_log_likelihood=null,
+        lr_statistic=lr,
+        lr_df=df,
+        lr_p=float(chi2.sf(max(lr, 0.0), df)),
+        method="cox-efron (lifelines)",
+        level=level,
+        concordance=float(fitter.concordance_index_),
+        n_dropped=n_dropped,
+    )
 
 
-def _fit_logistic(x: pd.DataFrame, owner: Mapping[str, str], y: np.ndarray, level: float,
-                  n_dropped: int) -> RegressionResult:
+def _fit_logistic(
+    x: pd.DataFrame, owner: Mapping[str, str], y: np.ndarray, level: float, n_dropped: int
+) -> RegressionResult:
     """Fit statsmodels' ``Logit`` of ``y`` on an intercept and the design ``x``."""
     exog = np.column_stack([np.ones(len(y)), x.to_numpy()])
     with warnings.catch_warnings():
         warnings.simplefilter("error", PerfectSeparationWarning)
         try:
-            fit = sm.Logit(y, exog).fit(method="newton", tol=_LOGIT_TOL,
-                                        maxiter=_LOGIT_MAX_ITER, disp=0)
+            fit = sm.Logit(y, exog).fit(
+                method="newton", tol=_LOGIT_TOL, maxiter=_LOGIT_MAX_ITER, disp=0
+            )
         except PerfectSeparationWarning as err:
-            raise ValueError(f"covariates: {list(x.columns)} separate the outcome perfectly; "
-                             "the odds ratios are infinite") from err
+            raise ValueError(
+                f"covariates: {list(x.columns)} separate the outcome perfectly; "
+                "the odds ratios are infinite"
+            ) from err
     terms = [INTERCEPT, *x.columns]
     loglik = float(fit.llf)
     # Closed form of the intercept-only model (statsmodels' ``llnull`` refits it at its default
@@ -661,12 +760,21 @@ def _fit_logistic(x: pd.DataFrame, owner: Mapping[str, str], y: np.ndarray, leve
     lr = 2.0 * (loglik - null)
     df = x.shape[1]
     return RegressionResult(
-        table=_wald_table(terms, owner, np.asarray(fit.params), np.asarray(fit.bse), level,
-                          "odds_ratio"),
-        n=len(y), n_events=int(y.sum()), log_likelihood=loglik, null_log_likelihood=null,
-        lr_statistic=lr, lr_df=df, lr_p=float(chi2.sf(max(lr, 0.0), df)),
-        method="logistic-ml (statsmodels)", level=level,
-        auc=float(roc_auc_score(y, fit.predict())), n_dropped=n_dropped)
+        table=_wald_table(
+            terms, owner, np.asarray(fit.params), np.asarray(fit.bse), level, "odds_ratio"
+        ),
+        n=len(y),
+        n_events=int(y.sum()),
+        log_likelihood=loglik,
+        null_log_likelihood=null,
+        lr_statistic=lr,
+        lr_df=df,
+        lr_p=float(chi2.sf(max(lr, 0.0), df)),
+        method="logistic-ml (statsmodels)",
+        level=level,
+        auc=float(roc_auc_score(y, fit.predict())),
+        n_dropped=n_dropped,
+    )
 
 
 def _stratum_codes(strata: pd.DataFrame | None, n: int) -> np.ndarray:
@@ -675,8 +783,7 @@ def _stratum_codes(strata: pd.DataFrame | None, n: int) -> np.ndarray:
     return strata.groupby(list(strata.columns), sort=True).ngroup().to_numpy()
 
 
-def _null_partial_log_likelihood(time: np.ndarray, status: np.ndarray,
-                                 strata: np.ndarray) -> float:
+def _null_partial_log_likelihood(time: np.ndarray, status: np.ndarray, strata: np.ndarray) -> float:
     """Efron partial log-likelihood at beta = 0 (formula in the module docstring).
 
     Args:
@@ -691,21 +798,37 @@ def _null_partial_log_likelihood(time: np.ndarray, status: np.ndarray,
     return total
 
 
-def _treatment_in_group(frame: pd.DataFrame, label: str, duration: str, event: str,
-                        treatment: str, group: str, covariates: Sequence[str],
-                        categorical: Mapping[str, Any] | None, level: float) -> dict[str, Any]:
+def _treatment_in_group(
+    frame: pd.DataFrame,
+    label: str,
+    duration: str,
+    event: str,
+    treatment: str,
+    group: str,
+    covariates: Sequence[str],
+    categorical: Mapping[str, Any] | None,
+    level: float,
+) -> dict[str, Any]:
     """The treatment row of the Cox model within one group, with its counts."""
     arms = frame[treatment].nunique()
     status = frame[event].to_numpy(dtype=np.float64)
     if arms < 2:
-        raise ValueError(f"{group}: group {label!r} has a single {treatment} arm; the treatment "
-                         "effect within it is not estimable")
+        raise ValueError(
+            f"{group}: group {label!r} has a single {treatment} arm; the treatment "
+            "effect within it is not estimable"
+        )
     if status.sum() == 0:
         raise ValueError(f"{group}: group {label!r} has no events ({len(frame)} subjects)")
     covs = [treatment, *covariates]
     fit = _cox(frame, duration, event, covs, _only(categorical, covs), (), level, 0.0, 0)
     row = fit.table.set_index("term").loc[treatment]
-    return {"group": label, "n": fit.n, "n_events": fit.n_events,
-            "n_treated": int(frame[treatment].sum()), "hazard_ratio": float(row["hazard_ratio"]),
-            "ci_low": float(row["ci_low"]), "ci_high": float(row["ci_high"]),
-            "p_value": float(row["p_value"])}
+    return {
+        "group": label,
+        "n": fit.n,
+        "n_events": fit.n_events,
+        "n_treated": int(frame[treatment].sum()),
+        "hazard_ratio": float(row["hazard_ratio"]),
+        "ci_low": float(row["ci_low"]),
+        "ci_high": float(row["ci_high"]),
+        "p_value": float(row["p_value"]),
+    }

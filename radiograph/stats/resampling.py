@@ -22,16 +22,18 @@ def patient_groups(patient_ids: Sequence | None, n_rows: int) -> list[np.ndarray
         return [np.array([i]) for i in range(n_rows)]
     patients = np.asarray(patient_ids)
     if patients.shape[0] != n_rows:
-        raise ValueError(f"patient_ids: has {patients.shape[0]} entries for {n_rows} rows "
-                         "(lengths differ)")
+        raise ValueError(
+            f"patient_ids: has {patients.shape[0]} entries for {n_rows} rows (lengths differ)"
+        )
     _, inverse = np.unique(patients, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     bounds = np.flatnonzero(np.diff(inverse[order])) + 1
     return np.split(order, bounds)
 
 
-def bootstrap_indices(patient_ids: Sequence | None, n_boot: int, seed: int,
-                      n_rows: int | None = None) -> np.ndarray | list[np.ndarray]:
+def bootstrap_indices(
+    patient_ids: Sequence | None, n_boot: int, seed: int, n_rows: int | None = None
+) -> np.ndarray | list[np.ndarray]:
     """Row indices of ``n_boot`` patient-level bootstrap resamples.
 
     Patients are drawn with replacement (as many as there are distinct patients) from
@@ -86,8 +88,9 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float
     return float(low), float(high)
 
 
-def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray,
-                 level: float = 0.95) -> tuple[float, float]:
+def bca_interval(
+    samples: np.ndarray, estimate: float, jackknife: np.ndarray, level: float = 0.95
+) -> tuple[float, float]:
     """Bias-corrected and accelerated bootstrap interval (Efron 1987; Efron & Tibshirani
     1993, eq. 14.9-14.15).
 
@@ -121,9 +124,14 @@ def bca_interval(samples: np.ndarray, estimate: float, jackknife: np.ndarray,
     return float(low), float(high)
 
 
-def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n_rows: int, *,
-                        patient_ids: Sequence | None = None, n_boot: int = 1000,
-                        seed: int = 0) -> np.ndarray:
+def bootstrap_statistic(
+    statistic: Callable[[np.ndarray], float],
+    n_rows: int,
+    *,
+    patient_ids: Sequence | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
     """(n_boot,) values of ``statistic(rows)`` over patient-level resamples (NaN where the
     statistic raises ``ValueError`` on a resample, e.g. a single class)."""
     values = np.empty(int(n_boot))
@@ -135,8 +143,9 @@ def bootstrap_statistic(statistic: Callable[[np.ndarray], float], n_rows: int, *
     return values
 
 
-def jackknife_statistic(statistic: Callable[[np.ndarray], float], n_rows: int, *,
-                        patient_ids: Sequence | None = None) -> np.ndarray:
+def jackknife_statistic(
+    statistic: Callable[[np.ndarray], float], n_rows: int, *, patient_ids: Sequence | None = None
+) -> np.ndarray:
     """(n_patients,) leave-one-patient-out values of ``statistic(rows)``."""
     out = []
     for rows in jackknife_indices(patient_ids, n_rows):
@@ -147,8 +156,13 @@ def jackknife_statistic(statistic: Callable[[np.ndarray], float], n_rows: int, *
     return np.asarray(out, dtype=np.float64)
 
 
-def interval(method: str, samples: np.ndarray, estimate: float, level: float,
-             jackknife: Callable[[], np.ndarray] | None = None) -> tuple[float, float]:
+def interval(
+    method: str,
+    samples: np.ndarray,
+    estimate: float,
+    level: float,
+    jackknife: Callable[[], np.ndarray] | None = None,
+) -> tuple[float, float]:
     """``"percentile"`` or ``"bca"`` interval of bootstrap ``samples`` (``jackknife`` is
     called only for BCa)."""
     if method == "percentile":
@@ -158,4 +172,3 @@ def interval(method: str, samples: np.ndarray, estimate: float, level: float,
             raise ValueError("interval: method 'bca' needs the jackknife values")
         return bca_interval(samples, estimate, jackknife(), level)
     raise ValueError(f"interval: method must be 'percentile' or 'bca', got {method!r}")
-

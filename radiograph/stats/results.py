@@ -77,8 +77,16 @@ class Comparison:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self, prefix: str = "") -> dict[str, Any]:
-        keys = ("estimate_a", "estimate_b", "difference", "ci_low", "ci_high", "p_value",
-                "statistic", "se")
+        keys = (
+            "estimate_a",
+            "estimate_b",
+            "difference",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "statistic",
+            "se",
+        )
         return {f"{prefix}{k}": getattr(self, k) for k in keys}
 
 

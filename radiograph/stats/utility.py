@@ -68,9 +68,17 @@ class DecisionCurve:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per threshold."""
-        columns = ("thresholds", "net_benefit", "net_benefit_low", "net_benefit_high",
-                   "treat_all", "treat_none", "interventions_avoided",
-                   "interventions_avoided_low", "interventions_avoided_high")
+        columns = (
+            "thresholds",
+            "net_benefit",
+            "net_benefit_low",
+            "net_benefit_high",
+            "treat_all",
+            "treat_none",
+            "interventions_avoided",
+            "interventions_avoided_low",
+            "interventions_avoided_high",
+        )
         frame = pd.DataFrame({c: getattr(self, c) for c in columns})
         return frame.rename(columns={"thresholds": "threshold"})
 
@@ -80,8 +88,10 @@ def _as_thresholds(thresholds: Sequence[float]) -> np.ndarray:
     bad = (pt <= 0.0) | (pt >= 1.0)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"thresholds: must lie strictly between 0 and 1 (pt / (1 - pt) is "
-                         f"the exchange rate), got {pt[first]!r} at index {first}")
+        raise ValueError(
+            f"thresholds: must lie strictly between 0 and 1 (pt / (1 - pt) is "
+            f"the exchange rate), got {pt[first]!r} at index {first}"
+        )
     return pt
 
 
@@ -94,8 +104,14 @@ def _flat_resamples(indices: np.ndarray | list[np.ndarray]) -> tuple[np.ndarray,
     return np.concatenate(indices), np.repeat(np.arange(len(indices)), lengths)
 
 
-def _net_benefit(y: np.ndarray, treated_up_to: np.ndarray, pt: np.ndarray, flat: np.ndarray,
-                 rows: np.ndarray, n_resamples: int) -> tuple[np.ndarray, np.ndarray]:
+def _net_benefit(
+    y: np.ndarray,
+    treated_up_to: np.ndarray,
+    pt: np.ndarray,
+    flat: np.ndarray,
+    rows: np.ndarray,
+    n_resamples: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """(B, T) net benefit of the model and of treat-all over B resamples at the sorted
     thresholds ``pt``.
 
@@ -120,9 +136,17 @@ def _net_benefit(y: np.ndarray, treated_up_to: np.ndarray, pt: np.ndarray, flat:
     return model, prevalence - (1.0 - prevalence) * odds
 
 
-def decision_curve(label: Sequence, prob: Sequence, thresholds: Sequence[float], *,
-                   n_boot: int = 0, seed: int = 0, level: float = 0.95,
-                   patient_ids: Sequence | None = None, per: float = 100) -> DecisionCurve:
+def decision_curve(
+    label: Sequence,
+    prob: Sequence,
+    thresholds: Sequence[float],
+    *,
+    n_boot: int = 0,
+    seed: int = 0,
+    level: float = 0.95,
+    patient_ids: Sequence | None = None,
+    per: float = 100,
+) -> DecisionCurve:
     """Decision curve: net benefit of treating patients with predicted risk >= pt.
 
     Net benefit (Vickers & Elkin 2006) weighs false positives by the odds of the threshold,
@@ -165,32 +189,37 @@ def decision_curve(label: Sequence, prob: Sequence, thresholds: Sequence[float],
         if patient_ids is not None:
             patient_groups(patient_ids, n)  # ValueError on a length mismatch
         flat, rows = _flat_resamples(bootstrap_indices(patient_ids, int(n_boot), seed, n))
-        boot_model, boot_all = _net_benefit(outcome, treated_up_to, sorted_pt, flat, rows,
-                                            int(n_boot))
+        boot_model, boot_all = _net_benefit(
+            outcome, treated_up_to, sorted_pt, flat, rows, int(n_boot)
+        )
         boot_model, boot_all = boot_model[:, unsort], boot_all[:, unsort]
         boot_avoided = (boot_model - boot_all) / odds * per
         tail = 100.0 * (1.0 - level) / 2.0
-        bands = [*np.percentile(boot_model, [tail, 100.0 - tail], axis=0),
-                 *np.percentile(boot_avoided, [tail, 100.0 - tail], axis=0)]
+        bands = [
+            *np.percentile(boot_model, [tail, 100.0 - tail], axis=0),
+            *np.percentile(boot_avoided, [tail, 100.0 - tail], axis=0),
+        ]
     arrays = (pt.copy(), net_benefit, treat_all, np.zeros_like(pt), avoided, *bands)
     for array in arrays:
         array.setflags(write=False)
-    return DecisionCurve(*arrays, prevalence=prevalence, n=int(n), per=float(per), level=level,
-                         n_boot=int(n_boot))
+    return DecisionCurve(
+        *arrays, prevalence=prevalence, n=int(n), per=float(per), level=level, n_boot=int(n_boot)
+    )
 
 
 # ---- IDI and NRI -------------------------------------------------------------------------------
 
-def _paired_probabilities(label: Sequence, p_old: Sequence,
-                          p_new: Sequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def _paired_probabilities(
+    label: Sequence, p_old: Sequence, p_new: Sequence
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = as_binary_label("label", label)
     old = as_probability("p_old", p_old, y.shape[0])
     new = as_probability("p_new", p_new, y.shape[0])
     return y, old, new
 
 
-def _z_test(estimate: float, se: float, level: float, method: str, n: int,
-            extra: dict) -> Estimate:
+def _z_test(estimate: float, se: float, level: float, method: str, n: int, extra: dict) -> Estimate:
     """Wald interval and two-sided z-test of 0; an estimate of 0 with SE 0 (nothing moved)
     has p = 1, a non-zero one with SE 0 p = 0."""
     z_crit = norm.ppf(0.5 + level / 2.0)
@@ -198,13 +227,20 @@ def _z_test(estimate: float, se: float, level: float, method: str, n: int,
         p_value = float(2.0 * norm.sf(abs(estimate) / se))
     else:
         p_value = 1.0 if estimate == 0.0 else 0.0
-    return Estimate(float(estimate), float(estimate - z_crit * se),
-                    float(estimate + z_crit * se), level, method, se=float(se),
-                    p_value=p_value, n=n, extra=extra)
+    return Estimate(
+        float(estimate),
+        float(estimate - z_crit * se),
+        float(estimate + z_crit * se),
+        level,
+        method,
+        se=float(se),
+        p_value=p_value,
+        n=n,
+        extra=extra,
+    )
 
 
-def idi(label: Sequence, p_old: Sequence, p_new: Sequence, *,
-        level: float = 0.95) -> Estimate:
+def idi(label: Sequence, p_old: Sequence, p_new: Sequence, *, level: float = 0.95) -> Estimate:
     """Integrated discrimination improvement of ``p_new`` over ``p_old`` (Pencina et al.
     2008, section 3).
 
@@ -227,20 +263,32 @@ def idi(label: Sequence, p_old: Sequence, p_new: Sequence, *,
     y, old, new = _paired_probabilities(label, p_old, p_new)
     n_events, n_nonevents = int(y.sum()), int((~y).sum())
     if min(n_events, n_nonevents) < 2:
-        raise ValueError(f"label: {n_events} event(s) and {n_nonevents} non-event(s); the IDI's "
-                         "variance needs at least 2 of each")
+        raise ValueError(
+            f"label: {n_events} event(s) and {n_nonevents} non-event(s); the IDI's "
+            "variance needs at least 2 of each"
+        )
     diff = new - old
     gain_events, gain_nonevents = diff[y].mean(), -diff[~y].mean()
     se = np.sqrt(diff[y].var(ddof=1) / n_events + diff[~y].var(ddof=1) / n_nonevents)
     slope_old = old[y].mean() - old[~y].mean()
     slope_new = new[y].mean() - new[~y].mean()
-    extra = {"idi_events": float(gain_events), "idi_nonevents": float(gain_nonevents),
-             "discrimination_slope_old": float(slope_old),
-             "discrimination_slope_new": float(slope_new),
-             "relative_idi": float(slope_new / slope_old - 1.0) if slope_old != 0 else np.nan,
-             "n_events": n_events, "n_nonevents": n_nonevents}
-    return _z_test(gain_events + gain_nonevents, float(se), check_level(level), "pencina-2008",
-                   int(y.shape[0]), extra)
+    extra = {
+        "idi_events": float(gain_events),
+        "idi_nonevents": float(gain_nonevents),
+        "discrimination_slope_old": float(slope_old),
+        "discrimination_slope_new": float(slope_new),
+        "relative_idi": float(slope_new / slope_old - 1.0) if slope_old != 0 else np.nan,
+        "n_events": n_events,
+        "n_nonevents": n_nonevents,
+    }
+    return _z_test(
+        gain_events + gain_nonevents,
+        float(se),
+        check_level(level),
+        "pencina-2008",
+        int(y.shape[0]),
+        extra,
+    )
 
 
 def _risk_categories(prob: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
@@ -257,8 +305,14 @@ def _as_cutoffs(cutoffs: Sequence[float]) -> np.ndarray:
     return cuts
 
 
-def nri(label: Sequence, p_old: Sequence, p_new: Sequence, *,
-        cutoffs: Sequence[float] | None = None, level: float = 0.95) -> Estimate:
+def nri(
+    label: Sequence,
+    p_old: Sequence,
+    p_new: Sequence,
+    *,
+    cutoffs: Sequence[float] | None = None,
+    level: float = 0.95,
+) -> Estimate:
     """Net reclassification improvement of ``p_new`` over ``p_old``.
 
     NRI = [P(up | event) - P(down | event)] + [P(down | non-event) - P(up | non-event)]
@@ -298,9 +352,16 @@ def nri(label: Sequence, p_old: Sequence, p_new: Sequence, *,
     up_e, down_e = up[y].mean(), down[y].mean()
     up_ne, down_ne = up[~y].mean(), down[~y].mean()
     se = np.sqrt((up_e + down_e) / n_events + (up_ne + down_ne) / n_nonevents)
-    extra = {"nri_events": float(up_e - down_e), "nri_nonevents": float(down_ne - up_ne),
-             "up_events": float(up_e), "down_events": float(down_e),
-             "up_nonevents": float(up_ne), "down_nonevents": float(down_ne),
-             "n_events": n_events, "n_nonevents": n_nonevents, "cutoffs": cut_list}
+    extra = {
+        "nri_events": float(up_e - down_e),
+        "nri_nonevents": float(down_ne - up_ne),
+        "up_events": float(up_e),
+        "down_events": float(down_e),
+        "up_nonevents": float(up_ne),
+        "down_nonevents": float(down_ne),
+        "n_events": n_events,
+        "n_nonevents": n_nonevents,
+        "cutoffs": cut_list,
+    }
     estimate = (up_e - down_e) + (down_ne - up_ne)
     return _z_test(float(estimate), float(se), level, method, int(y.shape[0]), extra)

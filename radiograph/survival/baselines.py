@@ -301,21 +301,34 @@ def run_baselines(
     values = X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
     patients = None if patient_ids is None else np.asarray(patient_ids)
     tables = []
-    for fold, (train, test) in enumerate(tqdm(splits, desc="baselines", leave=False,
-                                              disable=None)):  # a bar on a terminal only
+    for fold, (train, test) in enumerate(
+        tqdm(splits, desc="baselines", leave=False, disable=None)
+    ):  # a bar on a terminal only
         rows = np.concatenate([train, test])
         is_test = np.arange(len(rows)) >= len(train)
         result = fit_fold_baselines(
-            values[rows], y[rows], is_test, names=names, seed=seed, screening=screening,
-            screening_p=screening_p, scaling=scaling, inner_folds=inner_folds, grids=grids,
-            model_params=model_params, n_jobs=n_jobs,
-            patient_ids=None if patients is None else patients[rows], n_boot=n_boot)
+            values[rows],
+            y[rows],
+            is_test,
+            names=names,
+            seed=seed,
+            screening=screening,
+            screening_p=screening_p,
+            scaling=scaling,
+            inner_folds=inner_folds,
+            grids=grids,
+            model_params=model_params,
+            n_jobs=n_jobs,
+            patient_ids=None if patients is None else patients[rows],
+            n_boot=n_boot,
+        )
         for note in result.notes:
             warnings.warn(f"baselines, fold {fold}: {note}", UserWarning, stacklevel=2)
         tables.append(result.metrics.assign(fold=fold))
     columns = ["model", "fold", "metric", "value"]
-    return pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(
-        columns=columns)
+    return (
+        pd.concat(tables, ignore_index=True)[columns] if tables else pd.DataFrame(columns=columns)
+    )
 
 
 def _make_model(name: str, seed: int, n_jobs: int | None) -> BaseEstimator:

@@ -25,7 +25,7 @@ from radiograph.survival.metrics import SURVIVAL_METRICS, evaluate_survival, ris
 
 CONSTANT_RISK_HINTS = {
     "rsf": "min_samples_leaf may be too large for {n_train} training subjects "
-           "(baselines.model_params.rsf)",
+    "(baselines.model_params.rsf)",
     "coxnet": "the inner CV chose an alpha that zeroes every coefficient",
 }
 """Why a model may give every test subject the same risk (C-index 0.5), per model."""
@@ -93,11 +93,15 @@ def fit_fold_baselines(
     x = np.asarray(x, dtype=np.float64)
     is_test = np.asarray(is_test, dtype=bool)
     if x.ndim != 2 or len(y) != len(x) or is_test.shape != (len(x),):
-        raise ValueError(f"x (n, p), y (n,) and is_test (n,) must match; got x {x.shape}, "
-                         f"y {len(y)}, is_test {is_test.shape}")
+        raise ValueError(
+            f"x (n, p), y (n,) and is_test (n,) must match; got x {x.shape}, "
+            f"y {len(y)}, is_test {is_test.shape}"
+        )
     if is_test.all() or not is_test.any():
-        raise ValueError(f"is_test: the fold needs training and test rows, got "
-                         f"{int((~is_test).sum())} and {int(is_test.sum())}")
+        raise ValueError(
+            f"is_test: the fold needs training and test rows, got "
+            f"{int((~is_test).sum())} and {int(is_test.sum())}"
+        )
     if patient_ids is not None and len(patient_ids) != len(x):
         raise ValueError(f"patient_ids: {len(patient_ids)} for {len(x)} rows")
     test_patients = None if patient_ids is None else np.asarray(patient_ids)[is_test]
@@ -105,17 +109,31 @@ def fit_fold_baselines(
     risks: dict[str, np.ndarray] = {}
     notes: list[str] = []
     for name in names:
-        model = make_baseline(name, screening=screening, scaling=scaling, seed=seed,
-                              inner_folds=inner_folds, grids=(grids or {}).get(name),
-                              model_params=(model_params or {}).get(name),
-                              screening_p=screening_p, n_jobs=n_jobs)
+        model = make_baseline(
+            name,
+            screening=screening,
+            scaling=scaling,
+            seed=seed,
+            inner_folds=inner_folds,
+            grids=(grids or {}).get(name),
+            model_params=(model_params or {}).get(name),
+            screening_p=screening_p,
+            n_jobs=n_jobs,
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)
                 warnings.simplefilter("ignore", category=FitFailedWarning)
                 model.fit(x[~is_test], y[~is_test])
-            metrics = evaluate_survival(model, y[~is_test], y[is_test], x[is_test],
-                                        patient_ids=test_patients, n_boot=n_boot, seed=seed)
+            metrics = evaluate_survival(
+                model,
+                y[~is_test],
+                y[is_test],
+                x[is_test],
+                patient_ids=test_patients,
+                n_boot=n_boot,
+                seed=seed,
+            )
         except (ValueError, ArithmeticError) as err:  # a fold too small, no events, divergence
             reason = str(err).strip().splitlines()[0]
             notes.append(f"{name} failed, its metrics are N/A: {reason}")
@@ -125,7 +143,10 @@ def fit_fold_baselines(
         risks[name] = risk_score(model, x)
         if np.ptp(risks[name][is_test]) == 0:
             hint = CONSTANT_RISK_HINTS.get(name, "no feature carries signal")
-            notes.append(f"{name} gives every test subject the same risk (C-index 0.5); "
-                         + hint.format(n_train=int((~is_test).sum())))
-    return FoldBaselines(pd.DataFrame(rows, columns=["model", "metric", "value"]), risks,
-                         tuple(notes))
+            notes.append(
+                f"{name} gives every test subject the same risk (C-index 0.5); "
+                + hint.format(n_train=int((~is_test).sum()))
+            )
+    return FoldBaselines(
+        pd.DataFrame(rows, columns=["model", "metric", "value"]), risks, tuple(notes)
+    )

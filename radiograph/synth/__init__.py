@@ -16,6 +16,10 @@ The names load on first use (:mod:`radiograph._lazy`).
 
 from radiograph._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
-    "cohort": ("SynthParams", "make_cohort", "plan_cohort", "true_log_hazard"),
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "cohort": ("SynthParams", "make_cohort", "plan_cohort", "true_log_hazard"),
+    },
+)

@@ -185,13 +185,22 @@ class SubjectSpec:
 
     @property
     def outputs(self) -> tuple[Path, ...]:
-        names = ("slide", "slide_planted", "slide_nuisance", "slide_tissue", "ct", "mask",
-                 "ct_planted", "ct_nuisance")
+        names = (
+            "slide",
+            "slide_planted",
+            "slide_nuisance",
+            "slide_tissue",
+            "ct",
+            "mask",
+            "ct_planted",
+            "ct_nuisance",
+        )
         return tuple(p for p in (getattr(self, n) for n in names) if p is not None)
 
 
-def true_log_hazard(path_fraction: np.ndarray, rad_fraction: np.ndarray,
-                    params: SynthParams) -> np.ndarray:
+def true_log_hazard(
+    path_fraction: np.ndarray, rad_fraction: np.ndarray, params: SynthParams
+) -> np.ndarray:
     """The cohort's true log relative hazard (module docstring): standardised planted fractions
     weighted by ``params.path_log_hr`` and ``params.rad_log_hr``.
 
@@ -203,11 +212,13 @@ def true_log_hazard(path_fraction: np.ndarray, rad_fraction: np.ndarray,
     Returns:
         (N,) float64 log hazard ratios (population mean 0).
     """
+
     def standardise(value: np.ndarray, high: float) -> np.ndarray:
         return (np.asarray(value, dtype=np.float64) - high / 2.0) / (high / math.sqrt(12.0))
 
-    return (params.path_log_hr * standardise(path_fraction, params.path_max_fraction)
-            + params.rad_log_hr * standardise(rad_fraction, params.rad_max_fraction))
+    return params.path_log_hr * standardise(
+        path_fraction, params.path_max_fraction
+    ) + params.rad_log_hr * standardise(rad_fraction, params.rad_max_fraction)
 
 
 def censoring_rate(hazard: np.ndarray, censored_fraction: float) -> float:
@@ -217,8 +228,15 @@ def censoring_rate(hazard: np.ndarray, censored_fraction: float) -> float:
     if censored_fraction == 0.0:
         return 0.0
     hazard = np.asarray(hazard, dtype=np.float64)
-    return float(brentq(lambda mu: np.mean(mu / (mu + hazard)) - censored_fraction,
-                        1e-12 * hazard.min(), 1e12 * hazard.max(), xtol=1e-14, rtol=1e-12))
+    return float(
+        brentq(
+            lambda mu: np.mean(mu / (mu + hazard)) - censored_fraction,
+            1e-12 * hazard.min(),
+            1e12 * hazard.max(),
+            xtol=1e-14,
+            rtol=1e-12,
+        )
+    )
 
 
 def plan_cohort(n_subjects: int, seed: int, params: SynthParams = SynthParams()) -> pd.DataFrame:
@@ -263,29 +281,31 @@ def plan_cohort(n_subjects: int, seed: int, params: SynthParams = SynthParams())
     has_slide = np.ones(n_subjects, bool)
     has_ct = np.ones(n_subjects, bool)
     has_slide[order[:n_no_slide]] = False
-    has_ct[order[n_no_slide:n_no_slide + n_no_ct]] = False
+    has_ct[order[n_no_slide : n_no_slide + n_no_ct]] = False
     path_nuisance = rng.uniform(*params.path_nuisance_range, n_subjects)
     rad_nuisance = rng.uniform(*params.rad_nuisance_range, n_subjects)
 
     width = max(3, len(str(n_subjects)))
     p = patient_of
-    return pd.DataFrame({
-        "subject_id": [f"syn{i + 1:0{width}d}" for i in range(n_subjects)],
-        "patient_id": [f"pat{j + 1:0{width}d}" for j in p],
-        "centre": centre[p],
-        "age": age[p],
-        "stage": stage[p],
-        "path_fraction": path[p],
-        "rad_fraction": rad[p],
-        "path_nuisance": path_nuisance,
-        "rad_nuisance": rad_nuisance,
-        "true_log_hazard": eta[p],
-        "time": time[p],
-        "event": event[p],
-        "label": label[p],
-        "has_slide": has_slide,
-        "has_ct": has_ct,
-    })
+    return pd.DataFrame(
+        {
+            "subject_id": [f"syn{i + 1:0{width}d}" for i in range(n_subjects)],
+            "patient_id": [f"pat{j + 1:0{width}d}" for j in p],
+            "centre": centre[p],
+            "age": age[p],
+            "stage": stage[p],
+            "path_fraction": path[p],
+            "rad_fraction": rad[p],
+            "path_nuisance": path_nuisance,
+            "rad_nuisance": rad_nuisance,
+            "true_log_hazard": eta[p],
+            "time": time[p],
+            "event": event[p],
+            "label": label[p],
+            "has_slide": has_slide,
+            "has_ct": has_ct,
+        }
+    )
 
 
 def make_cohort(
@@ -348,16 +368,30 @@ def make_cohort(
     if truth_json.exists() and not overwrite:
         existing = read_json(truth_json).get("settings")
         if existing != _jsonable(settings):
-            raise FileExistsError(f"{out} holds a synthetic cohort made with other settings "
-                                  f"({truth_json}); choose another folder or pass overwrite")
+            raise FileExistsError(
+                f"{out} holds a synthetic cohort made with other settings "
+                f"({truth_json}); choose another folder or pass overwrite"
+            )
     write_json(truth_json, _summary(settings, table, slide_mpp))
 
-    specs = [_subject_spec(out, row, i, seed, slide_mpp, slide_size, ct_size, ct_spacing)
-             for i, row in enumerate(table.itertuples(index=False))]
-    tasks = [Task(key=sid, outputs=spec.outputs, payload=spec)
-             for sid, spec in zip(table["subject_id"], specs)]
-    record = run_cohort(tasks, write_subject, record_path=out / RECORD_NAME, stage="synth",
-                        workers=workers, backend=backend, overwrite=overwrite, progress=progress)
+    specs = [
+        _subject_spec(out, row, i, seed, slide_mpp, slide_size, ct_size, ct_spacing)
+        for i, row in enumerate(table.itertuples(index=False))
+    ]
+    tasks = [
+        Task(key=sid, outputs=spec.outputs, payload=spec)
+        for sid, spec in zip(table["subject_id"], specs)
+    ]
+    record = run_cohort(
+        tasks,
+        write_subject,
+        record_path=out / RECORD_NAME,
+        stage="synth",
+        workers=workers,
+        backend=backend,
+        overwrite=overwrite,
+        progress=progress,
+    )
     if record.failed:
         raise RuntimeError(f"synthetic cohort {out}: some subjects failed\n{record.report()}")
     _write_truth_csv(out / TRUTH_CSV, table, specs, out)
@@ -369,23 +403,28 @@ def write_subject(task: Task) -> None:
     spec: SubjectSpec = task.payload
     if spec.slide is not None:
         rng = np.random.default_rng([spec.seed, 1, spec.index])
-        layout = slides.slide_layout(rng, spec.slide_size, spec.slide_mpp, spec.path_fraction,
-                                     spec.path_nuisance)
-        slides.write_slide(spec.slide, slides.render_slide(rng, layout, spec.centre),
-                           spec.slide_mpp)
+        layout = slides.slide_layout(
+            rng, spec.slide_size, spec.slide_mpp, spec.path_fraction, spec.path_nuisance
+        )
+        slides.write_slide(
+            spec.slide, slides.render_slide(rng, layout, spec.centre), spec.slide_mpp
+        )
         slides.write_layout_png(spec.slide_planted, layout.labels == slides.PLANTED)
         slides.write_layout_png(spec.slide_nuisance, layout.labels == slides.NUISANCE)
         slides.write_layout_png(spec.slide_tissue, layout.tissue)
     if spec.ct is not None:
         rng = np.random.default_rng([spec.seed, 2, spec.index])
-        layout = volumes.ct_layout(rng, spec.rad_fraction, spec.rad_nuisance,
-                                   size=spec.ct_size, spacing=spec.ct_spacing)
+        layout = volumes.ct_layout(
+            rng, spec.rad_fraction, spec.rad_nuisance, size=spec.ct_size, spacing=spec.ct_spacing
+        )
         volumes.write_nifti(spec.ct, volumes.render_ct(rng, layout, spec.centre), layout)
         volumes.write_nifti(spec.mask, layout.tumour.astype(np.uint8), layout)
-        volumes.write_nifti(spec.ct_planted, (layout.labels == volumes.PLANTED).astype(np.uint8),
-                            layout)
-        volumes.write_nifti(spec.ct_nuisance,
-                            (layout.labels == volumes.NECROSIS).astype(np.uint8), layout)
+        volumes.write_nifti(
+            spec.ct_planted, (layout.labels == volumes.PLANTED).astype(np.uint8), layout
+        )
+        volumes.write_nifti(
+            spec.ct_nuisance, (layout.labels == volumes.NECROSIS).astype(np.uint8), layout
+        )
 
 
 def oracle_c_index(table: pd.DataFrame) -> float | None:
@@ -395,16 +434,27 @@ def oracle_c_index(table: pd.DataFrame) -> float | None:
     from sksurv.metrics import concordance_index_censored
 
     try:
-        return float(concordance_index_censored(table["event"].to_numpy(bool),
-                                                table["time"].to_numpy(float),
-                                                table["true_log_hazard"].to_numpy(float))[0])
+        return float(
+            concordance_index_censored(
+                table["event"].to_numpy(bool),
+                table["time"].to_numpy(float),
+                table["true_log_hazard"].to_numpy(float),
+            )[0]
+        )
     except NoComparablePairException:
         return None
 
 
-def _subject_spec(out: Path, row: Any, index: int, seed: int, slide_mpp: float,
-                  slide_size: tuple[int, int], ct_size: tuple[int, int, int],
-                  ct_spacing: tuple[float, float, float]) -> SubjectSpec:
+def _subject_spec(
+    out: Path,
+    row: Any,
+    index: int,
+    seed: int,
+    slide_mpp: float,
+    slide_size: tuple[int, int],
+    ct_size: tuple[int, int, int],
+    ct_spacing: tuple[float, float, float],
+) -> SubjectSpec:
     sid = row.subject_id
     truth = out / "ground_truth"
     slide_files: dict[str, Path | None] = {}
@@ -424,12 +474,19 @@ def _subject_spec(out: Path, row: Any, index: int, seed: int, slide_mpp: float,
             "ct_nuisance": truth / f"{sid}_ct_nuisance.nii.gz",
         }
     return SubjectSpec(
-        index=index, seed=int(seed), centre=str(row.centre),
-        path_fraction=float(row.path_fraction), path_nuisance=float(row.path_nuisance),
-        rad_fraction=float(row.rad_fraction), rad_nuisance=float(row.rad_nuisance),
-        slide_mpp=float(slide_mpp), slide_size=tuple(slide_size),
-        ct_size=tuple(int(s) for s in ct_size), ct_spacing=tuple(float(s) for s in ct_spacing),
-        **slide_files, **ct_files,
+        index=index,
+        seed=int(seed),
+        centre=str(row.centre),
+        path_fraction=float(row.path_fraction),
+        path_nuisance=float(row.path_nuisance),
+        rad_fraction=float(row.rad_fraction),
+        rad_nuisance=float(row.rad_nuisance),
+        slide_mpp=float(slide_mpp),
+        slide_size=tuple(slide_size),
+        ct_size=tuple(int(s) for s in ct_size),
+        ct_spacing=tuple(float(s) for s in ct_spacing),
+        **slide_files,
+        **ct_files,
     )
 
 
@@ -438,75 +495,82 @@ def _relative(path: Path | None, out: Path) -> str:
 
 
 def _write_manifest(path: Path, table: pd.DataFrame, specs: list[SubjectSpec], out: Path) -> Path:
-    manifest = pd.DataFrame({
-        "subject_id": table["subject_id"],
-        "patient_id": table["patient_id"],
-        "centre": table["centre"],
-        "time": table["time"],
-        "time_unit": "days",
-        "event": table["event"],
-        "label": table["label"],
-        "age": table["age"],
-        "stage": table["stage"],
-        "slide_paths": [_relative(s.slide, out) for s in specs],
-        "volume_paths": [_relative(s.ct, out) for s in specs],
-        "mask_path": [_relative(s.mask, out) for s in specs],
-    })
+    manifest = pd.DataFrame(
+        {
+            "subject_id": table["subject_id"],
+            "patient_id": table["patient_id"],
+            "centre": table["centre"],
+            "time": table["time"],
+            "time_unit": "days",
+            "event": table["event"],
+            "label": table["label"],
+            "age": table["age"],
+            "stage": table["stage"],
+            "slide_paths": [_relative(s.slide, out) for s in specs],
+            "volume_paths": [_relative(s.ct, out) for s in specs],
+            "mask_path": [_relative(s.mask, out) for s in specs],
+        }
+    )
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         manifest.to_csv(fh, index=False)
     return path
 
 
-def _write_truth_csv(path: Path, table: pd.DataFrame, specs: list[SubjectSpec],
-                     out: Path) -> None:
-    truth = pd.DataFrame({
-        "subject_id": table["subject_id"],
-        "patient_id": table["patient_id"],
-        "true_log_hazard": table["true_log_hazard"],
-        "path_planted_fraction": table["path_fraction"],
-        "rad_planted_fraction": table["rad_fraction"],
-        "path_nuisance_fraction": table["path_nuisance"],
-        "rad_nuisance_fraction": table["rad_nuisance"],
-        "has_slide": table["has_slide"].astype(int),
-        "has_ct": table["has_ct"].astype(int),
-        "slide_planted_path": [_relative(s.slide_planted, out) for s in specs],
-        "slide_nuisance_path": [_relative(s.slide_nuisance, out) for s in specs],
-        "slide_tissue_path": [_relative(s.slide_tissue, out) for s in specs],
-        "ct_planted_path": [_relative(s.ct_planted, out) for s in specs],
-        "ct_nuisance_path": [_relative(s.ct_nuisance, out) for s in specs],
-    }, columns=list(TRUTH_COLUMNS))
+def _write_truth_csv(path: Path, table: pd.DataFrame, specs: list[SubjectSpec], out: Path) -> None:
+    truth = pd.DataFrame(
+        {
+            "subject_id": table["subject_id"],
+            "patient_id": table["patient_id"],
+            "true_log_hazard": table["true_log_hazard"],
+            "path_planted_fraction": table["path_fraction"],
+            "rad_planted_fraction": table["rad_fraction"],
+            "path_nuisance_fraction": table["path_nuisance"],
+            "rad_nuisance_fraction": table["rad_nuisance"],
+            "has_slide": table["has_slide"].astype(int),
+            "has_ct": table["has_ct"].astype(int),
+            "slide_planted_path": [_relative(s.slide_planted, out) for s in specs],
+            "slide_nuisance_path": [_relative(s.slide_nuisance, out) for s in specs],
+            "slide_tissue_path": [_relative(s.slide_tissue, out) for s in specs],
+            "ct_planted_path": [_relative(s.ct_planted, out) for s in specs],
+            "ct_nuisance_path": [_relative(s.ct_nuisance, out) for s in specs],
+        },
+        columns=list(TRUTH_COLUMNS),
+    )
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         truth.to_csv(fh, index=False, float_format="%.10g")
 
 
 def _summary(settings: dict[str, Any], table: pd.DataFrame, slide_mpp: float) -> dict[str, Any]:
     """Content of ground_truth.json: settings, the hazard, label maps and cohort statistics."""
-    return _jsonable({
-        "settings": settings,
-        "hazard": "true_log_hazard = path_log_hr * (p - p_max/2) / (p_max/sqrt(12)) + "
-                  "rad_log_hr * (r - r_max/2) / (r_max/sqrt(12)); p = path_planted_fraction, "
-                  "r = rad_planted_fraction; event rate = ln(2)/baseline_median_days * "
-                  "exp(true_log_hazard) per day",
-        "slide": {
-            "label_downsample": slides.cell_pixels(slide_mpp),
-            "cell_um": slides.cell_pixels(slide_mpp) * slide_mpp,
-            "levels_downsample": list(slides.pyramid_downsamples(
-                tuple(settings["slide"]["size"][::-1]))),
-            "planted_appearance": asdict(slides.APPEARANCE[slides.PLANTED]),
-            "tissue_appearance": asdict(slides.APPEARANCE[slides.TISSUE]),
-            "nuisance_appearance": asdict(slides.APPEARANCE[slides.NUISANCE]),
-        },
-        "ct": {"hounsfield_units": {k: list(v) for k, v in volumes.HU.items()}},
-        "cohort": {
-            "subjects": int(len(table)),
-            "patients": int(table["patient_id"].nunique()),
-            "events": int(table["event"].sum()),
-            "censored_fraction": float(1.0 - table["event"].mean()),
-            "without_slide": int((~table["has_slide"]).sum()),
-            "without_ct": int((~table["has_ct"]).sum()),
-            "oracle_c_index": oracle_c_index(table),
-        },
-    })
+    return _jsonable(
+        {
+            "settings": settings,
+            "hazard": "true_log_hazard = path_log_hr * (p - p_max/2) / (p_max/sqrt(12)) + "
+            "rad_log_hr * (r - r_max/2) / (r_max/sqrt(12)); p = path_planted_fraction, "
+            "r = rad_planted_fraction; event rate = ln(2)/baseline_median_days * "
+            "exp(true_log_hazard) per day",
+            "slide": {
+                "label_downsample": slides.cell_pixels(slide_mpp),
+                "cell_um": slides.cell_pixels(slide_mpp) * slide_mpp,
+                "levels_downsample": list(
+                    slides.pyramid_downsamples(tuple(settings["slide"]["size"][::-1]))
+                ),
+                "planted_appearance": asdict(slides.APPEARANCE[slides.PLANTED]),
+                "tissue_appearance": asdict(slides.APPEARANCE[slides.TISSUE]),
+                "nuisance_appearance": asdict(slides.APPEARANCE[slides.NUISANCE]),
+            },
+            "ct": {"hounsfield_units": {k: list(v) for k, v in volumes.HU.items()}},
+            "cohort": {
+                "subjects": int(len(table)),
+                "patients": int(table["patient_id"].nunique()),
+                "events": int(table["event"].sum()),
+                "censored_fraction": float(1.0 - table["event"].mean()),
+                "without_slide": int((~table["has_slide"]).sum()),
+                "without_ct": int((~table["has_ct"]).sum()),
+                "oracle_c_index": oracle_c_index(table),
+            },
+        }
+    )
 
 
 def _jsonable(obj: Any) -> Any:

@@ -34,19 +34,22 @@ from radiograph.io.atomic import write_json
 
 SEQUENCES = ("T2", "CE_T1", "DWI", "ADC")
 CENTRES = {"A": 0.42, "B": 0.24, "C": 0.17, "D": 0.17}
-HABITAT_PROFILES = np.array([  # (4 habitats, 4 sequences) mean intensity, arbitrary units
-    [1.0, 1.0, 1.0, 1.0],   # 1: moderate everywhere
-    [1.2, 2.4, 1.0, 1.2],   # 2: strongest enhancement
-    [1.4, 1.5, 2.4, 0.5],   # 3: high DWI, low ADC (label-tied share and ADC)
-    [1.8, 0.4, 0.5, 2.2],   # 4: low vascularity, high ADC
-])
+HABITAT_PROFILES = np.array(
+    [  # (4 habitats, 4 sequences) mean intensity, arbitrary units
+        [1.0, 1.0, 1.0, 1.0],  # 1: moderate everywhere
+        [1.2, 2.4, 1.0, 1.2],  # 2: strongest enhancement
+        [1.4, 1.5, 2.4, 0.5],  # 3: high DWI, low ADC (label-tied share and ADC)
+        [1.8, 0.4, 0.5, 2.2],  # 4: low vascularity, high ADC
+    ]
+)
 PATCH_DIM = 32
 
 
-def _volume(rng: np.random.Generator, size: int, z_hab: float, scale: float
-            ) -> tuple[np.ndarray, np.ndarray, float]:
+def _volume(
+    rng: np.random.Generator, size: int, z_hab: float, scale: float
+) -> tuple[np.ndarray, np.ndarray, float]:
     grid = np.indices((size,) * 3).astype(np.float64) - (size - 1) / 2
-    mask = (grid ** 2).sum(axis=0) <= (0.42 * size) ** 2
+    mask = (grid**2).sum(axis=0) <= (0.42 * size) ** 2
     share3 = 0.12 + 0.22 / (1 + np.exp(-1.5 * z_hab))
     rest = (1 - share3) * rng.dirichlet([6, 6, 6])
     shares = np.array([rest[0], rest[1], share3, rest[2]])
@@ -64,8 +67,15 @@ def _volume(rng: np.random.Generator, size: int, z_hab: float, scale: float
     return image, mask, float(shares[2])
 
 
-def make_fusion_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patients: int = 400,
-                       size: int = 20, patches: int = 60, overwrite: bool = False) -> Path:
+def make_fusion_cohort(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    *,
+    patients: int = 400,
+    size: int = 20,
+    patches: int = 60,
+    overwrite: bool = False,
+) -> Path:
     """Write the cohort (module docstring) and return the path of ``cohort.csv``.
 
     Args:
@@ -84,8 +94,9 @@ def make_fusion_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patients: i
     if size < 12:
         raise ValueError(f"size: need >= 12 voxels, got {size}")
     out = Path(out_dir)
-    if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()) \
-            and not overwrite:  # the CLI's lock file is hidden
+    if (
+        out.exists() and any(not p.name.startswith(".") for p in out.iterdir()) and not overwrite
+    ):  # the CLI's lock file is hidden
         raise FileExistsError(f"{out} is not empty (use --overwrite)")
     (out / "mri").mkdir(parents=True, exist_ok=True)
     (out / "patches").mkdir(exist_ok=True)
@@ -104,11 +115,17 @@ def make_fusion_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patients: i
     rows, shares = [], {}
     for i in range(patients):
         sid = f"P{i:04d}"
-        row = {"subject_id": sid, "patient_id": sid, "centre": centre[i], "label": label[i],
-               "age": round(float(rng.normal(58, 9)), 1),
-               "figo": "I II III IV".split()[figo[i]], "parpi": "yes" if parpi[i] else "no",
-               "ca125": round(float(np.exp(rng.normal(6, 1))), 1),
-               "menopause": "yes" if rng.random() < 0.6 else "no"}
+        row = {
+            "subject_id": sid,
+            "patient_id": sid,
+            "centre": centre[i],
+            "label": label[i],
+            "age": round(float(rng.normal(58, 9)), 1),
+            "figo": "I II III IV".split()[figo[i]],
+            "parpi": "yes" if parpi[i] else "no",
+            "ca125": round(float(np.exp(rng.normal(6, 1))), 1),
+            "menopause": "yes" if rng.random() < 0.6 else "no",
+        }
         if rng.random() < 0.05:
             row["menopause"] = ""
         if rng.random() < 0.05:
@@ -131,17 +148,25 @@ def make_fusion_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patients: i
             row["patches"] = f"patches/{sid}.npy"
         rows.append(row)
     pd.DataFrame(rows).to_csv(out / "cohort.csv", index=False)
-    write_json(out / "ground_truth.json", {
-        "seed": seed, "patients": patients, "true_k": 4, "sequences": list(SEQUENCES),
-        "habitat_profiles": HABITAT_PROFILES.tolist(),
-        "label_model": "logit = -0.6 + 0.8 (figo_rank - 1.5) - 1.2 parpi + 1.3 z_hab "
-                       "+ 1.0 z_path",
-        "planted_clinical": {"figo": "harmful", "parpi": "protective"},
-        "planted_habitat": "habitat 3 (high DWI, low ADC): share and ADC mean rise with z_hab",
-        "planted_pathology": "stroma-like patch share rises with z_path",
-        "centre_mri_scale": mri_scale, "prevalence": float(label.mean()),
-        "with_mri": int(has_mri.sum()), "with_slide": int(has_slide.sum()),
-        "with_all": int((has_mri & has_slide).sum()),
-        "clinical_only": int((~has_mri & ~has_slide).sum()),
-    })
+    write_json(
+        out / "ground_truth.json",
+        {
+            "seed": seed,
+            "patients": patients,
+            "true_k": 4,
+            "sequences": list(SEQUENCES),
+            "habitat_profiles": HABITAT_PROFILES.tolist(),
+            "label_model": "logit = -0.6 + 0.8 (figo_rank - 1.5) - 1.2 parpi + 1.3 z_hab "
+            "+ 1.0 z_path",
+            "planted_clinical": {"figo": "harmful", "parpi": "protective"},
+            "planted_habitat": "habitat 3 (high DWI, low ADC): share and ADC mean rise with z_hab",
+            "planted_pathology": "stroma-like patch share rises with z_path",
+            "centre_mri_scale": mri_scale,
+            "prevalence": float(label.mean()),
+            "with_mri": int(has_mri.sum()),
+            "with_slide": int(has_slide.sum()),
+            "with_all": int((has_mri & has_slide).sum()),
+            "clinical_only": int((~has_mri & ~has_slide).sum()),
+        },
+    )
     return out / "cohort.csv"

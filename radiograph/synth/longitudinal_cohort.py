@@ -91,15 +91,29 @@ VIEWS = ("CC", "MLO")
 MIN_RADIUS = 2.0
 #: Stored volume value per unit of enhancement (int16 voxels).
 VOLUME_UNITS = 1000
-COLUMNS = ("patient_id", "centre", "phase", "volume_path", "pre_contrast_path",
-           "post_contrast_path", "image_paths", "pcr",
-           *[v.name for v in CLINICAL_VARIABLES], *READER_COLUMNS)
+COLUMNS = (
+    "patient_id",
+    "centre",
+    "phase",
+    "volume_path",
+    "pre_contrast_path",
+    "post_contrast_path",
+    "image_paths",
+    "pcr",
+    *[v.name for v in CLINICAL_VARIABLES],
+    *READER_COLUMNS,
+)
 
 
-def make_longitudinal_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patients: int = 240,
-                             shape: tuple[int, int, int] = (32, 32, 32),
-                             image_shape: tuple[int, int] = (128, 128),
-                             overwrite: bool = False) -> Path:
+def make_longitudinal_cohort(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    *,
+    patients: int = 240,
+    shape: tuple[int, int, int] = (32, 32, 32),
+    image_shape: tuple[int, int] = (128, 128),
+    overwrite: bool = False,
+) -> Path:
     """Write the cohort (module docstring) and return the path of ``manifest.csv``.
 
     Same seed and settings, same files. Every file is written atomically and the manifest
@@ -126,8 +140,9 @@ def make_longitudinal_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patie
     if len(image_shape) != 2 or min(image_shape) < 32:
         raise ValueError(f"image_shape: need 2 sizes >= 32 pixels, got {image_shape}")
     out = Path(out_dir)
-    if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()) \
-            and not overwrite:  # the CLI's lock file is hidden
+    if (
+        out.exists() and any(not p.name.startswith(".") for p in out.iterdir()) and not overwrite
+    ):  # the CLI's lock file is hidden
         raise FileExistsError(f"{out} is not empty (use --overwrite)")
     plan = np.random.default_rng(seed)
     shares = np.array([share for share, _ in CENTRES.values()])
@@ -137,8 +152,9 @@ def make_longitudinal_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patie
     rows, truth = [], []
     for i, centre in enumerate(centres):
         rng = np.random.default_rng([seed, i])
-        patient_rows, patient_truth = _patient(out, f"L{i:04d}", str(centre), rng, shape,
-                                               image_shape)
+        patient_rows, patient_truth = _patient(
+            out, f"L{i:04d}", str(centre), rng, shape, image_shape
+        )
         rows += patient_rows
         truth.append(patient_truth)
     buffer = io.StringIO()
@@ -146,34 +162,46 @@ def make_longitudinal_cohort(out_dir: str | os.PathLike, seed: int = 0, *, patie
     writer.writeheader()
     writer.writerows(rows)
     labels = np.array([t["pcr"] for t in truth])
-    write_json(out / "ground_truth.json", {
-        "seed": seed, "patients": patients, "shape": list(shape),
-        "image_shape": list(image_shape), "phases": list(PHASES),
-        "label_model": f"logit P(pCR) = {INTERCEPT} + s[subtype] + {GRADE_EFFECT} "
-                       f"(grade_rank - 1) + {U_EFFECT} u, u ~ N(0, 1)",
-        "subtype_effect": {k: v for k, (_, v) in SUBTYPES.items()},
-        "noise_variables": ["age", "bmi", "menopause", "ct_stage"],
-        "imaging_signal": {
-            "pre": "lesion enhancement 1 + 0.15 u (MRI); breast density sigmoid(0.4 u + "
-                   "N(0,1)) (mammograms): weak",
-            "mid": "log(r_mid / r_pre) = -0.45 (0.2 + 0.65 pCR + 0.2 u + 0.15 e)",
-            "post": "log(r_post / r_pre) = -(0.2 + 0.65 pCR + 0.2 u + 0.15 e): strongest",
+    write_json(
+        out / "ground_truth.json",
+        {
+            "seed": seed,
+            "patients": patients,
+            "shape": list(shape),
+            "image_shape": list(image_shape),
+            "phases": list(PHASES),
+            "label_model": f"logit P(pCR) = {INTERCEPT} + s[subtype] + {GRADE_EFFECT} "
+            f"(grade_rank - 1) + {U_EFFECT} u, u ~ N(0, 1)",
+            "subtype_effect": {k: v for k, (_, v) in SUBTYPES.items()},
+            "noise_variables": ["age", "bmi", "menopause", "ct_stage"],
+            "imaging_signal": {
+                "pre": "lesion enhancement 1 + 0.15 u (MRI); breast density sigmoid(0.4 u + "
+                "N(0,1)) (mammograms): weak",
+                "mid": "log(r_mid / r_pre) = -0.45 (0.2 + 0.65 pCR + 0.2 u + 0.15 e)",
+                "post": "log(r_post / r_pre) = -(0.2 + 0.65 pCR + 0.2 u + 0.15 e): strongest",
+            },
+            "availability": {
+                c: {p: list(m) for p, m in pattern.items()} for c, (_, pattern) in CENTRES.items()
+            },
+            "centre_shift": {c: {"scale": a, "offset": b} for c, (a, b) in CENTRE_SHIFT.items()},
+            "contrast_pair_share": CONTRAST_PAIR_SHARE,
+            "prevalence": float(labels.mean()),
+            "patient": truth,
         },
-        "availability": {c: {p: list(m) for p, m in pattern.items()}
-                         for c, (_, pattern) in CENTRES.items()},
-        "centre_shift": {c: {"scale": a, "offset": b} for c, (a, b) in CENTRE_SHIFT.items()},
-        "contrast_pair_share": CONTRAST_PAIR_SHARE,
-        "prevalence": float(labels.mean()),
-        "patient": truth,
-    })
+    )
     with atomic_open(out / "manifest.csv", "w", newline="") as fh:
         fh.write(buffer.getvalue())
     return out / "manifest.csv"
 
 
-def _patient(out: Path, pid: str, centre: str, rng: np.random.Generator,
-             shape: tuple[int, ...], image_shape: tuple[int, ...]
-             ) -> tuple[list[dict[str, str]], dict]:
+def _patient(
+    out: Path,
+    pid: str,
+    centre: str,
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    image_shape: tuple[int, ...],
+) -> tuple[list[dict[str, str]], dict]:
     """One patient's files, manifest rows and ground truth."""
     subtype = rng.choice(list(SUBTYPES), p=[p for p, _ in SUBTYPES.values()])
     grade = int(rng.choice(3, p=[0.2, 0.45, 0.35]))
@@ -204,16 +232,19 @@ def _patient(out: Path, pid: str, centre: str, rng: np.random.Generator,
         radii[phase] = radius
         row = dict.fromkeys(COLUMNS, "")
         row.update(patient_id=pid, centre=centre, phase=phase, pcr=str(pcr), **clinical)
-        enhancement = _enhancement(rng, shape, lesion_centre, radius * axes,
-                                   1.0 + 0.15 * u if phase == "pre" else 1.0)
+        enhancement = _enhancement(
+            rng, shape, lesion_centre, radius * axes, 1.0 + 0.15 * u if phase == "pre" else 1.0
+        )
         enhancement = scale * enhancement + offset
         stem = f"mri/{pid}_{phase}"
         if rng.random() < CONTRAST_PAIR_SHARE:
             tissue = _tissue(rng, shape)
             _write_volume(out / f"{stem}_precontrast.nii.gz", tissue)
             _write_volume(out / f"{stem}_postcontrast.nii.gz", tissue + enhancement)
-            row.update(pre_contrast_path=f"{stem}_precontrast.nii.gz",
-                       post_contrast_path=f"{stem}_postcontrast.nii.gz")
+            row.update(
+                pre_contrast_path=f"{stem}_precontrast.nii.gz",
+                post_contrast_path=f"{stem}_postcontrast.nii.gz",
+            )
             pairs.append(phase)
         else:
             _write_volume(out / f"{stem}_sub.nii.gz", enhancement)
@@ -226,18 +257,34 @@ def _patient(out: Path, pid: str, centre: str, rng: np.random.Generator,
                     _write_png(tmp, image)
                 views.append(f"mg/{pid}_{view}.png")
             row["image_paths"] = ";".join(views)
-        seen_score = (0.15 * u if phase == "pre"
-                      else -np.log(radius / r_pre)) + 0.3 * float(rng.normal())
+        seen_score = (0.15 * u if phase == "pre" else -np.log(radius / r_pre)) + 0.3 * float(
+            rng.normal()
+        )
         row["reader_1"] = f"{1 / (1 + np.exp(-3 * (seen_score - 0.6))):.3f}"
         rows.append(row)
-    truth = {"patient_id": pid, "centre": centre, "pcr": pcr, "u": u, "eta": eta,
-             "subtype": str(subtype), "grade": grade + 1, "shrinkage": shrink,
-             "radius": radii, "density": density, "contrast_pairs": pairs}
+    truth = {
+        "patient_id": pid,
+        "centre": centre,
+        "pcr": pcr,
+        "u": u,
+        "eta": eta,
+        "subtype": str(subtype),
+        "grade": grade + 1,
+        "shrinkage": shrink,
+        "radius": radii,
+        "density": density,
+        "contrast_pairs": pairs,
+    }
     return rows, truth
 
 
-def _enhancement(rng: np.random.Generator, shape: tuple[int, ...], centre: np.ndarray,
-                 radii: np.ndarray, amplitude: float) -> np.ndarray:
+def _enhancement(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    centre: np.ndarray,
+    radii: np.ndarray,
+    amplitude: float,
+) -> np.ndarray:
     """(D, H, W) float64: a soft-edged ellipsoid lesion + smoothed parenchymal enhancement +
     white noise."""
     grid = np.indices(shape, dtype=np.float64)
@@ -254,8 +301,14 @@ def _tissue(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return 1.0 + 0.3 * field / (field.std() + 1e-12) + 0.03 * rng.normal(size=shape)
 
 
-def _mammogram(rng: np.random.Generator, shape: tuple[int, ...], lesion_size: float,
-               density: float, scale: float, offset: float) -> np.ndarray:
+def _mammogram(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    lesion_size: float,
+    density: float,
+    scale: float,
+    offset: float,
+) -> np.ndarray:
     """(H, W) uint16 grey: a half-disc breast, dense tissue in proportion to ``density``, a
     bright lesion of relative radius ``lesion_size``."""
     height, width = shape

@@ -157,17 +157,24 @@ class PlantedParams:
             raise ValueError(f"signal must be one of {SIGNALS}, got {self.signal!r}")
         if self.signal == "focal":
             if self.distractor_fraction != 0.0:
-                raise ValueError("distractor_fraction must be 0 with signal='focal' (its "
-                                 "distractor region has the size of the prognostic region)")
+                raise ValueError(
+                    "distractor_fraction must be 0 with signal='focal' (its "
+                    "distractor region has the size of the prognostic region)"
+                )
             if not 0.0 < self.max_fraction <= 0.5:
-                raise ValueError("max_fraction must lie in (0, 0.5] with signal='focal' (a "
-                                 f"region and a distractor of that size), got {self.max_fraction}")
+                raise ValueError(
+                    "max_fraction must lie in (0, 0.5] with signal='focal' (a "
+                    f"region and a distractor of that size), got {self.max_fraction}"
+                )
             if self.appearance <= 0.0:
-                raise ValueError(f"appearance must be > 0 with signal='focal', got "
-                                 f"{self.appearance}")
+                raise ValueError(
+                    f"appearance must be > 0 with signal='focal', got {self.appearance}"
+                )
             if min(self.dim, self.dim_radiology) < 3:
-                raise ValueError("dim and dim_radiology must be >= 3 with signal='focal' (three "
-                                 "orthogonal directions)")
+                raise ValueError(
+                    "dim and dim_radiology must be >= 3 with signal='focal' (three "
+                    "orthogonal directions)"
+                )
 
     @classmethod
     def focal(cls, **overrides: object) -> PlantedParams:
@@ -180,9 +187,18 @@ class PlantedParams:
         censoring, that of the abundance defaults), 8 spatial neighbours per node. The two
         cohorts differ in what carries the hazard, not in how visible the marked nodes are.
         """
-        settings = dict(signal="focal", n_nodes=2000, dim=256, dim_radiology=256,
-                        max_fraction=0.04, amplitude=6.0, appearance=1.5, strength=1.5,
-                        strength_radiology=1.5, knn=8)
+        settings = dict(
+            signal="focal",
+            n_nodes=2000,
+            dim=256,
+            dim_radiology=256,
+            max_fraction=0.04,
+            amplitude=6.0,
+            appearance=1.5,
+            strength=1.5,
+            strength_radiology=1.5,
+            knn=8,
+        )
         settings.update(overrides)
         return cls(**settings)
 
@@ -244,8 +260,15 @@ class PlantedCohort:
             )
             for i, sid in enumerate(self.subject_ids):
                 writer.writerow(
-                    [sid, f"P{sid[1:]}", "synthetic", repr(float(self.time[i])), "years",
-                     int(self.event[i]), repr(float(self.risk[i]))]
+                    [
+                        sid,
+                        f"P{sid[1:]}",
+                        "synthetic",
+                        repr(float(self.time[i])),
+                        "years",
+                        int(self.event[i]),
+                        repr(float(self.risk[i])),
+                    ]
                 )
         return graphs_dir, manifest_path
 
@@ -332,7 +355,9 @@ def make_planted_cohort(params: PlantedParams | None = None, seed: int = 0) -> P
     modalities = {"pathology": (params.n_nodes, params.dim, params.strength)}
     if params.n_nodes_radiology > 0:
         modalities["radiology"] = (
-            params.n_nodes_radiology, params.dim_radiology, params.strength_radiology
+            params.n_nodes_radiology,
+            params.dim_radiology,
+            params.strength_radiology,
         )
     n = params.n_subjects
     subject_ids = [f"S{i:03d}" for i in range(n)]
@@ -345,8 +370,7 @@ def make_planted_cohort(params: PlantedParams | None = None, seed: int = 0) -> P
     for modality, (n_nodes, dim, strength) in modalities.items():
         if focal:
             marker, distractor, along = _orthonormal(dim, 3, rng)
-            directions[modality] = {"marker": marker, "distractor": distractor,
-                                    "appearance": along}
+            directions[modality] = {"marker": marker, "distractor": distractor, "appearance": along}
             frac = rng.uniform(params.max_fraction / 2, params.max_fraction, size=n)
             score, score_distractor = rng.normal(size=n), rng.normal(size=n)
         else:
@@ -370,14 +394,16 @@ def make_planted_cohort(params: PlantedParams | None = None, seed: int = 0) -> P
             size = int(round(frac[i] * n_nodes))
             if focal:
                 sizes = (size, size)
-                shifts = (params.amplitude * marker + params.appearance * score[i] * along,
-                          params.amplitude * distractor
-                          + params.appearance * score_distractor[i] * along)
+                shifts = (
+                    params.amplitude * marker + params.appearance * score[i] * along,
+                    params.amplitude * distractor + params.appearance * score_distractor[i] * along,
+                )
             else:
                 sizes = (size, int(round(params.distractor_fraction * n_nodes)))
                 shifts = (params.amplitude * marker, params.amplitude * distractor)
             graphs[modality].append(
-                _graph(sid, modality, n_nodes, dim, sizes, shifts, params.knn, rng))
+                _graph(sid, modality, n_nodes, dim, sizes, shifts, params.knn, rng)
+            )
         fractions[modality] = frac
     hazard = params.baseline_hazard * np.exp(risk - risk.mean())
     event_time = rng.exponential(1.0 / hazard)
@@ -426,8 +452,9 @@ def planted_recovery(
     such ceiling.
     """
     if len(importance) != len(planted) or not importance:
-        raise ValueError(f"need one planted mask per importance array, got {len(importance)} "
-                         f"and {len(planted)}")
+        raise ValueError(
+            f"need one planted mask per importance array, got {len(importance)} and {len(planted)}"
+        )
     per_graph, mass, share = [], [], []
     for imp, lab in zip(importance, planted):
         if imp.shape != lab.shape:

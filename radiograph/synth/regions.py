@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -53,11 +53,13 @@ def blobs(
     count = max(1, int(round(target * unit / ball)))
     blob_radius = (target * unit / count / ball) ** (1.0 / region.ndim) * radius
     depth = ndimage.distance_transform_edt(np.pad(inner, 1), sampling=step)[
-        (slice(1, -1),) * region.ndim]
+        (slice(1, -1),) * region.ndim
+    ]
     candidates = np.flatnonzero(depth >= min(blob_radius, float(depth.max())))
     weights = depth.ravel()[candidates] ** (4 if central else 0)
-    draws = rng.choice(candidates, size=min(len(candidates), 50 * count), replace=False,
-                       p=weights / weights.sum())
+    draws = rng.choice(
+        candidates, size=min(len(candidates), 50 * count), replace=False, p=weights / weights.sum()
+    )
     centres: list[np.ndarray] = []
     for index in draws:
         point = np.array(np.unravel_index(index, inner.shape), dtype=np.float64) * step
@@ -83,8 +85,9 @@ def blobs(
     return out
 
 
-def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...],
-                 sigma: float | Sequence[float]) -> np.ndarray:
+def smooth_noise(
+    rng: np.random.Generator, shape: tuple[int, ...], sigma: float | Sequence[float]
+) -> np.ndarray:
     """Gaussian-smoothed white noise of ``shape``, rescaled to zero mean and unit std (float32).
 
     Args:
@@ -92,7 +95,8 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...],
         shape: array shape.
         sigma: smoothing standard deviation in elements (one value or one per axis).
     """
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma,
-                                    mode="wrap")
+    noise = ndimage.gaussian_filter(
+        rng.standard_normal(shape, dtype=np.float32), sigma, mode="wrap"
+    )
     noise -= noise.mean()
     return (noise / max(float(noise.std()), 1e-12)).astype(np.float32)

@@ -74,9 +74,13 @@ class SignatureSynthParams:
     chemo_rate: float = 0.75
 
 
-def make_signature_cohort(out_dir: str | os.PathLike, seed: int = 0,
-                          params: SignatureSynthParams = SignatureSynthParams(),
-                          *, overwrite: bool = False) -> Path:
+def make_signature_cohort(
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    params: SignatureSynthParams = SignatureSynthParams(),
+    *,
+    overwrite: bool = False,
+) -> Path:
     """Write ``manifest.csv``, ``features/``, ``rois/``, ``ground_truth.csv`` and
     ``ground_truth.json`` to ``out_dir``; returns the manifest path.
 
@@ -89,7 +93,7 @@ def make_signature_cohort(out_dir: str | os.PathLike, seed: int = 0,
     rng = np.random.default_rng(seed)
     p = params
     means = rng.normal(0.0, 1.0, (len(TISSUE_CLASSES), p.feature_dim))
-    rows, truth = [], []
+    rows = []
     index = 0
     for centre, n in p.centres:
         shift = rng.normal(0.0, p.centre_shift, p.feature_dim)
@@ -98,17 +102,38 @@ def make_signature_cohort(out_dir: str | os.PathLike, seed: int = 0,
             sid = f"{centre}-{index:04d}"
             index += 1
             ring, coords, classes = _slide(rng, p)
-            features = means[classes] + shift + rng.normal(0.0, p.feature_noise,
-                                                          (len(classes), p.feature_dim))
-            write_features(out / "features" / "pathology" / sid / f"{sid}.h5", FeatureSet(
-                features, coords, {"subject_id": sid, "modality": "pathology",
-                                   "encoder": "synthetic", "patch_size_level0": p.patch_px,
-                                   "mpp": 0.5, "level0_mpp": 0.5}))
+            features = (
+                means[classes]
+                + shift
+                + rng.normal(0.0, p.feature_noise, (len(classes), p.feature_dim))
+            )
+            write_features(
+                out / "features" / "pathology" / sid / f"{sid}.h5",
+                FeatureSet(
+                    features,
+                    coords,
+                    {
+                        "subject_id": sid,
+                        "modality": "pathology",
+                        "encoder": "synthetic",
+                        "patch_size_level0": p.patch_px,
+                        "mpp": 0.5,
+                        "level0_mpp": 0.5,
+                    },
+                ),
+            )
             _write_geojson(out / "rois" / f"{sid}.geojson", ring)
             fractions = np.bincount(classes, minlength=len(TISSUE_CLASSES)) / len(classes)
-            rows.append({"subject_id": sid, "patient_id": sid, "centre": centre,
-                         "frailty": frailty, "raw": fractions[0] + fractions[1] - fractions[2],
-                         **{f"f_{c}": f for c, f in zip(TISSUE_CLASSES, fractions)}})
+            rows.append(
+                {
+                    "subject_id": sid,
+                    "patient_id": sid,
+                    "centre": centre,
+                    "frailty": frailty,
+                    "raw": fractions[0] + fractions[1] - fractions[2],
+                    **{f"f_{c}": f for c, f in zip(TISSUE_CLASSES, fractions)},
+                }
+            )
     table = pd.DataFrame(rows)
     table["z"] = (table["raw"] - table["raw"].mean()) / table["raw"].std()
     n = len(table)
@@ -119,10 +144,14 @@ def make_signature_cohort(out_dir: str | os.PathLike, seed: int = 0,
     table["tnm_stage"] = np.clip(np.maximum(table["t_stage"] - 1, 0) + table["n_stage"] + 1, 1, 4)
     table["ca19_9_high"] = (rng.random(n) < 0.35).astype(int)
     table["chemo"] = (rng.random(n) < p.chemo_rate).astype(int)
-    lp = (p.beta_z * table["z"] + p.beta_t * (table["t_stage"] - 2) + p.beta_n * table["n_stage"]
-          + table["frailty"]
-          + table["chemo"] * np.where(table["high_true"] == 1, p.chemo_high, 0.0)
-          + table["ca19_9_high"] * np.where(table["high_true"] == 1, 0.0, p.ca199_low))
+    lp = (
+        p.beta_z * table["z"]
+        + p.beta_t * (table["t_stage"] - 2)
+        + p.beta_n * table["n_stage"]
+        + table["frailty"]
+        + table["chemo"] * np.where(table["high_true"] == 1, p.chemo_high, 0.0)
+        + table["ca19_9_high"] * np.where(table["high_true"] == 1, 0.0, p.ca199_low)
+    )
     table["log_hazard"] = lp
     shape, scale = 1.2, 20.0 / np.log(2.0) ** (1 / 1.2)
     t_rec = scale * (rng.exponential(1.0, n) / np.exp(lp)) ** (1 / shape)
@@ -133,25 +162,43 @@ def make_signature_cohort(out_dir: str | os.PathLike, seed: int = 0,
     table["os_time"] = np.maximum(np.minimum(t_death, censor).round(2), table["rfs_time"])
     table["os_event"] = (t_death <= censor).astype(int)
     manifest = table[["subject_id", "patient_id", "centre"]].assign(
-        time=table["os_time"], time_unit="months", event=table["os_event"],
-        os_time=table["os_time"], os_event=table["os_event"], rfs_time=table["rfs_time"],
-        rfs_event=table["rfs_event"], age=table["age"], t_stage=table["t_stage"],
-        n_stage=table["n_stage"], tnm_stage=table["tnm_stage"],
-        ca19_9_high=table["ca19_9_high"], chemo=table["chemo"])
+        time=table["os_time"],
+        time_unit="months",
+        event=table["os_event"],
+        os_time=table["os_time"],
+        os_event=table["os_event"],
+        rfs_time=table["rfs_time"],
+        rfs_event=table["rfs_event"],
+        age=table["age"],
+        t_stage=table["t_stage"],
+        n_stage=table["n_stage"],
+        tnm_stage=table["tnm_stage"],
+        ca19_9_high=table["ca19_9_high"],
+        chemo=table["chemo"],
+    )
     out.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(out / "manifest.csv", index=False)
     table.to_csv(out / TRUTH_CSV, index=False)
-    (out / TRUTH_JSON).write_text(json.dumps({
-        "seed": seed, "params": asdict(p), "tissue_classes": TISSUE_CLASSES,
-        "poor_classes": [0, 1], "protective_classes": [2],
-        "features": "features/pathology/<subject>/<subject>.h5 (no slide pixels rendered)",
-        "rois": "rois/<subject>.geojson (QuPath GeoJSON, level-0 pixels)",
-    }, indent=2))
+    (out / TRUTH_JSON).write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "params": asdict(p),
+                "tissue_classes": TISSUE_CLASSES,
+                "poor_classes": [0, 1],
+                "protective_classes": [2],
+                "features": "features/pathology/<subject>/<subject>.h5 (no slide pixels rendered)",
+                "rois": "rois/<subject>.geojson (QuPath GeoJSON, level-0 pixels)",
+            },
+            indent=2,
+        )
+    )
     return out / "manifest.csv"
 
 
-def _slide(rng: np.random.Generator,
-           p: SignatureSynthParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _slide(
+    rng: np.random.Generator, p: SignatureSynthParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One ROI ring (V, 2), the level-0 patch coords inside it (N, 2) and patch classes (N,)."""
     size = p.grid_patches * p.patch_px
     angles = np.linspace(0, 2 * np.pi, 60, endpoint=False)
@@ -172,6 +219,20 @@ def _slide(rng: np.random.Generator,
 def _write_geojson(path: Path, ring: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     closed = [*ring.round(1).tolist(), ring[0].round(1).tolist()]
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": [{
-        "type": "Feature", "geometry": {"type": "Polygon", "coordinates": [closed]},
-        "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Polygon", "coordinates": [closed]},
+                        "properties": {
+                            "objectType": "annotation",
+                            "classification": {"name": "Tumor"},
+                        },
+                    }
+                ],
+            }
+        )
+    )

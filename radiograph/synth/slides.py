@@ -82,13 +82,21 @@ class ClassAppearance:
 
 #: Appearance of each tissue class; the planted class is the one that drives risk.
 APPEARANCE = {
-    TISSUE: ClassAppearance(eosin=0.55, haematoxylin=0.08, nuclei_per_mm2=2500.0,
-                            nucleus_um=3.0, nucleus_od=0.9),
-    NUISANCE: ClassAppearance(eosin=0.38, haematoxylin=0.05, nuclei_per_mm2=1000.0,
-                              nucleus_um=2.5, nucleus_od=0.8, vacuoles_per_mm2=2500.0,
-                              vacuole_um=7.0),
-    PLANTED: ClassAppearance(eosin=0.35, haematoxylin=0.45, nuclei_per_mm2=9000.0,
-                             nucleus_um=4.0, nucleus_od=1.5),
+    TISSUE: ClassAppearance(
+        eosin=0.55, haematoxylin=0.08, nuclei_per_mm2=2500.0, nucleus_um=3.0, nucleus_od=0.9
+    ),
+    NUISANCE: ClassAppearance(
+        eosin=0.38,
+        haematoxylin=0.05,
+        nuclei_per_mm2=1000.0,
+        nucleus_um=2.5,
+        nucleus_od=0.8,
+        vacuoles_per_mm2=2500.0,
+        vacuole_um=7.0,
+    ),
+    PLANTED: ClassAppearance(
+        eosin=0.35, haematoxylin=0.45, nuclei_per_mm2=9000.0, nucleus_um=4.0, nucleus_od=1.5
+    ),
 }
 #: Optical density of the glass background (light grey-white).
 GLASS_OD = 0.03
@@ -145,8 +153,10 @@ def layout_shape(size: tuple[int, int], mpp: float) -> tuple[int, int]:
     cell_px = cell_pixels(mpp)
     rows, cols = int(size[1]) // cell_px, int(size[0]) // cell_px
     if cols < 32 or rows < 32:
-        raise ValueError(f"slide size {tuple(size)} px at {mpp} um/px is too small: need at "
-                         f"least {32 * cell_px} px per side")
+        raise ValueError(
+            f"slide size {tuple(size)} px at {mpp} um/px is too small: need at "
+            f"least {32 * cell_px} px per side"
+        )
     return rows, cols
 
 
@@ -169,8 +179,10 @@ def slide_layout(
     Returns:
         The layout; ``layout.fraction(PLANTED)`` equals ``planted_fraction`` up to one cell.
     """
-    for name, value in (("planted_fraction", planted_fraction),
-                        ("nuisance_fraction", nuisance_fraction)):
+    for name, value in (
+        ("planted_fraction", planted_fraction),
+        ("nuisance_fraction", nuisance_fraction),
+    ):
         if not 0.0 <= value <= 0.5:
             raise ValueError(f"{name} must be in [0, 0.5]; got {value}")
     cell_px = cell_pixels(mpp)
@@ -181,8 +193,9 @@ def slide_layout(
     area = int(tissue.sum())
     planted = blobs(rng, tissue, round(planted_fraction * area), PLANTED_BLOB_UM / cell_um)
     labels[planted] = PLANTED
-    nuisance = blobs(rng, tissue & ~planted, round(nuisance_fraction * area),
-                     NUISANCE_BLOB_UM / cell_um)
+    nuisance = blobs(
+        rng, tissue & ~planted, round(nuisance_fraction * area), NUISANCE_BLOB_UM / cell_um
+    )
     labels[nuisance] = NUISANCE
     return SlideLayout(labels=labels, cell_px=cell_px, mpp=float(mpp))
 
@@ -219,11 +232,17 @@ def render_slide(rng: np.random.Generator, layout: SlideLayout, centre: str) -> 
     for label, look in APPEARANCE.items():
         cells = np.flatnonzero(layout.labels == label)
         centres = _points_in_cells(rng, cells, cols, g, look.nuclei_per_mm2 * um2_per_cell / 1e6)
-        nuclei.append((centres, look.nucleus_um / layout.mpp,
-                       look.nucleus_od * rng.uniform(0.8, 1.2, len(centres))))
+        nuclei.append(
+            (
+                centres,
+                look.nucleus_um / layout.mpp,
+                look.nucleus_od * rng.uniform(0.8, 1.2, len(centres)),
+            )
+        )
         if look.vacuoles_per_mm2:
-            centres = _points_in_cells(rng, cells, cols, g,
-                                       look.vacuoles_per_mm2 * um2_per_cell / 1e6)
+            centres = _points_in_cells(
+                rng, cells, cols, g, look.vacuoles_per_mm2 * um2_per_cell / 1e6
+            )
             vacuoles.append((centres, look.vacuole_um / layout.mpp, np.ones(len(centres))))
     grain = rng.standard_normal((height, width), dtype=np.float32)
     grain *= _cells_to_pixels(layout.labels != BACKGROUND, g)
@@ -250,8 +269,14 @@ def write_slide(path: str | os.PathLike, rgb: np.ndarray, mpp: float) -> Path:
         rgb: uint8 (H, W, 3) level-0 image.
         mpp: level-0 microns per pixel.
     """
-    return write_pyramidal_tiff(path, rgb, mpp=mpp, downsamples=pyramid_downsamples(rgb.shape[:2]),
-                                tile=TILE, compression=COMPRESSION)
+    return write_pyramidal_tiff(
+        path,
+        rgb,
+        mpp=mpp,
+        downsamples=pyramid_downsamples(rgb.shape[:2]),
+        tile=TILE,
+        compression=COMPRESSION,
+    )
 
 
 def pyramid_downsamples(shape: tuple[int, int]) -> tuple[int, ...]:
@@ -298,8 +323,9 @@ def _cells_to_pixels(values: np.ndarray, cell_px: int) -> np.ndarray:
     return np.repeat(np.repeat(values, cell_px, axis=0), cell_px, axis=1)
 
 
-def _points_in_cells(rng: np.random.Generator, cells: np.ndarray, cols: int, cell_px: int,
-                     rate: float) -> np.ndarray:
+def _points_in_cells(
+    rng: np.random.Generator, cells: np.ndarray, cols: int, cell_px: int, rate: float
+) -> np.ndarray:
     """Poisson points in the given flat cell indices; returns int (N, 2) level-0 (row, col)."""
     counts = rng.poisson(rate, size=len(cells))
     owner = np.repeat(cells, counts)
@@ -307,8 +333,9 @@ def _points_in_cells(rng: np.random.Generator, cells: np.ndarray, cols: int, cel
     return np.stack([owner // cols * cell_px, owner % cols * cell_px], axis=1) + offsets
 
 
-def _discs(shape: tuple[int, int],
-           groups: list[tuple[np.ndarray, float, np.ndarray]]) -> np.ndarray:
+def _discs(
+    shape: tuple[int, int], groups: list[tuple[np.ndarray, float, np.ndarray]]
+) -> np.ndarray:
     """Sum of anti-aliased discs on a (height, width) float32 canvas.
 
     Args:
@@ -318,7 +345,7 @@ def _discs(shape: tuple[int, int],
     flat_parts, weight_parts = [], []
     for centres, radius, amplitude in groups:
         reach = int(math.ceil(radius + 1))
-        dy, dx = np.mgrid[-reach:reach + 1, -reach:reach + 1]
+        dy, dx = np.mgrid[-reach : reach + 1, -reach : reach + 1]
         kernel = np.clip(radius + 0.5 - np.hypot(dy, dx), 0.0, 1.0)
         keep = kernel > 0
         rows = centres[:, :1] + dy[keep][None, :]
@@ -326,13 +353,17 @@ def _discs(shape: tuple[int, int],
         inside = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
         flat_parts.append((rows * shape[1] + cols)[inside])
         weight_parts.append((amplitude[:, None] * kernel[keep][None, :])[inside])
-    canvas = np.bincount(np.concatenate(flat_parts), weights=np.concatenate(weight_parts),
-                         minlength=shape[0] * shape[1])
+    canvas = np.bincount(
+        np.concatenate(flat_parts),
+        weights=np.concatenate(weight_parts),
+        minlength=shape[0] * shape[1],
+    )
     return canvas.astype(np.float32).reshape(shape)
 
 
-def _beer_lambert(rng: np.random.Generator, haem: np.ndarray, eosin: np.ndarray,
-                  centre: str) -> np.ndarray:
+def _beer_lambert(
+    rng: np.random.Generator, haem: np.ndarray, eosin: np.ndarray, centre: str
+) -> np.ndarray:
     """RGB = 255 exp(-(glass + H h + E e)) through a quantised lookup table (uint8 output)."""
     h_scale, e_scale, hue = CENTRE_STAINS[centre]
     h_vec = H_VECTOR + np.array([-hue, -hue, 2 * hue]) + rng.normal(0, 0.02, 3)

@@ -78,8 +78,7 @@ class CtLayout:
         return float((self.labels == label).sum() / max(int(self.tumour.sum()), 1))
 
 
-def field_of_view(size: tuple[int, int, int], spacing: tuple[float, float, float]
-                  ) -> np.ndarray:
+def field_of_view(size: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
     """(x, y, z) extent in mm of a CT of ``size`` voxels and ``spacing`` mm.
 
     Raises:
@@ -88,10 +87,12 @@ def field_of_view(size: tuple[int, int, int], spacing: tuple[float, float, float
     """
     extent = np.asarray(size, dtype=np.float64) * np.asarray(spacing, dtype=np.float64)
     if len(extent) != 3 or extent.min() < 2.5 * TUMOUR_SEMI_AXES_MM[1]:
-        raise ValueError(f"CT field of view {extent.tolist()} mm (size {tuple(size)} x spacing "
-                         f"{tuple(spacing)}) is too small for a tumour of semi-axis up to "
-                         f"{TUMOUR_SEMI_AXES_MM[1]} mm: need {2.5 * TUMOUR_SEMI_AXES_MM[1]} mm "
-                         "along every axis")
+        raise ValueError(
+            f"CT field of view {extent.tolist()} mm (size {tuple(size)} x spacing "
+            f"{tuple(spacing)}) is too small for a tumour of semi-axis up to "
+            f"{TUMOUR_SEMI_AXES_MM[1]} mm: need {2.5 * TUMOUR_SEMI_AXES_MM[1]} mm "
+            "along every axis"
+        )
     return extent
 
 
@@ -115,8 +116,10 @@ def ct_layout(
     Returns:
         The layout; ``fraction(PLANTED)`` equals ``planted_fraction`` up to one voxel.
     """
-    for name, value in (("planted_fraction", planted_fraction),
-                        ("necrosis_fraction", necrosis_fraction)):
+    for name, value in (
+        ("planted_fraction", planted_fraction),
+        ("necrosis_fraction", necrosis_fraction),
+    ):
         if not 0.0 <= value <= 0.5:
             raise ValueError(f"{name} must be in [0, 0.5]; got {value}")
     extent = field_of_view(size, spacing)
@@ -124,8 +127,11 @@ def ct_layout(
     centre = rng.uniform(-4.0, 4.0, 3)
     semi = rng.uniform(*TUMOUR_SEMI_AXES_MM, 3)
     x, y, z = _physical_grid(size, spacing)
-    radius = np.sqrt(((x - centre[0]) / semi[0]) ** 2 + ((y - centre[1]) / semi[1]) ** 2
-                     + ((z - centre[2]) / semi[2]) ** 2)
+    radius = np.sqrt(
+        ((x - centre[0]) / semi[0]) ** 2
+        + ((y - centre[1]) / semi[1]) ** 2
+        + ((z - centre[2]) / semi[2]) ** 2
+    )
     lobes = smooth_noise(rng, radius.shape, [6.0 / s for s in zyx_spacing])
     tumour = ndimage.binary_fill_holes(radius < 1.0 + 0.12 * lobes)
     components, count = ndimage.label(tumour)
@@ -134,16 +140,26 @@ def ct_layout(
         tumour = components == 1 + int(np.argmax(sizes))
     labels = tumour.astype(np.uint8) * TUMOUR
     volume = int(tumour.sum())
-    planted = blobs(rng, tumour, round(planted_fraction * volume), PLANTED_BLOB_MM,
-                    spacing=zyx_spacing)
+    planted = blobs(
+        rng, tumour, round(planted_fraction * volume), PLANTED_BLOB_MM, spacing=zyx_spacing
+    )
     labels[planted] = PLANTED
-    necrosis = blobs(rng, tumour & ~planted, round(necrosis_fraction * volume),
-                     NECROSIS_BLOB_MM, spacing=zyx_spacing, central=True)
+    necrosis = blobs(
+        rng,
+        tumour & ~planted,
+        round(necrosis_fraction * volume),
+        NECROSIS_BLOB_MM,
+        spacing=zyx_spacing,
+        central=True,
+    )
     labels[necrosis] = NECROSIS
     origin = -0.5 * (extent - np.asarray(spacing)) + rng.uniform(-30.0, 30.0, 3)
-    return CtLayout(labels=labels, spacing=tuple(float(s) for s in spacing),
-                    origin=tuple(float(o) for o in np.round(origin, 1)),
-                    centre_mm=tuple(float(c) for c in centre))
+    return CtLayout(
+        labels=labels,
+        spacing=tuple(float(s) for s in spacing),
+        origin=tuple(float(o) for o in np.round(origin, 1)),
+        centre_mm=tuple(float(c) for c in centre),
+    )
 
 
 def render_ct(rng: np.random.Generator, layout: CtLayout, centre: str) -> np.ndarray:
@@ -165,10 +181,13 @@ def render_ct(rng: np.random.Generator, layout: CtLayout, centre: str) -> np.nda
     x, y, z = _physical_grid(size, layout.spacing)
     cx, cy, cz = layout.centre_mm
     side = rng.choice([-1.0, 1.0])
-    kidney = (((x - cx - side * 12.0) / 24.0) ** 2 + ((y - cy) / 20.0) ** 2
-              + ((z - cz) / 45.0) ** 2) < 1.0
-    body = ((x / (0.48 * size[0] * layout.spacing[0])) ** 2
-            + (y / (0.48 * size[1] * layout.spacing[1])) ** 2) < 1.0
+    kidney = (
+        ((x - cx - side * 12.0) / 24.0) ** 2 + ((y - cy) / 20.0) ** 2 + ((z - cz) / 45.0) ** 2
+    ) < 1.0
+    body = (
+        (x / (0.48 * size[0] * layout.spacing[0])) ** 2
+        + (y / (0.48 * size[1] * layout.spacing[1])) ** 2
+    ) < 1.0
 
     def tissue(name: str, sigma_mm: float) -> np.ndarray:
         mean, amplitude = HU[name]
@@ -182,7 +201,8 @@ def render_ct(rng: np.random.Generator, layout: CtLayout, centre: str) -> np.nda
     blur_mm, noise_hu, offset_hu = CENTRE_SCANNERS[centre]
     hu = ndimage.gaussian_filter(hu, blur_mm / zyx_spacing)
     hu += rng.normal(offset_hu, 2.0) + noise_hu * rng.uniform(0.9, 1.1) * rng.standard_normal(
-        labels.shape)
+        labels.shape
+    )
     return np.clip(np.round(hu), -1024, 3071).astype(np.int16)
 
 
@@ -197,8 +217,9 @@ def write_nifti(path: str | os.PathLike, array: np.ndarray, layout: CtLayout) ->
     return Path(path)
 
 
-def _physical_grid(size: tuple[int, int, int], spacing: tuple[float, float, float]
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _physical_grid(
+    size: tuple[int, int, int], spacing: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y, z) mm of every voxel relative to the volume's centre, each shaped (z, y, x)."""
     axes = [(np.arange(n) - (n - 1) / 2.0) * s for n, s in zip(size, spacing)]
     z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")

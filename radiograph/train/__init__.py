@@ -16,11 +16,26 @@ The names load on first use (:mod:`radiograph._lazy`): importing the package imp
 
 from radiograph._lazy import lazy_exports
 
-__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
-    "config": ("ConfigError", "TrainConfig", "config_from_dict", "load_config"),
-    "data": ("GraphCohort", "SubjectRecord", "load_graph_cohort"),
-    "splits": ("SplitsError", "load_or_create_splits", "make_splits"),
-    "trainer": ("FoldFit", "FoldResult", "TrainingData", "current_fold", "fit", "fit_fold",
-                "load_fold_model", "load_training_data", "predict", "run_cross_validation",
-                "train_fold", "write_fold"),
-})
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "config": ("ConfigError", "TrainConfig", "config_from_dict", "load_config"),
+        "data": ("GraphCohort", "SubjectRecord", "load_graph_cohort"),
+        "splits": ("SplitsError", "load_or_create_splits", "make_splits"),
+        "trainer": (
+            "FoldFit",
+            "FoldResult",
+            "TrainingData",
+            "current_fold",
+            "fit",
+            "fit_fold",
+            "load_fold_model",
+            "load_training_data",
+            "predict",
+            "run_cross_validation",
+            "train_fold",
+            "write_fold",
+        ),
+    },
+)

@@ -1,4 +1,5 @@
-"""``radiograph train`` (cross-validated training) and ``radiograph look-inside`` (importance plots)."""
+"""``radiograph train`` (cross-validated training) and ``radiograph look-inside`` (importance
+plots)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="cross-validated training of SPARRA / ABMIL / Mean pooling on a cohort's graphs",
         description="Train the configured aggregator on the outer folds of splits.json (made "
-                    "once: patient-level, stratified by event or label; reused by every model). "
-                    "Writes OUT_DIR/<aggregator>/<modalities>/fold_<k>/ with checkpoint.pt, "
-                    "train_log.csv, predictions.csv, embeddings.npz, importance/ and "
-                    "summary.json. Finished folds are skipped on a rerun.",
+        "once: patient-level, stratified by event or label; reused by every model). "
+        "Writes OUT_DIR/<aggregator>/<modalities>/fold_<k>/ with checkpoint.pt, "
+        "train_log.csv, predictions.csv, embeddings.npz, importance/ and "
+        "summary.json. Finished folds are skipped on a rerun.",
     )
     train.add_argument("--config", required=True, help="training config YAML")
     add_progress_argument(train)
@@ -30,8 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "look-inside",
         help="plot node importance of the top- and bottom-risk test subjects of a fold",
         description="Draw each modality's graph of the N highest- and N lowest-risk test "
-                    "subjects of a trained fold, nodes coloured by importance, over the slide "
-                    "thumbnail and the CT projections. Writes PNGs to FOLD_DIR/look_inside/.",
+        "subjects of a trained fold, nodes coloured by importance, over the slide "
+        "thumbnail and the CT projections. Writes PNGs to FOLD_DIR/look_inside/.",
     )
     look.add_argument("--config", required=True, help="the training config YAML")
     look.add_argument("--fold", type=int, default=0, help="fold index (default 0)")
@@ -52,8 +53,14 @@ def _train(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         with lock_from_args(args, config.out_dir, "radiograph train"):
             results = run_cross_validation(config, progress=not args.no_progress)
-    except (ConfigError, ManifestError, SplitsError, FoldConflictError, FileNotFoundError,
-            ValueError) as err:
+    except (
+        ConfigError,
+        ManifestError,
+        SplitsError,
+        FoldConflictError,
+        FileNotFoundError,
+        ValueError,
+    ) as err:
         print(f"train: {err}", file=sys.stderr)
         return 2
     print(f"{config.aggregator} on {'+'.join(config.modalities)} -> {config.model_dir}")

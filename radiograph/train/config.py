@@ -161,13 +161,21 @@ class TrainConfig:
         if self.sparra_reference:
             for key, value in SPARRA_REFERENCE_TRAINING.items():
                 if getattr(self, key) not in (value, _DEFAULTS[key]):
-                    fail(key, f"SPARRA's reference preset sets it to {value!r}; got "
-                              f"{getattr(self, key)!r} (remove the key or the preset)")
+                    fail(
+                        key,
+                        f"SPARRA's reference preset sets it to {value!r}; got "
+                        f"{getattr(self, key)!r} (remove the key or the preset)",
+                    )
                 object.__setattr__(self, key, value)
         if not 0 <= self.dropout < 1:
             fail("dropout", f"must lie in [0, 1), got {self.dropout}")
-        for key, low in (("epochs", 1), ("batch_size", 2), ("folds", 2), ("seed", 0),
-                         ("restarts", 1)):
+        for key, low in (
+            ("epochs", 1),
+            ("batch_size", 2),
+            ("folds", 2),
+            ("seed", 0),
+            ("restarts", 1),
+        ):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 fail(key, f"must be an integer >= {low}, got {value!r}")
@@ -242,7 +250,8 @@ def config_from_dict(
     unknown = [k for k in values if k not in allowed]
     if unknown:
         raise ConfigError(
-            f"{where}unknown key {unknown[0]!r}" + (f" (and {unknown[1:]})" if unknown[1:] else "")
+            f"{where}unknown key {unknown[0]!r}"
+            + (f" (and {unknown[1:]})" if unknown[1:] else "")
             + f"; allowed keys: {', '.join(allowed)}"
         )
     missing = [k for k in ("graphs_dir", "manifest", "out_dir") if values.get(k) in (None, "")]

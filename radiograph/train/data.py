@@ -155,8 +155,13 @@ def load_graph_cohort(
     records: dict[str, SubjectRecord] = {}
     dropped: list[str] = []
     unreadable: list[str] = []
-    for subject in tqdm(manifest.subjects, desc="loading graphs", unit="subject", leave=False,
-                        disable=terminal_only(progress)):
+    for subject in tqdm(
+        manifest.subjects,
+        desc="loading graphs",
+        unit="subject",
+        leave=False,
+        disable=terminal_only(progress),
+    ):
         graphs: dict[str, Data] = {}
         for modality in modalities:
             path = graphs_dir / modality / f"{subject.subject_id}.pt"

@@ -57,17 +57,22 @@ def pick_extremes(predictions: pd.DataFrame, n: int = 1) -> list[Pick]:
     if "risk" in test:
         score = test["risk"]
     else:
-        logits = sorted((c for c in test.columns if c.startswith("logit_")),
-                        key=lambda c: int(c.split("_")[1]))
+        logits = sorted(
+            (c for c in test.columns if c.startswith("logit_")), key=lambda c: int(c.split("_")[1])
+        )
         score = test[logits[-1]] - test[logits[0]]
     test = test.assign(score=score.astype(float)).sort_values("score", kind="stable")
     n = min(n, (len(test) + 1) // 2)
     top = test.iloc[::-1].head(n)
     bottom = test.head(n)
-    picks = [Pick(str(r.subject_id), f"top{i + 1}", float(r.score))
-             for i, r in enumerate(top.itertuples())]
-    picks += [Pick(str(r.subject_id), f"bottom{i + 1}", float(r.score))
-              for i, r in enumerate(bottom.itertuples())]
+    picks = [
+        Pick(str(r.subject_id), f"top{i + 1}", float(r.score))
+        for i, r in enumerate(top.itertuples())
+    ]
+    picks += [
+        Pick(str(r.subject_id), f"bottom{i + 1}", float(r.score))
+        for i, r in enumerate(bottom.itertuples())
+    ]
     return picks
 
 
@@ -126,9 +131,19 @@ def plot_pathology(
             thumbnail, downsample = _blank_2d(pos + patch_side(graph))
             mpp = subject.mpp if subject is not None else None
             note = " (no slide: blank background)"
-        plot_graph_2d(graph, thumbnail, downsample, importance, slide=slide,
-                      patch_size=patch_side(graph), mpp=mpp, value_label="node importance",
-                      cmap="magma", title=title + note, path=target)
+        plot_graph_2d(
+            graph,
+            thumbnail,
+            downsample,
+            importance,
+            slide=slide,
+            patch_size=patch_side(graph),
+            mpp=mpp,
+            value_label="node importance",
+            cmap="magma",
+            title=title + note,
+            path=target,
+        )
         written.append(target)
     return written
 
@@ -140,8 +155,12 @@ def plot_radiology(
     projections, axes in millimetres."""
     target = out.with_suffix(".png")
     if subject is not None and subject.volume_paths and subject.mask_path is not None:
-        volume = load_volume(subject.subject_id, subject.volume_paths, subject.mask_path,
-                             modality=subject.radiology_modality)
+        volume = load_volume(
+            subject.subject_id,
+            subject.volume_paths,
+            subject.mask_path,
+            modality=subject.radiology_modality,
+        )
         image, spacing, origin = volume.normalised[0], volume.spacing, volume.origin
         note = ""
     else:
@@ -151,8 +170,17 @@ def plot_radiology(
         size = np.ceil(pos.max(axis=0) - origin).astype(int) + 2
         image = np.zeros(size[::-1])
         note = " (no volume: blank background)"
-    plot_graph_3d(graph, image, spacing, origin, importance, value_label="node importance",
-                  cmap="magma", title=title + note, path=target)
+    plot_graph_3d(
+        graph,
+        image,
+        spacing,
+        origin,
+        importance,
+        value_label="node importance",
+        cmap="magma",
+        title=title + note,
+        path=target,
+    )
     return [target]
 
 
@@ -192,12 +220,16 @@ def look_inside(
         if not importance_path.exists():
             raise FileNotFoundError(f"{importance_path}: importance file not found")
         arrays = np.load(importance_path)
-        for modality in sorted(k[: -len("_importance")] for k in arrays.files
-                               if k.endswith("_importance") and not k.endswith("patch_importance")):
+        for modality in sorted(
+            k[: -len("_importance")]
+            for k in arrays.files
+            if k.endswith("_importance") and not k.endswith("patch_importance")
+        ):
             graph = load_graph(graphs_dir / modality / f"{pick.subject_id}.pt")
             title = f"{pick.subject_id} ({pick.rank} risk, {pick.risk:.3g}): {modality}"
             out = out_dir / f"{pick.rank}_{pick.subject_id}_{modality}"
             plot = plot_pathology if graph.pos.size(1) == 2 else plot_radiology
-            written += plot(graph, arrays[f"{modality}_importance"],
-                            subjects.get(pick.subject_id), title, out)
+            written += plot(
+                graph, arrays[f"{modality}_importance"], subjects.get(pick.subject_id), title, out
+            )
     return written

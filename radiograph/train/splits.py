@@ -150,6 +150,7 @@ def load_or_create_splits(
             raise SplitsError(f"{path}: {err}") from err
         return folds
     folds = make_splits(subject_ids, patient_ids, strata, n_folds, seed)
-    write_json(path, {"n_folds": n_folds, "seed": seed, "subjects": subject_to_patient,
-                      "folds": folds})
+    write_json(
+        path, {"n_folds": n_folds, "seed": seed, "subjects": subject_to_patient, "folds": folds}
+    )
     return folds

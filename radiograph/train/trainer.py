@@ -151,8 +151,9 @@ def settings_hash(config: TrainConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def graph_fingerprints(graphs_dir: str | Path, modalities: Sequence[str],
-                       subject_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+def graph_fingerprints(
+    graphs_dir: str | Path, modalities: Sequence[str], subject_ids: Sequence[str]
+) -> dict[str, dict[str, str]]:
     """:data:`GraphFingerprints` of the graph files that exist (a subject without a file for a
     modality is absent from that modality's mapping, so adding the file changes it)."""
     out: dict[str, dict[str, str]] = {}
@@ -165,8 +166,9 @@ def graph_fingerprints(graphs_dir: str | Path, modalities: Sequence[str],
     return out
 
 
-def fold_inputs(cohort: GraphCohort, split: Mapping[str, Sequence[str]],
-                graphs: GraphFingerprints) -> dict[str, Any]:
+def fold_inputs(
+    cohort: GraphCohort, split: Mapping[str, Sequence[str]], graphs: GraphFingerprints
+) -> dict[str, Any]:
     """The data one fold is trained and tested on, JSON-ready.
 
     Returns:
@@ -179,11 +181,16 @@ def fold_inputs(cohort: GraphCohort, split: Mapping[str, Sequence[str]],
     records = cohort.records
     return {
         "split": {"train": list(split["train"]), "test": list(split["test"])},
-        "targets": {s: [records[s].patient_id, records[s].time, records[s].event,
-                        records[s].label] for s in subjects if s in records},
+        "targets": {
+            s: [records[s].patient_id, records[s].time, records[s].event, records[s].label]
+            for s in subjects
+            if s in records
+        },
         "classes": list(cohort.classes) if cohort.classes else None,
-        "graphs": {m: {s: graphs[m][s] for s in subjects if s in graphs.get(m, {})}
-                   for m in cohort.modalities},
+        "graphs": {
+            m: {s: graphs[m][s] for s in subjects if s in graphs.get(m, {})}
+            for m in cohort.modalities
+        },
     }
 
 
@@ -264,7 +271,10 @@ def targets_of(records: Sequence[SubjectRecord]) -> Targets:
 
 
 def task_loss(
-    prediction: torch.Tensor, targets: Targets, task: str, ties: str = "efron",
+    prediction: torch.Tensor,
+    targets: Targets,
+    task: str,
+    ties: str = "efron",
     cox_mean: str = "events",
 ) -> torch.Tensor:
     """Cox negative partial log-likelihood (survival) or cross-entropy (classification).
@@ -346,8 +356,9 @@ def fit(
         pin_memory=device.type == "cuda",
     )
     log: list[dict[str, float]] = []
-    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", disable=terminal_only(progress),
-               leave=False)
+    bar = tqdm(
+        range(config.epochs), desc=desc, unit="epoch", disable=terminal_only(progress), leave=False
+    )
     for epoch in bar:
         model.train()
         start = time.perf_counter()
@@ -359,8 +370,9 @@ def fit(
             with autocast(device, config.precision):
                 out = model(batch)
             prediction = out.prediction if config.precision == "fp32" else out.prediction.float()
-            loss_task = task_loss(prediction, targets, config.task, config.ties,
-                                  "batch" if reference else "events")
+            loss_task = task_loss(
+                prediction, targets, config.task, config.ties, "batch" if reference else "events"
+            )
             loss = loss_task + out.aux_loss
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -375,8 +387,7 @@ def fit(
         scheduler.step()
         row = {"epoch": epoch + 1, "lr": lr}
         row.update({name: total / batches for name, total in sums.items()})
-        row.update(batches=batches, batches_no_event=no_event,
-                   seconds=time.perf_counter() - start)
+        row.update(batches=batches, batches_no_event=no_event, seconds=time.perf_counter() - start)
         log.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}")
     return log
@@ -470,8 +481,13 @@ def _write_predictions(
             n_classes = preds.prediction.shape[1]
             writer.writerow(head + ["label"] + [f"logit_{c}" for c in range(n_classes)])
         for record, pred, test in zip(records, preds.prediction, is_test):
-            row = [record.subject_id, record.patient_id, "test" if test else "train",
-                   repr(record.time), record.event]
+            row = [
+                record.subject_id,
+                record.patient_id,
+                "test" if test else "train",
+                repr(record.time),
+                record.event,
+            ]
             if task == "survival":
                 row.append(repr(float(pred)))
             else:
@@ -479,7 +495,9 @@ def _write_predictions(
             writer.writerow(row)
 
 
-def _write_importance(folder: Path, record: SubjectRecord, importance: dict[str, np.ndarray]) -> None:
+def _write_importance(
+    folder: Path, record: SubjectRecord, importance: dict[str, np.ndarray]
+) -> None:
     arrays: dict[str, np.ndarray] = {}
     for modality, values in importance.items():
         graph = record.graphs[modality]
@@ -532,14 +550,20 @@ def _train_model(
     num_classes = len(cohort.classes) if cohort.classes else 2
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        model = build_aggregator(config.aggregator, cohort.in_dims, config.task, num_classes,
-                                 **aggregator_options(config))
+        model = build_aggregator(
+            config.aggregator,
+            cohort.in_dims,
+            config.task,
+            num_classes,
+            **aggregator_options(config),
+        )
         if config.standardize:
             model.set_node_scaling(node_scaling(records, cohort.modalities))
         model = model.to(device)
         generator = torch.Generator().manual_seed(seed)
-        rows = fit(model, records, config, device=device, generator=generator,
-                   progress=progress, desc=desc)
+        rows = fit(
+            model, records, config, device=device, generator=generator, progress=progress, desc=desc
+        )
     return model, rows
 
 
@@ -569,11 +593,18 @@ def choose_restart(
     ids = [r.subject_id for r in train]
     strata = [str(r.event) if config.task == "survival" else str(r.label) for r in train]
     try:
-        inner = make_splits(ids, [r.patient_id for r in train], strata, n_folds=INNER_FOLDS,
-                            seed=fold_seed(config.seed, fold))[0]
+        inner = make_splits(
+            ids,
+            [r.patient_id for r in train],
+            strata,
+            n_folds=INNER_FOLDS,
+            seed=fold_seed(config.seed, fold),
+        )[0]
     except ValueError as err:
-        raise ValueError(f"fold {fold}: restarts = {config.restarts} hold out a fifth of the "
-                         f"{len(train)} training subjects to choose between them: {err}") from err
+        raise ValueError(
+            f"fold {fold}: restarts = {config.restarts} hold out a fifth of the "
+            f"{len(train)} training subjects to choose between them: {err}"
+        ) from err
     held_out = set(inner["test"])
     fit_on = [r for r in train if r.subject_id not in held_out]
     scored = [r for r in train if r.subject_id in held_out]
@@ -581,8 +612,15 @@ def choose_restart(
     log: list[dict[str, float]] = []
     for restart in range(config.restarts):
         seed = fold_seed(config.seed, fold, restart)
-        candidate, rows = _train_model(config, cohort, fit_on, seed, device, progress=progress,
-                                       desc=f"{config.aggregator} fold {fold} restart {restart}")
+        candidate, rows = _train_model(
+            config,
+            cohort,
+            fit_on,
+            seed,
+            device,
+            progress=progress,
+            desc=f"{config.aggregator} fold {fold} restart {restart}",
+        )
         loss = selection_loss(candidate, scored, config, device)
         summary.append({"restart": restart, "seed": seed, "inner_val_loss": loss})
         log += [{"run": "selection", "restart": restart, **row} for row in rows]
@@ -661,8 +699,9 @@ def train_fold(
         ValueError: no training or no test subject has graphs.
     """
     if graphs is None:
-        graphs = graph_fingerprints(config.graphs_dir, cohort.modalities,
-                                    [*split["train"], *split["test"]])
+        graphs = graph_fingerprints(
+            config.graphs_dir, cohort.modalities, [*split["train"], *split["test"]]
+        )
     inputs = fold_inputs(cohort, split, graphs)
     done, reason = current_fold(config, fold, inputs)
     if done is not None:
@@ -687,8 +726,15 @@ def current_fold(
     status, reason = fold_status(config, fold, inputs)
     if status == "current":
         summary = read_json(fold_dir / "summary.json")
-        return FoldResult(fold, fold_dir, summary["n_train"], summary["n_test"],
-                          summary["metrics"], summary["seconds"], skipped=True), ""
+        return FoldResult(
+            fold,
+            fold_dir,
+            summary["n_train"],
+            summary["n_test"],
+            summary["metrics"],
+            summary["seconds"],
+            skipped=True,
+        ), ""
     (fold_dir / "summary.json").unlink(missing_ok=True)
     return None, reason
 
@@ -711,15 +757,20 @@ def fit_fold(
     train = cohort.select(split["train"])
     test = cohort.select(split["test"])
     if not train or not test:
-        raise ValueError(f"fold {fold}: {len(train)} training and {len(test)} test subjects have "
-                         "graphs; both must be non-empty")
+        raise ValueError(
+            f"fold {fold}: {len(train)} training and {len(test)} test subjects have "
+            "graphs; both must be non-empty"
+        )
     if config.task == "survival":
         for name, subset in (("training", train), ("test", test)):
             if not any(r.event for r in subset):
                 warnings.warn(
                     f"fold {fold}: no event among its {len(subset)} {name} subjects; "
-                    + ("the Cox loss is 0 and the model stays at its initialisation"
-                       if name == "training" else "its C-index is undefined (NaN)"),
+                    + (
+                        "the Cox loss is 0 and the model stays at its initialisation"
+                        if name == "training"
+                        else "its C-index is undefined (NaN)"
+                    ),
                     stacklevel=3,
                 )
     device = resolve_device(config.device)
@@ -727,10 +778,18 @@ def fit_fold(
     log: list[dict[str, float]] = []
     chosen = 0
     if config.restarts > 1:
-        chosen, restarts, log = choose_restart(config, cohort, fold, train, device,
-                                               progress=progress)
-    model, rows = _train_model(config, cohort, train, fold_seed(config.seed, fold, chosen),
-                               device, progress=progress, desc=f"{config.aggregator} fold {fold}")
+        chosen, restarts, log = choose_restart(
+            config, cohort, fold, train, device, progress=progress
+        )
+    model, rows = _train_model(
+        config,
+        cohort,
+        train,
+        fold_seed(config.seed, fold, chosen),
+        device,
+        progress=progress,
+        desc=f"{config.aggregator} fold {fold}",
+    )
     log += [{"run": "final", "restart": chosen, **row} for row in rows]
     records = train + test
     preds = predict(model, records, config.batch_size, device, config.precision)
@@ -789,29 +848,38 @@ def write_fold(
     for record, importance in zip(records, preds.importance):
         _write_importance(fold_dir / "importance", record, importance)
     seconds = time.perf_counter() - start
-    write_json(fold_dir / "summary.json", {
-        "fold": fold,
-        "settings_hash": settings_hash(config),
-        "fold_digest": fold_digest(config, inputs),
-        "n_train": result.n_train,
-        "n_test": result.n_test,
-        "metrics": result.metrics,
-        "seconds": seconds,
-        "device": str(result.device),
-        "restarts": result.restarts,
-        "chosen_restart": result.chosen,
-        "config": config.to_dict(),
-        "fold_inputs": inputs,
-    })
-    return FoldResult(fold, fold_dir, result.n_train, result.n_test, result.metrics, seconds,
-                      retrained=retrained)
+    write_json(
+        fold_dir / "summary.json",
+        {
+            "fold": fold,
+            "settings_hash": settings_hash(config),
+            "fold_digest": fold_digest(config, inputs),
+            "n_train": result.n_train,
+            "n_test": result.n_test,
+            "metrics": result.metrics,
+            "seconds": seconds,
+            "device": str(result.device),
+            "restarts": result.restarts,
+            "chosen_restart": result.chosen,
+            "config": config.to_dict(),
+            "fold_inputs": inputs,
+        },
+    )
+    return FoldResult(
+        fold, fold_dir, result.n_train, result.n_test, result.metrics, seconds, retrained=retrained
+    )
 
 
 def load_fold_model(checkpoint: str | Path, device: str = "cpu") -> Aggregator:
     """Rebuild the trained aggregator of a fold from its ``checkpoint.pt`` (evaluation mode)."""
     state = torch.load(checkpoint, map_location=device, weights_only=False)
-    model = build_aggregator(state["aggregator"], state["in_dims"], state["task"],
-                             state["num_classes"], **state["options"])
+    model = build_aggregator(
+        state["aggregator"],
+        state["in_dims"],
+        state["task"],
+        state["num_classes"],
+        **state["options"],
+    )
     model.load_state_dict(state["state_dict"])
     return model.to(device).eval()
 
@@ -845,10 +913,12 @@ class TrainingData:
 
     def check_matches(self, config: TrainConfig) -> None:
         """Raise ValueError (naming the field) unless ``config`` reads these data."""
-        wanted = {"graphs_dir": (Path(config.graphs_dir), self.graphs_dir),
-                  "manifest": (Path(config.manifest), self.manifest.path),
-                  "modalities": (tuple(config.modalities), self.cohort.modalities),
-                  "task": (config.task, self.task)}
+        wanted = {
+            "graphs_dir": (Path(config.graphs_dir), self.graphs_dir),
+            "manifest": (Path(config.manifest), self.manifest.path),
+            "modalities": (tuple(config.modalities), self.cohort.modalities),
+            "task": (config.task, self.task),
+        }
         for name, (expected, held) in wanted.items():
             if expected != held:
                 raise ValueError(f"data: loaded for {name} {held!r}, the config has {expected!r}")
@@ -865,10 +935,12 @@ def load_training_data(config: TrainConfig, *, progress: bool = True) -> Trainin
             :func:`radiograph.train.data.load_graph_cohort`.
     """
     manifest = load_manifest(config.manifest, check_files=False)
-    graphs = graph_fingerprints(config.graphs_dir, config.modalities,
-                                [s.subject_id for s in manifest.subjects])
-    cohort = load_graph_cohort(config.graphs_dir, manifest, config.modalities, config.task,
-                               progress=progress)
+    graphs = graph_fingerprints(
+        config.graphs_dir, config.modalities, [s.subject_id for s in manifest.subjects]
+    )
+    cohort = load_graph_cohort(
+        config.graphs_dir, manifest, config.modalities, config.task, progress=progress
+    )
     if config.task == "survival" and not any(r.event for r in cohort.records.values()):
         raise ValueError(
             f"{manifest.path}: column 'event' is 0 for all {len(cohort.records)} subjects with "
@@ -920,11 +992,16 @@ def run_cross_validation(
         if status == "changed":
             changed.append((k, reason))
     if changed:
-        print(f"{config.aggregator} on {'+'.join(config.modalities)}: {len(changed)} of "
-              f"{len(config.fold_indices)} folds changed since the last run (settings or inputs): "
-              f"retraining them; fold {changed[0][0]}: {changed[0][1]}", flush=True)
-    return [train_fold(config, cohort, k, folds[k], graphs=graphs, progress=progress)
-            for k in config.fold_indices]
+        print(
+            f"{config.aggregator} on {'+'.join(config.modalities)}: {len(changed)} of "
+            f"{len(config.fold_indices)} folds changed since the last run (settings or inputs): "
+            f"retraining them; fold {changed[0][0]}: {changed[0][1]}",
+            flush=True,
+        )
+    return [
+        train_fold(config, cohort, k, folds[k], graphs=graphs, progress=progress)
+        for k in config.fold_indices
+    ]
 
 
 def format_results(results: Sequence[FoldResult]) -> str:
@@ -936,10 +1013,9 @@ def format_results(results: Sequence[FoldResult]) -> str:
     for r in results:
         values = "  ".join(f"{r.metrics[n]:>14.4f}" for n in names)
         note = " (done before)" if r.skipped else " (retrained)" if r.retrained else ""
-        lines.append(f"{r.fold:>4}  {r.n_train:>7}  {r.n_test:>6}  {values}  {r.seconds:>7.1f}{note}")
-    means = "  ".join(
-        f"{np.nanmean([r.metrics[n] for r in results]):>14.4f}" for n in names
-    )
+        lines.append(
+            f"{r.fold:>4}  {r.n_train:>7}  {r.n_test:>6}  {values}  {r.seconds:>7.1f}{note}"
+        )
+    means = "  ".join(f"{np.nanmean([r.metrics[n] for r in results]):>14.4f}" for n in names)
     lines.append(f"mean  {'':>7}  {'':>6}  {means}")
     return "\n".join(lines)
-

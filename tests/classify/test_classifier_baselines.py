@@ -24,11 +24,15 @@ def data():
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_planted_signal_is_recovered_out_of_sample(data, name):
     x, y = data
-    small = {"rf": {"n_estimators": 60}, "extra_trees": {"n_estimators": 60},
-             "hist_gb": {"max_iter": 40}}.get(name)
+    small = {
+        "rf": {"n_estimators": 60},
+        "extra_trees": {"n_estimators": 60},
+        "hist_gb": {"max_iter": 40},
+    }.get(name)
     with threadpool_limits(limits=1):  # OpenMP (hist_gb) on shared cores
-        model = make_classifier(name, seed=1, inner_folds=3, model_params=small).fit(x[:160],
-                                                                                     y[:160])
+        model = make_classifier(name, seed=1, inner_folds=3, model_params=small).fit(
+            x[:160], y[:160]
+        )
     assert isinstance(model, GridSearchCV)
     prob = positive_probability(model, x[160:])
     assert prob.shape == (80,) and ((prob >= 0) & (prob <= 1)).all()

@@ -124,8 +124,9 @@ def test_ctranspath_loads_an_old_timm_swin_checkpoint(tmp_path):
     old = {}
     for key, value in source.backbone.state_dict().items():
         # timm < 0.9 put each stage's patch merging at the end of the previous stage
-        key = re.sub(r"layers\.(\d+)\.downsample",
-                     lambda m: f"layers.{int(m.group(1)) - 1}.downsample", key)
+        key = re.sub(
+            r"layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", key
+        )
         old[key] = value
     for name, buffer in source.backbone.named_buffers():
         if name.endswith("relative_position_index"):
@@ -149,8 +150,9 @@ def test_timm_model_loads_its_own_checkpoint_without_classifier(tmp_path):
     encoder = build_encoder("timm:resnet18", weights=path)
     x = encoder.preprocess(tiles(2, 224))
     with torch.inference_mode():
-        torch.testing.assert_close(encoder(x), full.forward_head(full.forward_features(x),
-                                                                 pre_logits=True))
+        torch.testing.assert_close(
+            encoder(x), full.forward_head(full.forward_features(x), pre_logits=True)
+        )
 
 
 def test_key_mismatch_is_one_line_naming_file_and_fix(tmp_path):

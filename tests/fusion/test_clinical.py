@@ -30,13 +30,15 @@ def _table(seed: int, n: int = 400) -> tuple[pd.DataFrame, np.ndarray]:
     parpi = rng.integers(0, 2, n)
     eta = -1.0 + 0.7 * (figo - 1.5) - 1.2 * parpi
     y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
-    table = pd.DataFrame({
-        "subject_id": [f"s{i}" for i in range(n)],
-        "age": np.round(rng.normal(60, 10, n), 1).astype(object),
-        "figo": np.array(["I", "II", "III", "IV"], dtype=object)[figo],
-        "parpi": np.array(["no", "yes"], dtype=object)[parpi],
-        "noise": rng.choice(["a", "b", "c"], n).astype(object),
-    })
+    table = pd.DataFrame(
+        {
+            "subject_id": [f"s{i}" for i in range(n)],
+            "age": np.round(rng.normal(60, 10, n), 1).astype(object),
+            "figo": np.array(["I", "II", "III", "IV"], dtype=object)[figo],
+            "parpi": np.array(["no", "yes"], dtype=object)[parpi],
+            "noise": rng.choice(["a", "b", "c"], n).astype(object),
+        }
+    )
     table.loc[rng.random(n) < 0.1, "age"] = ""
     table.loc[rng.random(n) < 0.1, "noise"] = ""
     return table, y
@@ -59,8 +61,12 @@ def test_planted_clinical_effects_kept_with_right_direction():
 def test_predictions_equal_statsmodels_refit_by_hand():
     table, y = _table(7)
     model = fit_clinical_model(table, y, VARIABLES)
-    x = pd.DataFrame({"figo": table["figo"].map({"I": 0, "II": 1, "III": 2, "IV": 3}),
-                      "parpi_yes": (table["parpi"] == "yes").astype(float)})
+    x = pd.DataFrame(
+        {
+            "figo": table["figo"].map({"I": 0, "II": 1, "III": 2, "IV": 3}),
+            "parpi_yes": (table["parpi"] == "yes").astype(float),
+        }
+    )
     assert set(model.kept) == {"figo", "parpi"}
     ref = sm.Logit(y, sm.add_constant(x.astype(float))).fit(disp=0).predict()
     np.testing.assert_allclose(model.predict_proba(table), ref, rtol=1e-6, atol=1e-8)

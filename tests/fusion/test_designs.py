@@ -13,10 +13,13 @@ from radiograph.fusion.designs import CentreDesign, intersection, leave_one_cent
 def _table() -> pd.DataFrame:
     rng = np.random.default_rng(0)
     n = 200
-    return pd.DataFrame({"patient_id": [f"p{i // 2}" for i in range(n)],
-                         "centre": np.where(np.arange(n) < 120, "A",
-                                            np.where(np.arange(n) < 160, "B", "C")),
-                         "label": np.repeat(rng.integers(0, 2, n // 2), 2)})
+    return pd.DataFrame(
+        {
+            "patient_id": [f"p{i // 2}" for i in range(n)],
+            "centre": np.where(np.arange(n) < 120, "A", np.where(np.arange(n) < 160, "B", "C")),
+            "label": np.repeat(rng.integers(0, 2, n // 2), 2),
+        }
+    )
 
 
 def test_split_is_patient_level_stratified_and_reproducible():
@@ -34,13 +37,17 @@ def test_split_is_patient_level_stratified_and_reproducible():
 
 
 def test_absent_centre_and_loco_and_intersection():
-    with pytest.raises(ValueError, match=r"centre\(s\) \['E'\] named in the design are absent "
-                                         "from cohort.csv"):
+    with pytest.raises(
+        ValueError,
+        match=r"centre\(s\) \['E'\] named in the design are absent "
+        "from cohort.csv",
+    ):
         CentreDesign(("A",), 0.3, ("B", "E")).assign(_table(), source="cohort.csv")
     folds = leave_one_centre_out(_table().centre)
     assert [f[0] for f in folds] == ["A", "B", "C"]
     assert sum(len(test) for _, _, test in folds) == 200
-    available = pd.DataFrame({"C": [True] * 4, "H": [True, False, True, True],
-                              "P": [True, True, False, True]})
+    available = pd.DataFrame(
+        {"C": [True] * 4, "H": [True, False, True, True], "P": [True, True, False, True]}
+    )
     keep, excluded = intersection(available, ["C", "H", "P"])
     assert keep.tolist() == [True, False, False, True] and excluded == 2

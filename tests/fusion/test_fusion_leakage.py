@@ -22,15 +22,18 @@ def test_permuted_test_labels_change_nothing_fitted(fusion_cohort, tmp_path):
     held = assignment.index[assignment.isin(["internal", "external"])]
     permuted = cohort.table.copy()
     permuted.loc[held, "label"] = np.random.default_rng(1).permutation(
-        permuted.loc[held, "label"].to_numpy())
+        permuted.loc[held, "label"].to_numpy()
+    )
     assert (permuted.loc[held, "label"] != cohort.table.loc[held, "label"]).sum() > 20
 
     a = study.run_design(config, cohort, assignment, tmp_path / "a")
-    b = study.run_design(config, dataclasses.replace(cohort, table=permuted), assignment,
-                         tmp_path / "b")
+    b = study.run_design(
+        config, dataclasses.replace(cohort, table=permuted), assignment, tmp_path / "b"
+    )
     for name in ("selected", "thresholds", "classifier_cv", "clinical_or", "habitat_absent"):
         pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
     assert a.habitat_k == b.habitat_k
-    pd.testing.assert_frame_equal(a.predictions.drop(columns="label"),
-                                  b.predictions.drop(columns="label"))
+    pd.testing.assert_frame_equal(
+        a.predictions.drop(columns="label"), b.predictions.drop(columns="label")
+    )
     assert not a.predictions["label"].equals(b.predictions["label"])

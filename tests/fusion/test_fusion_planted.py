@@ -24,13 +24,19 @@ def test_true_k_and_planted_features_selected(fusion_cohort, tmp_path):
     p = 0.034), so it is not asserted."""
     config = small_config(fusion_cohort, tmp_path, leave_one_centre_out=True)
     cohort = study.read_cohort(config)
-    result = study.run_design(config, cohort, study.designs(config, cohort.table)["loco_D"],
-                              tmp_path / "loco_D")
+    result = study.run_design(
+        config, cohort, study.designs(config, cohort.table)["loco_D"], tmp_path / "loco_D"
+    )
     assert result.habitat_k == 4
     centres = np.asarray(read_json(tmp_path / "loco_D" / "habitat_model.json")["centres"])
     planted = int(np.argmax(centres[:, 2] - centres[:, 3])) + 1  # high DWI, low ADC
     folds = result.selected[result.selected["fold"].astype(str) != "final"]
     share = folds.groupby(["modality", "feature"]).size() / config.outer_folds
     assert share.get(("clinic", "figo"), 0) > 0.5
-    assert max(share.get(("habitat", f"h{planted}_{name}"), 0)
-               for name in ("fraction", "mean_ADC", "volume_mm3")) > 0.5
+    assert (
+        max(
+            share.get(("habitat", f"h{planted}_{name}"), 0)
+            for name in ("fraction", "mean_ADC", "volume_mm3")
+        )
+        > 0.5
+    )

@@ -50,8 +50,13 @@ def test_intersection_excludes_and_counts_subjects_missing_a_modality(finished):
     assert row["n"] == complete.sum() and row["excluded"] == (~complete).sum() > 0
     report = (config.out_dir / "report.md").read_text()
     assert f"external: n = {complete.sum()}, {(~complete).sum()} subjects excluded" in report
-    for name in ("roc", "delong_external", "idi_external", "calibration_external",
-                 "decision_external"):
+    for name in (
+        "roc",
+        "delong_external",
+        "idi_external",
+        "calibration_external",
+        "decision_external",
+    ):
         for suffix in (".png", ".pdf", ".svg"):
             assert (config.out_dir / f"{name}{suffix}").is_file()
 
@@ -66,8 +71,12 @@ def test_resume_reuses_a_finished_design(finished, monkeypatch):
     again = study.run_fusion_study(config)
     pd.testing.assert_frame_equal(
         again["split"].thresholds.reset_index(drop=True),
-        pd.read_csv(config.out_dir / "designs" / "split" / "thresholds.csv",
-                    keep_default_na=False, na_values=[""]))
+        pd.read_csv(
+            config.out_dir / "designs" / "split" / "thresholds.csv",
+            keep_default_na=False,
+            na_values=[""],
+        ),
+    )
 
 
 def _broken(fusion_cohort: Path, tmp_path: Path, edit) -> Path:
@@ -96,6 +105,7 @@ def _fails_before_work(config, monkeypatch) -> str:
 def test_unlisted_clinical_category_named(fusion_cohort, tmp_path, monkeypatch):
     def edit(t):
         t.loc[3, "parpi"] = "maybe"
+
     path = _broken(fusion_cohort, tmp_path, edit)
     message = _fails_before_work(small_config(path, tmp_path / "out"), monkeypatch)
     assert str(path) in message and "subject P0003" in message and "'parpi'" in message
@@ -107,6 +117,7 @@ def test_missing_sequence_named(fusion_cohort, tmp_path, monkeypatch):
 
     def edit(t):
         t.loc[t["subject_id"] == sid, "ADC"] = ""
+
     path = _broken(fusion_cohort, tmp_path, edit)
     message = _fails_before_work(small_config(path, tmp_path / "out"), monkeypatch)
     assert str(path) in message and f"subject {sid}: sequence 'ADC' is missing" in message
@@ -114,16 +125,21 @@ def test_missing_sequence_named(fusion_cohort, tmp_path, monkeypatch):
 
 def test_design_centre_absent_named(fusion_cohort, tmp_path, monkeypatch):
     from radiograph.fusion.designs import CentreDesign
-    config = small_config(fusion_cohort, tmp_path / "out",
-                          design=CentreDesign(("A",), 0.3, ("B", "E")))
+
+    config = small_config(
+        fusion_cohort, tmp_path / "out", design=CentreDesign(("A",), 0.3, ("B", "E"))
+    )
     message = _fails_before_work(config, monkeypatch)
     assert "['E']" in message and str(fusion_cohort) in message
 
 
 def test_config_problems_name_their_keys(tmp_path):
     source = Path(__file__).parents[2] / "experiments" / "configs" / "habitat_fusion.yaml"
-    text = source.read_text().replace("outer_folds: 5", "outer_fold: 5").replace(
-        "n_init: 4", "n_init: four")
+    text = (
+        source.read_text()
+        .replace("outer_folds: 5", "outer_fold: 5")
+        .replace("n_init: 4", "n_init: four")
+    )
     path = tmp_path / "study.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as err:
@@ -132,6 +148,4 @@ def test_config_problems_name_their_keys(tmp_path):
     assert "key 'outer_fold': unknown key (did you mean 'outer_folds'?)" in message
     assert "key 'habitat.n_init': must be an integer" in message
     config = load_fusion_config(source)
-    assert config.cohort == (source.parent / "../../runs/habitat_fusion_synth/cohort.csv"
-                             ).resolve()
-
+    assert config.cohort == (source.parent / "../../runs/habitat_fusion_synth/cohort.csv").resolve()

@@ -34,14 +34,19 @@ def test_availability_pattern_and_true_k_found_on_training_centre(cohort):
     assert (table.loc[table.centre.isin(["C", "D"]), "patches"] == "").all()
     assert (table["T2"] == "").any() and (table["patches"] != "").any()
     train = table[(table.centre == "A") & (table["T2"] != "")]
-    model = HabitatModel.fit([_load(root, r) for _, r in train.iterrows()],
-                             voxels_per_subject=400, n_init=3)
+    model = HabitatModel.fit(
+        [_load(root, r) for _, r in train.iterrows()], voxels_per_subject=400, n_init=3
+    )
     assert model.k == 4
     # planted: habitat with high DWI, low ADC has the largest share-label correlation
     rows = table[table["T2"] != ""]
-    feats = extract_habitat_features(model, {r.subject_id: _load(root, r)
-                                             for _, r in rows.iterrows()},
-                                     SEQUENCES, (1, 1, 1), radiomics=False)
+    feats = extract_habitat_features(
+        model,
+        {r.subject_id: _load(root, r) for _, r in rows.iterrows()},
+        SEQUENCES,
+        (1, 1, 1),
+        radiomics=False,
+    )
     profile = model.centres  # standardised (K, C): habitat 3 of the truth = max DWI - ADC
     planted = int(np.argmax(profile[:, 2] - profile[:, 3])) + 1
     share = feats.values[:, feats.names.index(f"h{planted}_fraction")]
@@ -53,10 +58,12 @@ def test_absent_habitat_gets_fill_and_is_recorded():
     image = rng.normal(size=(2, 8, 8, 8))
     mask = np.zeros((8, 8, 8), bool)
     mask[2:6, 2:6, 2:6] = True
-    model = HabitatModel(centres=np.array([[-5.0, -5.0], [0.0, 0.0]]), mean=np.zeros(2),
-                         scale=np.ones(2))
-    feats = extract_habitat_features(model, {"s": (image, mask)}, ("a", "b"), (1, 1, 1),
-                                     radiomics=False)
+    model = HabitatModel(
+        centres=np.array([[-5.0, -5.0], [0.0, 0.0]]), mean=np.zeros(2), scale=np.ones(2)
+    )
+    feats = extract_habitat_features(
+        model, {"s": (image, mask)}, ("a", "b"), (1, 1, 1), radiomics=False
+    )
     assert ("s", 1) in feats.absent
     row = dict(zip(feats.names, feats.values[0]))
     assert row["h1_fraction"] == 0 and row["h1_mean_a"] == 0.0 and row["h2_fraction"] == 1
@@ -65,9 +72,13 @@ def test_absent_habitat_gets_fill_and_is_recorded():
 def test_missing_sequence_names_subject_and_file(tmp_path):
     (tmp_path / "x.npy").write_bytes(b"")
     with pytest.raises(ValueError) as err:
-        check_sequences({"P1": {"T2": str(tmp_path / "x.npy"), "ADC": ""},
-                         "P2": {"T2": str(tmp_path / "gone.npy"), "ADC": str(tmp_path / "x.npy")}},
-                        ("T2", "ADC"))
+        check_sequences(
+            {
+                "P1": {"T2": str(tmp_path / "x.npy"), "ADC": ""},
+                "P2": {"T2": str(tmp_path / "gone.npy"), "ADC": str(tmp_path / "x.npy")},
+            },
+            ("T2", "ADC"),
+        )
     assert "subject P1: sequence 'ADC' is missing" in str(err.value)
     assert f"subject P2: sequence 'T2' file {tmp_path / 'gone.npy'}" in str(err.value)
 
@@ -76,8 +87,10 @@ def _two_modalities(seed: int, n: int = 300):
     rng = np.random.default_rng(seed)
     a, b = rng.normal(size=n), rng.normal(size=n)
     y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * a + 1.5 * b)))).astype(int)
-    xs = [np.column_stack([a + 0.3 * rng.normal(size=n), rng.normal(size=(n, 3))]),
-          np.column_stack([b + 0.3 * rng.normal(size=n), rng.normal(size=(n, 3))])]
+    xs = [
+        np.column_stack([a + 0.3 * rng.normal(size=n), rng.normal(size=(n, 3))]),
+        np.column_stack([b + 0.3 * rng.normal(size=n), rng.normal(size=(n, 3))]),
+    ]
     present = np.ones((n, 2), bool)
     present[rng.random(n) < 0.2, 1] = False
     return xs, present, y
@@ -86,6 +99,7 @@ def _two_modalities(seed: int, n: int = 300):
 @pytest.fixture
 def one_thread():
     import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny model on shared cores: threads only contend
     yield
@@ -114,13 +128,15 @@ def test_mha_fusion_learns_and_predicts_with_a_missing_one(one_thread):
 
 def test_stacking_meta_model_fitted_once_and_matches_sklearn_by_hand():
     from sklearn.linear_model import LogisticRegression
+
     rng = np.random.default_rng(1)
     p = rng.uniform(0.05, 0.95, size=(120, 2))
     y = (rng.random(120) < p.mean(1)).astype(int)
     ens = StackingEnsemble(C=1.0).fit(p, y)
     z = np.log(p / (1 - p))
     ref = LogisticRegression(C=1.0, max_iter=5000).fit((z - z.mean(0)) / z.std(0), y)
-    np.testing.assert_allclose(ens.predict_proba(p),
-                               ref.predict_proba((z - z.mean(0)) / z.std(0))[:, 1], rtol=1e-4)
+    np.testing.assert_allclose(
+        ens.predict_proba(p), ref.predict_proba((z - z.mean(0)) / z.std(0))[:, 1], rtol=1e-4
+    )
     with pytest.raises(ValueError, match="intersection"):
         ens.predict_proba(np.array([[0.2, np.nan]]))

@@ -37,8 +37,9 @@ def test_planted_columns_selected_in_most_folds():
         x, y = _planted(seed)
         names = [f"f{j}" for j in range(x.shape[1])]
         for train, _ in StratifiedKFold(5, shuffle=True, random_state=seed).split(x, y):
-            chain = fit_on_training(make_selection_chain(k=10, inner_folds=3, seed=seed),
-                                    x, y, train)
+            chain = fit_on_training(
+                make_selection_chain(k=10, inner_folds=3, seed=seed), x, y, train
+            )
             kept = set(selected_names(chain, names))
             hits += "f1" in kept and bool({"f0", "f2"} & kept)
             twins += {"f0", "f2"} <= kept
@@ -58,8 +59,9 @@ def test_permuted_test_labels_change_no_fitted_step():
     for (name, sa), (_, sb) in zip(a.steps, b.steps):
         for attr, value in vars(sa).items():
             if attr.endswith("_") and not attr.startswith("_"):
-                np.testing.assert_array_equal(np.asarray(value), np.asarray(getattr(sb, attr)),
-                                              err_msg=f"{name}.{attr}")
+                np.testing.assert_array_equal(
+                    np.asarray(value), np.asarray(getattr(sb, attr)), err_msg=f"{name}.{attr}"
+                )
     np.testing.assert_array_equal(a.transform(x), b.transform(x))
     # the comparison can fail: permuting training labels does change the univariate p-values
     y_train_perm = y.copy()
@@ -78,7 +80,8 @@ def test_univariate_filter_matches_scipy_by_hand():
     assert f.tests_.tolist() == ["t", "u"]
     assert f.p_values_[0] == pytest.approx(stats.ttest_ind(normal[y == 1], normal[y == 0]).pvalue)
     assert f.p_values_[1] == pytest.approx(
-        stats.mannwhitneyu(skewed[y == 1], skewed[y == 0]).pvalue)
+        stats.mannwhitneyu(skewed[y == 1], skewed[y == 0]).pvalue
+    )
 
 
 def test_correlation_and_mrmr_against_hand_rules():

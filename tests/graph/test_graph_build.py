@@ -12,8 +12,14 @@ from scipy.spatial.distance import cdist
 from radiograph.graph import GraphConstructionWarning, build_spatial_graph, graph_stats
 
 METHOD_PARAMS = {
-    "slidegraph": dict(lambda_d=0.2, lambda_f=0.05, lambda_h=0.8, connectivity_distance=6.0,
-                       neighbour_search_radius=3.0, feature_range_thresh=None),
+    "slidegraph": dict(
+        lambda_d=0.2,
+        lambda_f=0.05,
+        lambda_h=0.8,
+        connectivity_distance=6.0,
+        neighbour_search_radius=3.0,
+        feature_range_thresh=None,
+    ),
     "knn": dict(k=6, max_distance=5.0),
     "radius": dict(radius=1.5),
     "delaunay": dict(connectivity_distance=4.0),
@@ -29,7 +35,7 @@ def grid(shape, step=1.0):
 def tissue(seed=0, dim=2, n_side=14, d=12):
     """Patches on a grid with a smooth feature field plus noise."""
     rng = np.random.default_rng(seed)
-    coords = grid((n_side,) * dim) + rng.uniform(-0.2, 0.2, (n_side ** dim, dim))
+    coords = grid((n_side,) * dim) + rng.uniform(-0.2, 0.2, (n_side**dim, dim))
     basis = rng.normal(size=(dim, d))
     features = np.sin(coords / 3.0) @ basis * 4 + rng.normal(size=(len(coords), d)) * 0.5
     return coords, features.astype(np.float32)
@@ -64,8 +70,12 @@ def test_every_patch_in_one_node_and_node_means_are_exact(method, dim):
     feats64 = features.astype(np.float64)
     for i in range(k):
         members = node == i
-        np.testing.assert_allclose(data.x[i].numpy(), feats64[members].mean(axis=0), rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(data.pos[i].numpy(), coords[members].mean(axis=0), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            data.x[i].numpy(), feats64[members].mean(axis=0), rtol=1e-6, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            data.pos[i].numpy(), coords[members].mean(axis=0), rtol=0, atol=1e-9
+        )
     np.testing.assert_array_equal(data.patch_coords.numpy(), coords)
     assert data.pos.shape == (k, dim)
     check_edges(data, CUTOFF[method])
@@ -113,8 +123,9 @@ def test_delaunay_edges_match_scipy_triangulation(dim):
 def test_two_separate_tissue_pieces_give_two_components(method):
     coords, features = tissue(seed=4, n_side=10)
     far = coords + np.array([40.0, 0.0])  # 30 grid steps away, beyond every cut-off
-    data = build_spatial_graph(np.vstack([coords, far]), np.vstack([features, features]), method,
-                               **METHOD_PARAMS[method])
+    data = build_spatial_graph(
+        np.vstack([coords, far]), np.vstack([features, features]), method, **METHOD_PARAMS[method]
+    )
     stats = graph_stats(data)
     assert stats["num_components"] == 2
     node = data.node_of_patch.numpy()
@@ -133,8 +144,15 @@ def interleaved_populations(seed=5):
 
 def test_high_lambda_f_keeps_interleaved_populations_in_separate_nodes():
     coords, features, population = interleaved_populations()
-    data = build_spatial_graph(coords, features, lambda_d=0.1, lambda_f=1.0, lambda_h=0.8,
-                               neighbour_search_radius=2.5, connectivity_distance=4.0)
+    data = build_spatial_graph(
+        coords,
+        features,
+        lambda_d=0.1,
+        lambda_f=1.0,
+        lambda_h=0.8,
+        neighbour_search_radius=2.5,
+        connectivity_distance=4.0,
+    )
     node = data.node_of_patch.numpy()
     mixed = [i for i in range(data.num_nodes) if len(set(population[node == i])) > 1]
     assert mixed == []
@@ -143,8 +161,15 @@ def test_high_lambda_f_keeps_interleaved_populations_in_separate_nodes():
 
 def test_low_lambda_f_merges_interleaved_populations():
     coords, features, population = interleaved_populations()
-    data = build_spatial_graph(coords, features, lambda_d=0.1, lambda_f=1e-4, lambda_h=0.8,
-                               neighbour_search_radius=2.5, connectivity_distance=4.0)
+    data = build_spatial_graph(
+        coords,
+        features,
+        lambda_d=0.1,
+        lambda_f=1e-4,
+        lambda_h=0.8,
+        neighbour_search_radius=2.5,
+        connectivity_distance=4.0,
+    )
     node = data.node_of_patch.numpy()
     multi = [i for i in range(data.num_nodes) if (node == i).sum() > 1]
     mixed = [i for i in multi if len(set(population[node == i])) > 1]
@@ -153,9 +178,12 @@ def test_low_lambda_f_merges_interleaved_populations():
 
 # ---- degenerate and bad input ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", sorted(METHOD_PARAMS))
 def test_one_patch_gives_one_node_and_no_edges(method):
-    data = build_spatial_graph(np.array([[3.0, 4.0]]), np.ones((1, 5)), method, **METHOD_PARAMS[method])
+    data = build_spatial_graph(
+        np.array([[3.0, 4.0]]), np.ones((1, 5)), method, **METHOD_PARAMS[method]
+    )
     assert data.num_nodes == 1 and data.edge_index.shape == (2, 0)
     np.testing.assert_array_equal(data.x.numpy(), np.ones((1, 5)))
 
@@ -170,14 +198,19 @@ def test_two_patches(method):
 
 
 def test_two_far_patches_are_not_joined_beyond_the_cutoff():
-    data = build_spatial_graph(np.array([[0.0, 0.0], [50.0, 0.0]]), np.zeros((2, 2)), "delaunay",
-                               connectivity_distance=4.0)
+    data = build_spatial_graph(
+        np.array([[0.0, 0.0], [50.0, 0.0]]), np.zeros((2, 2)), "delaunay", connectivity_distance=4.0
+    )
     assert data.edge_index.shape == (2, 0)
 
 
 def test_three_patches_of_a_triangle_are_fully_connected():
-    data = build_spatial_graph(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.zeros((3, 1)),
-                               "delaunay", connectivity_distance=4.0)
+    data = build_spatial_graph(
+        np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+        np.zeros((3, 1)),
+        "delaunay",
+        connectivity_distance=4.0,
+    )
     assert len(edge_set(data.edge_index)) == 6
 
 
@@ -195,8 +228,9 @@ def test_duplicate_coordinates(method):
 def test_collinear_points_fall_back_to_knn_and_say_so():
     coords = np.stack([np.arange(10.0), 2 * np.arange(10.0)], axis=1)
     with pytest.warns(GraphConstructionWarning, match="subject S1: .*line.*nearest-neighbour"):
-        data = build_spatial_graph(coords, np.zeros((10, 2)), "delaunay", subject_id="S1",
-                                   connectivity_distance=100.0)
+        data = build_spatial_graph(
+            coords, np.zeros((10, 2)), "delaunay", subject_id="S1", connectivity_distance=100.0
+        )
     assert any("line" in note for note in data.params["notes"])
     degree = np.bincount(data.edge_index[0].numpy(), minlength=10)
     assert degree.min() >= 4  # every point reaches its 4 nearest
@@ -206,7 +240,9 @@ def test_collinear_points_fall_back_to_knn_and_say_so():
 def test_coplanar_3d_points_fall_back_to_knn():
     coords = np.c_[grid((5, 5)), np.full(25, 3.0)]
     with pytest.warns(GraphConstructionWarning, match="plane"):
-        data = build_spatial_graph(coords, np.zeros((25, 2)), "delaunay", connectivity_distance=10.0)
+        data = build_spatial_graph(
+            coords, np.zeros((25, 2)), "delaunay", connectivity_distance=10.0
+        )
     assert graph_stats(data)["num_components"] == 1
 
 
@@ -214,8 +250,15 @@ def test_slidegraph_centroids_on_a_line_fall_back_to_knn():
     coords = np.stack([np.arange(30.0), np.zeros(30)], axis=1)
     features = np.repeat(np.arange(6.0), 5)[:, None] * 100  # 6 feature blocks along the line
     with pytest.warns(GraphConstructionWarning):
-        data = build_spatial_graph(coords, features, lambda_d=0.1, lambda_f=0.1, lambda_h=0.9,
-                                   neighbour_search_radius=3.0, connectivity_distance=20.0)
+        data = build_spatial_graph(
+            coords,
+            features,
+            lambda_d=0.1,
+            lambda_f=0.1,
+            lambda_h=0.9,
+            neighbour_search_radius=3.0,
+            connectivity_distance=20.0,
+        )
     assert data.num_nodes == 6
 
 
@@ -223,7 +266,10 @@ def test_slidegraph_centroids_on_a_line_fall_back_to_knn():
 def test_nan_or_inf_features_name_subject_and_rows(bad):
     features = np.ones((20, 4))
     features[[2, 5, 11], 1] = bad
-    with pytest.raises(ValueError, match=r"subject P-007: features has 3 of 20 rows with NaN or Inf \(first at row 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"subject P-007: features has 3 of 20 rows with NaN or Inf \(first at row 2\)",
+    ):
         build_spatial_graph(grid((4, 5)), features, subject_id="P-007")
 
 
@@ -232,10 +278,13 @@ def test_mismatched_lengths():
         build_spatial_graph(np.zeros((10, 2)), np.zeros((9, 3)), subject_id="S")
 
 
-@pytest.mark.parametrize("coords, message", [
-    (np.zeros((5, 4)), r"\(N, 2\) or \(N, 3\)"),
-    (np.zeros((0, 2)), "no patches"),
-])
+@pytest.mark.parametrize(
+    "coords, message",
+    [
+        (np.zeros((5, 4)), r"\(N, 2\) or \(N, 3\)"),
+        (np.zeros((0, 2)), "no patches"),
+    ],
+)
 def test_bad_shapes(coords, message):
     with pytest.raises(ValueError, match=message):
         build_spatial_graph(coords, np.zeros((len(coords), 3)))

@@ -22,9 +22,14 @@ def slide_features(seed: int, n_side: int, origin=(0.0, 0.0)) -> FeatureSet:
     rng = np.random.default_rng(seed)
     cells = np.stack(np.meshgrid(np.arange(n_side), np.arange(n_side)), -1).reshape(-1, 2)
     coords = np.asarray(origin) + cells * PATCH
-    features = np.sin(cells / 3.0) @ rng.normal(size=(2, 16)) * 20 + rng.normal(size=(len(cells), 16))
-    return FeatureSet(features, coords, {"modality": "pathology", "patch_size_level0": PATCH,
-                                         "encoder": "test-encoder"})
+    features = np.sin(cells / 3.0) @ rng.normal(size=(2, 16)) * 20 + rng.normal(
+        size=(len(cells), 16)
+    )
+    return FeatureSet(
+        features,
+        coords,
+        {"modality": "pathology", "patch_size_level0": PATCH, "encoder": "test-encoder"},
+    )
 
 
 def volume_features(seed: int) -> FeatureSet:
@@ -39,7 +44,9 @@ def cohort(tmp_path):
     feats = tmp_path / "features"
     # S1: two slides with overlapping level-0 coordinates; S2: one slide; S3: broken features.
     write_features(feats / "pathology" / "S1" / "slide_a.h5", slide_features(0, 12))
-    write_features(feats / "pathology" / "S1" / "slide_b.h5", slide_features(1, 9, origin=(448.0, 0.0)))
+    write_features(
+        feats / "pathology" / "S1" / "slide_b.h5", slide_features(1, 9, origin=(448.0, 0.0))
+    )
     write_features(feats / "pathology" / "S2" / "slide_c.h5", slide_features(2, 10))
     broken = slide_features(3, 6)
     broken.features[[1, 4]] = np.nan
@@ -58,13 +65,27 @@ def run_cli(argv):
 
 def test_build_graphs_command(cohort, capsys):
     out = cohort / "graphs"
-    code = run_cli(["build-graphs", "--features", str(cohort / "features"), "--out", str(out),
-                    "--workers", "1"])
+    code = run_cli(
+        [
+            "build-graphs",
+            "--features",
+            str(cohort / "features"),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 1  # S3 failed, the others were built
     record = read_json(out / "build-graphs.json")
     status = {r["key"]: r["status"] for r in record["results"]}
-    assert status == {"pathology/S1": "done", "pathology/S2": "done", "pathology/S3": "failed",
-                      "radiology/S1": "done", "radiology/S2": "done"}
+    assert status == {
+        "pathology/S1": "done",
+        "pathology/S2": "done",
+        "pathology/S3": "failed",
+        "radiology/S1": "done",
+        "radiology/S2": "done",
+    }
     error = next(r["error"] for r in record["results"] if r["key"] == "pathology/S3")
     # read_features names the file (the subject's folder) and counts the rows
     assert "S3/slide_d.h5" in error and "2 of 36 rows with NaN or Inf" in error
@@ -98,17 +119,47 @@ def test_build_graphs_command(cohort, capsys):
     assert np.isclose(volume.params["connectivity_distance"], 8 * 4.0)
 
     # a rerun skips what exists and only retries the failure
-    code = run_cli(["build-graphs", "--features", str(cohort / "features"), "--out", str(out),
-                    "--workers", "1", "--modality", "pathology"])
+    code = run_cli(
+        [
+            "build-graphs",
+            "--features",
+            str(cohort / "features"),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--modality",
+            "pathology",
+        ]
+    )
     assert code == 1
     status = {r["key"]: r["status"] for r in read_json(out / "build-graphs.json")["results"]}
-    assert status == {"pathology/S1": "skipped", "pathology/S2": "skipped", "pathology/S3": "failed"}
+    assert status == {
+        "pathology/S1": "skipped",
+        "pathology/S2": "skipped",
+        "pathology/S3": "failed",
+    }
 
 
 def test_parameters_in_grid_steps_and_method_choice(cohort):
     out = cohort / "graphs"
-    code = run_cli(["build-graphs", "--features", str(cohort / "features"), "--out", str(out),
-                    "--workers", "1", "--modality", "radiology", "--method", "knn", "--k", "6"])
+    code = run_cli(
+        [
+            "build-graphs",
+            "--features",
+            str(cohort / "features"),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--modality",
+            "radiology",
+            "--method",
+            "knn",
+            "--k",
+            "6",
+        ]
+    )
     assert code == 0
     data = load_graph(out / "radiology" / "S1.pt")
     assert data.params["method"] == "knn" and data.params["k"] == 6
@@ -118,8 +169,19 @@ def test_parameters_in_grid_steps_and_method_choice(cohort):
 
 
 def test_parameter_the_method_does_not_take(cohort, capsys):
-    code = run_cli(["build-graphs", "--features", str(cohort / "features"), "--out",
-                    str(cohort / "graphs"), "--method", "radius", "--lambda-h", "0.5"])
+    code = run_cli(
+        [
+            "build-graphs",
+            "--features",
+            str(cohort / "features"),
+            "--out",
+            str(cohort / "graphs"),
+            "--method",
+            "radius",
+            "--lambda-h",
+            "0.5",
+        ]
+    )
     assert code == 2
     assert "no parameter(s) ['lambda_h']" in capsys.readouterr().err
 
@@ -127,9 +189,17 @@ def test_parameter_the_method_does_not_take(cohort, capsys):
 def test_subject_graph_rejects_mismatched_feature_widths():
     a, b = slide_features(0, 4), slide_features(1, 4)
     b = FeatureSet(b.features[:, :8], b.coords)
-    with pytest.raises(ValueError, match="subject X: pathology file b has 8 features per patch but a has 16"):
-        subject_graph("X", "pathology", [a, b], ["a", "b"], "slidegraph",
-                      step_params("pathology", "slidegraph"))
+    with pytest.raises(
+        ValueError, match="subject X: pathology file b has 8 features per patch but a has 16"
+    ):
+        subject_graph(
+            "X",
+            "pathology",
+            [a, b],
+            ["a", "b"],
+            "slidegraph",
+            step_params("pathology", "slidegraph"),
+        )
 
 
 def test_grid_step_is_the_patch_spacing():

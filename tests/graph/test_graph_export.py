@@ -11,15 +11,29 @@ import torch
 from scipy.spatial.distance import pdist
 from torch_geometric.data import Data
 
-from radiograph.graph import build_spatial_graph, cluster_quality, from_networkx, graph_stats, to_networkx
+from radiograph.graph import (
+    build_spatial_graph,
+    cluster_quality,
+    from_networkx,
+    graph_stats,
+    to_networkx,
+)
 
 
 def small_graph() -> Data:
     rng = np.random.default_rng(0)
     coords = rng.uniform(0, 40, (300, 2))
     features = (coords[:, :1] > 20) * 10.0 + rng.normal(size=(300, 6))
-    return build_spatial_graph(coords, features, subject_id="S9", lambda_d=0.05, lambda_f=0.2,
-                               lambda_h=0.85, neighbour_search_radius=8.0, connectivity_distance=12.0)
+    return build_spatial_graph(
+        coords,
+        features,
+        subject_id="S9",
+        lambda_d=0.05,
+        lambda_f=0.2,
+        lambda_h=0.85,
+        neighbour_search_radius=8.0,
+        connectivity_distance=12.0,
+    )
 
 
 def test_networkx_round_trip():
@@ -46,12 +60,23 @@ def test_networkx_round_trip():
 
 def test_graph_stats_by_hand():
     # A triangle (0,1,2), a path 3-4, an isolated node 5.
-    pos = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [10.0, 0.0], [10.0, 2.0], [20.0, 20.0]],
-                       dtype=torch.float64)
+    pos = torch.tensor(
+        [[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [10.0, 0.0], [10.0, 2.0], [20.0, 20.0]],
+        dtype=torch.float64,
+    )
     pairs = [(0, 1), (1, 2), (0, 2), (3, 4)]
-    edge_index = torch.tensor([[a for a, b in pairs] + [b for a, b in pairs],
-                               [b for a, b in pairs] + [a for a, b in pairs]])
-    data = Data(x=torch.zeros(6, 1), pos=pos, edge_index=edge_index, num_patches=torch.ones(6, dtype=torch.long))
+    edge_index = torch.tensor(
+        [
+            [a for a, b in pairs] + [b for a, b in pairs],
+            [b for a, b in pairs] + [a for a, b in pairs],
+        ]
+    )
+    data = Data(
+        x=torch.zeros(6, 1),
+        pos=pos,
+        edge_index=edge_index,
+        num_patches=torch.ones(6, dtype=torch.long),
+    )
     stats = graph_stats(data)
     assert stats["num_nodes"] == 6 and stats["num_edges"] == 4 and stats["num_patches"] == 6
     assert stats["num_components"] == 3 and stats["largest_component"] == 3
@@ -83,7 +108,9 @@ def test_cluster_quality_large_node_diameter_uses_hull_correctly():
 
 
 def test_graph_package_imports_without_training_code():
-    code = ("import sys, radiograph.graph; "
-            "bad = [m for m in sys.modules if m.startswith(('radiograph.train', 'radiograph.nn', "
-            "'radiograph.survival', 'radiograph.report'))]; print(bad); assert not bad")
+    code = (
+        "import sys, radiograph.graph; "
+        "bad = [m for m in sys.modules if m.startswith(('radiograph.train', 'radiograph.nn', "
+        "'radiograph.survival', 'radiograph.report'))]; print(bad); assert not bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -18,8 +18,9 @@ from radiograph.graph.slidegraph import (
 )
 
 
-def brute_force_pairs(coords: np.ndarray, features: np.ndarray,
-                      p: SlideGraphParams) -> dict[tuple[int, int], float]:
+def brute_force_pairs(
+    coords: np.ndarray, features: np.ndarray, p: SlideGraphParams
+) -> dict[tuple[int, int], float]:
     """{(i, j): s_ij} for i < j closer than the radius, from dense float64 distances."""
     spatial = cdist(coords, coords)
     feature = cdist(features.astype(np.float64), features.astype(np.float64))
@@ -38,16 +39,22 @@ def test_blocks_give_every_pair_once(dim, pair_block):
     coords = rng.uniform(0, 15, (300, dim))
     coords[7] = coords[3]  # a duplicate position: distance 0 is a neighbour
     features = rng.normal(size=(300, 12)).astype(np.float32)
-    params = SlideGraphParams(lambda_d=0.2, lambda_f=0.1, lambda_h=0.8,
-                              neighbour_search_radius=4.0, feature_range_thresh=None)
+    params = SlideGraphParams(
+        lambda_d=0.2,
+        lambda_f=0.1,
+        lambda_h=0.8,
+        neighbour_search_radius=4.0,
+        feature_range_thresh=None,
+    )
     rows, cols, sim = neighbour_similarities(coords, features, params, pair_block=pair_block)
     assert rows.dtype == cols.dtype == np.int32 and sim.dtype == np.float64
     assert (rows < cols).all()
     assert (np.diff(rows.astype(np.int64) * 300 + cols) > 0).all()
     expected = brute_force_pairs(coords, features, params)
     assert set(zip(rows.tolist(), cols.tolist())) == set(expected)
-    np.testing.assert_allclose(sim, [expected[k] for k in zip(rows.tolist(), cols.tolist())],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        sim, [expected[k] for k in zip(rows.tolist(), cols.tolist())], rtol=1e-6
+    )
 
 
 def test_cut_is_the_same_for_any_pair_order():
@@ -55,8 +62,13 @@ def test_cut_is_the_same_for_any_pair_order():
     rng = np.random.default_rng(4)
     coords = rng.uniform(0, 20, (400, 2))
     features = (rng.normal(size=(5, 8)) * 4)[rng.integers(0, 5, 400)] + rng.normal(size=(400, 8))
-    params = SlideGraphParams(lambda_d=0.1, lambda_f=0.1, lambda_h=0.8,
-                              neighbour_search_radius=5.0, feature_range_thresh=None)
+    params = SlideGraphParams(
+        lambda_d=0.1,
+        lambda_f=0.1,
+        lambda_h=0.8,
+        neighbour_search_radius=5.0,
+        feature_range_thresh=None,
+    )
     rows, cols, sim = neighbour_similarities(coords, features, params)
     order = rng.permutation(len(rows))
     labels = average_linkage_cut(400, rows, cols, sim, params.lambda_h)
@@ -70,8 +82,13 @@ def test_small_blocks_give_the_same_clusters(monkeypatch):
     rng = np.random.default_rng(5)
     coords = rng.uniform(0, 30, (600, 2))
     features = rng.normal(size=(600, 6))
-    params = SlideGraphParams(lambda_d=0.1, lambda_f=0.2, lambda_h=0.85,
-                              neighbour_search_radius=4.0, feature_range_thresh=None)
+    params = SlideGraphParams(
+        lambda_d=0.1,
+        lambda_f=0.2,
+        lambda_h=0.85,
+        neighbour_search_radius=4.0,
+        feature_range_thresh=None,
+    )
     expected = hybrid_clusters(coords, features, params)
     monkeypatch.setattr(slidegraph, "PAIR_BLOCK", 50)
     np.testing.assert_array_equal(hybrid_clusters(coords, features, params), expected)
@@ -87,8 +104,13 @@ def test_memory_at_a_dense_neighbourhood():
     side = 142
     coords = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2) * 1.0
     features = rng.normal(size=(len(coords), 16)).astype(np.float32)
-    params = SlideGraphParams(lambda_d=0.05, lambda_f=0.05, lambda_h=0.8,
-                              neighbour_search_radius=8.93, feature_range_thresh=None)
+    params = SlideGraphParams(
+        lambda_d=0.05,
+        lambda_f=0.05,
+        lambda_h=0.8,
+        neighbour_search_radius=8.93,
+        feature_range_thresh=None,
+    )
     tracemalloc.start()
     labels = hybrid_clusters(coords, features, params)
     _, peak = tracemalloc.get_traced_memory()

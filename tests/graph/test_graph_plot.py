@@ -20,13 +20,15 @@ def scatter_of(ax):
 def test_2d_plot_places_nodes_on_the_thumbnail(tmp_path):
     rng = np.random.default_rng(0)
     coords = rng.uniform(0, 8000, (60, 2))
-    data = build_spatial_graph(coords, rng.normal(size=(60, 3)), "delaunay",
-                               connectivity_distance=3000)
+    data = build_spatial_graph(
+        coords, rng.normal(size=(60, 3)), "delaunay", connectivity_distance=3000
+    )
     thumbnail = np.full((250, 250, 3), 230, dtype=np.uint8)
     values = np.linspace(0, 1, 60)
     path = tmp_path / "graph.png"
-    fig = plot_graph_2d(data, thumbnail, downsample=32.0, values=values, patch_size=224.0,
-                        path=path)
+    fig = plot_graph_2d(
+        data, thumbnail, downsample=32.0, values=values, patch_size=224.0, path=path
+    )
     ax = fig.axes[0]
     # patch coordinates are top-left corners: nodes are drawn half a patch further, at centres
     np.testing.assert_allclose(scatter_of(ax).get_offsets(), (coords + 112.0) / 32.0)
@@ -40,14 +42,18 @@ def test_2d_plot_places_nodes_on_the_thumbnail(tmp_path):
     assert not [a for a in ax.artists if isinstance(a, AnchoredSizeBar)]  # no mpp, no bar
 
 
-@pytest.mark.parametrize("mpp, downsample, width, um, label", [
-    (0.5, 32.0, 250, 500.0, "500 µm"),   # 4000 um wide: 20% = 800 um -> 500 um
-    (0.25, 4.0, 1000, 200.0, "200 µm"),  # 1000 um wide: 200 um fits exactly
-    (0.5, 64.0, 800, 5000.0, "5 mm"),    # 25.6 mm wide: 20% = 5.12 mm -> 5 mm
-])
+@pytest.mark.parametrize(
+    "mpp, downsample, width, um, label",
+    [
+        (0.5, 32.0, 250, 500.0, "500 µm"),  # 4000 um wide: 20% = 800 um -> 500 um
+        (0.25, 4.0, 1000, 200.0, "200 µm"),  # 1000 um wide: 200 um fits exactly
+        (0.5, 64.0, 800, 5000.0, "5 mm"),  # 25.6 mm wide: 20% = 5.12 mm -> 5 mm
+    ],
+)
 def test_scale_bar_gives_micrometres(mpp, downsample, width, um, label):
-    data = build_spatial_graph(np.array([[0.0, 0.0], [500.0, 0.0], [0.0, 500.0]]), np.eye(3),
-                               "knn", k=2)
+    data = build_spatial_graph(
+        np.array([[0.0, 0.0], [500.0, 0.0], [0.0, 500.0]]), np.eye(3), "knn", k=2
+    )
     fig = plot_graph_2d(data, np.zeros((100, width, 3)), downsample, mpp=mpp)
     bar = next(a for a in fig.axes[0].artists if isinstance(a, AnchoredSizeBar))
     rectangle = bar.size_bar.get_children()[0]
@@ -69,18 +75,21 @@ def test_look_inside_draws_nodes_at_patch_centres_of_a_built_graph():
     from radiograph.train.look_inside import patch_side
 
     corners = np.stack(np.meshgrid(np.arange(6), np.arange(4)), -1).reshape(-1, 2) * 256.0
-    features = FeatureSet(np.random.default_rng(0).normal(size=(24, 3)).astype(np.float32),
-                          corners, {})
-    graph = subject_graph("s1", "pathology", [features], ["slide"], "knn",
-                          step_params("pathology", "knn"))
+    features = FeatureSet(
+        np.random.default_rng(0).normal(size=(24, 3)).astype(np.float32), corners, {}
+    )
+    graph = subject_graph(
+        "s1", "pathology", [features], ["slide"], "knn", step_params("pathology", "knn")
+    )
     assert patch_side(graph) == 256.0
     fig = plot_graph_2d(graph, np.zeros((10, 20, 3)), 100.0, patch_size=patch_side(graph))
     np.testing.assert_allclose(scatter_of(fig.axes[0]).get_offsets(), (corners + 128.0) / 100.0)
 
 
 def test_2d_plot_of_one_slide_of_a_multi_slide_graph():
-    coords = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [5000.0, 0.0], [5100.0, 0.0],
-                       [5000.0, 100.0]])
+    coords = np.array(
+        [[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [5000.0, 0.0], [5100.0, 0.0], [5000.0, 100.0]]
+    )
     data = build_spatial_graph(coords, np.eye(6), "delaunay", connectivity_distance=500)
     data.slide_offsets = torch.tensor([[0.0, 0.0], [5000.0, 0.0]], dtype=torch.float64)
     data.slide_of_patch = torch.tensor([0, 0, 0, 1, 1, 1])
@@ -97,8 +106,9 @@ def test_3d_plot_projects_nodes_on_three_planes(tmp_path):
     volume = rng.normal(size=(20, 40, 30))  # (Z, Y, X)
     coords = origin + rng.uniform(0, 1, (40, 3)) * np.array([29, 39, 19]) * spacing
     data = build_spatial_graph(coords, rng.normal(size=(40, 4)), "knn", k=4)
-    fig = plot_graph_3d(data, volume, spacing, origin, values=rng.uniform(size=40),
-                        path=tmp_path / "ct.png")
+    fig = plot_graph_3d(
+        data, volume, spacing, origin, values=rng.uniform(size=40), path=tmp_path / "ct.png"
+    )
     axes = fig.axes[:3]
     for ax, (h, v) in zip(axes, [(0, 1), (0, 2), (1, 2)]):
         np.testing.assert_allclose(scatter_of(ax).get_offsets(), coords[:, [h, v]])
@@ -109,8 +119,9 @@ def test_3d_plot_projects_nodes_on_three_planes(tmp_path):
 
 
 def test_plot_input_errors():
-    data = build_spatial_graph(np.random.default_rng(0).uniform(size=(10, 2)),
-                               np.zeros((10, 2)), "knn", k=3)
+    data = build_spatial_graph(
+        np.random.default_rng(0).uniform(size=(10, 2)), np.zeros((10, 2)), "knn", k=3
+    )
     with pytest.raises(ValueError, match="values has 3 entries but the graph has 10 nodes"):
         plot_graph_2d(data, np.zeros((5, 5, 3)), 1.0, values=np.zeros(3))
     with pytest.raises(ValueError, match="use plot_graph_2d"):

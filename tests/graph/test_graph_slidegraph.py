@@ -16,7 +16,9 @@ from scipy.spatial.distance import pdist, squareform
 from radiograph.graph import SlideGraphParams, build_spatial_graph, delaunay_edges
 from radiograph.graph.slidegraph import hybrid_clusters
 
-PEER_FILE = Path(__file__).resolve().parents[2] / ".bench-peers" / "tiatoolbox" / "tools" / "graph.py"
+PEER_FILE = (
+    Path(__file__).resolve().parents[2] / ".bench-peers" / "tiatoolbox" / "tools" / "graph.py"
+)
 
 
 def dense_reference(coords: np.ndarray, features: np.ndarray, p: SlideGraphParams) -> np.ndarray:
@@ -27,8 +29,11 @@ def dense_reference(coords: np.ndarray, features: np.ndarray, p: SlideGraphParam
     dist = 1.0 - np.exp(-p.lambda_f * feature) * np.exp(-p.lambda_d * spatial)
     dist[spatial >= p.neighbour_search_radius] = 1.0
     np.fill_diagonal(dist, 0.0)
-    return hierarchy.fcluster(hierarchy.linkage(squareform(dist, checks=False), "average"),
-                              p.lambda_h, criterion="distance")
+    return hierarchy.fcluster(
+        hierarchy.linkage(squareform(dist, checks=False), "average"),
+        p.lambda_h,
+        criterion="distance",
+    )
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -44,9 +49,13 @@ def test_partition_equals_dense_average_linkage(seed):
     coords = rng.uniform(0, 20, (n, dim))
     centres = rng.normal(size=(4, 8)) * 5
     features = centres[rng.integers(0, 4, n)] + rng.normal(size=(n, 8))
-    params = SlideGraphParams(lambda_d=rng.uniform(0.02, 0.3), lambda_f=rng.uniform(0.02, 0.3),
-                              lambda_h=rng.uniform(0.6, 0.95), neighbour_search_radius=rng.uniform(3, 12),
-                              feature_range_thresh=None)
+    params = SlideGraphParams(
+        lambda_d=rng.uniform(0.02, 0.3),
+        lambda_f=rng.uniform(0.02, 0.3),
+        lambda_h=rng.uniform(0.6, 0.95),
+        neighbour_search_radius=rng.uniform(3, 12),
+        feature_range_thresh=None,
+    )
     ours = hybrid_clusters(coords, features, params)
     reference = dense_reference(coords, features, params)
     assert 1 < len(set(reference.tolist())) < n  # the case is not trivial
@@ -59,10 +68,16 @@ def test_feature_range_thresh_drops_low_range_features_from_the_distance():
     informative = rng.normal(size=(200, 4)) * 10  # ranges ~ 50
     narrow = rng.uniform(0, 4, (200, 3))  # ranges < 4: ignored at feature_range_thresh=5
     params = dict(lambda_d=0.1, lambda_f=0.1, lambda_h=0.8, neighbour_search_radius=6)
-    filtered = hybrid_clusters(coords, np.hstack([informative, narrow]),
-                               SlideGraphParams(**params, feature_range_thresh=5.0))
-    unfiltered = hybrid_clusters(coords, np.hstack([informative, narrow]),
-                                 SlideGraphParams(**params, feature_range_thresh=None))
+    filtered = hybrid_clusters(
+        coords,
+        np.hstack([informative, narrow]),
+        SlideGraphParams(**params, feature_range_thresh=5.0),
+    )
+    unfiltered = hybrid_clusters(
+        coords,
+        np.hstack([informative, narrow]),
+        SlideGraphParams(**params, feature_range_thresh=None),
+    )
     reference = dense_reference(coords, informative, SlideGraphParams(**params))
     assert same_partition(filtered, reference)
     assert not same_partition(unfiltered, reference)
@@ -75,8 +90,13 @@ def test_memory_grows_linearly_not_quadratically():
     coords = np.stack(np.meshgrid(np.arange(side), np.arange(side)), -1).reshape(-1, 2) * 256.0
     features = rng.normal(size=(len(coords), 32)).astype(np.float32)
     tracemalloc.start()
-    data = build_spatial_graph(coords, features, lambda_d=3e-3 * 2, connectivity_distance=2000,
-                               neighbour_search_radius=1000)
+    data = build_spatial_graph(
+        coords,
+        features,
+        lambda_d=3e-3 * 2,
+        connectivity_distance=2000,
+        neighbour_search_radius=1000,
+    )
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert data.num_patches.sum() == len(coords)
@@ -102,8 +122,14 @@ def test_same_graph_as_tiatoolbox():
     rng = np.random.default_rng(11)
     coords = rng.uniform(0, 12000, (600, 2))
     features = rng.normal(size=(600, 16)) * 40 + (coords[:, :1] > 6000) * 300
-    params = dict(lambda_d=1e-3, lambda_f=2e-3, lambda_h=0.7, connectivity_distance=2500,
-                  neighbour_search_radius=1500, feature_range_thresh=1e-4)
+    params = dict(
+        lambda_d=1e-3,
+        lambda_f=2e-3,
+        lambda_h=0.7,
+        connectivity_distance=2500,
+        neighbour_search_radius=1500,
+        feature_range_thresh=1e-4,
+    )
     expected = peer.build(coords, features, **params)
     data = build_spatial_graph(coords, features, **params)
     assert data.num_nodes == len(expected["x"])

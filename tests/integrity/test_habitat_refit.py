@@ -35,7 +35,7 @@ workers: 1
 def _ball(radius: float) -> np.ndarray:
     grid = np.indices(SHAPE, dtype=np.float64)
     centre = np.array(SHAPE, dtype=np.float64)[:, None, None, None] / 2.0
-    return ((grid - centre) ** 2).sum(axis=0) <= radius ** 2
+    return ((grid - centre) ** 2).sum(axis=0) <= radius**2
 
 
 def _write(path: Path, array: np.ndarray) -> None:
@@ -48,13 +48,26 @@ def root(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     rows = []
     for i, sid in enumerate(SUBJECTS):
-        ct = rng.normal(0.0, 10.0, SHAPE) + np.where(np.indices(SHAPE)[2] < SHAPE[2] // 2,
-                                                     40.0, 120.0) + 5.0 * i
+        ct = (
+            rng.normal(0.0, 10.0, SHAPE)
+            + np.where(np.indices(SHAPE)[2] < SHAPE[2] // 2, 40.0, 120.0)
+            + 5.0 * i
+        )
         _write(tmp_path / f"{sid}_ct.nii.gz", ct.astype(np.float32))
         _write(tmp_path / f"{sid}_mask.nii.gz", _ball(9.0).astype(np.uint8))
-        rows.append({"subject_id": sid, "patient_id": sid, "centre": "A", "time": 10.0 + i,
-                     "time_unit": "months", "event": i % 2, "volume_paths": f"{sid}_ct.nii.gz",
-                     "mask_path": f"{sid}_mask.nii.gz", "radiology_modality": "CT"})
+        rows.append(
+            {
+                "subject_id": sid,
+                "patient_id": sid,
+                "centre": "A",
+                "time": 10.0 + i,
+                "time_unit": "months",
+                "event": i % 2,
+                "volume_paths": f"{sid}_ct.nii.gz",
+                "mask_path": f"{sid}_mask.nii.gz",
+                "radiology_modality": "CT",
+            }
+        )
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
     (tmp_path / "study.yaml").write_text(textwrap.dedent(STUDY))
     return tmp_path
@@ -63,12 +76,15 @@ def root(tmp_path) -> Path:
 def _extract(root: Path) -> dict[str, int]:
     """Run the study's radiology stage; returns the mtime of the model and of each h5."""
     config = load_study_config(root / "study.yaml")
-    record = extract_radiology(config, load_manifest(config.manifest_path), default_backend(1),
-                               progress=False)
+    record = extract_radiology(
+        config, load_manifest(config.manifest_path), default_backend(1), progress=False
+    )
     assert not record.failed, record.failed
     folder = root / "out" / "features" / "radiology"
-    return {p.name: p.stat().st_mtime_ns for p in (folder / "habitat_model.json",
-                                                   *sorted(folder.glob("*.h5")))}
+    return {
+        p.name: p.stat().st_mtime_ns
+        for p in (folder / "habitat_model.json", *sorted(folder.glob("*.h5")))
+    }
 
 
 def test_changed_mask_refits_the_habitat_model_and_unchanged_rerun_reuses_it(root, capsys):
@@ -83,16 +99,18 @@ def test_changed_mask_refits_the_habitat_model_and_unchanged_rerun_reuses_it(roo
     changed = _extract(root)
     out = capsys.readouterr().out
     assert "habitat model: refitting (input changed: S2/mask)" in out
-    assert all(changed[name] != first[name] for name in first), \
+    assert all(changed[name] != first[name] for name in first), (
         "the model and every subject's features (which depend on it) must be redone"
+    )
 
     model_path = root / "out" / "features" / "radiology" / "habitat_model.json"
     config = load_study_config(root / "study.yaml")
     jobs = radiology_jobs(load_manifest(config.manifest_path), config.out_dir)
     fit_config = RadiologyConfig(features="pyradiomics", units="grid", seed=3)
     reference, _ = fit_habitat_model(jobs, fit_config, progress=False)
-    assert np.allclose(HabitatModel.load(model_path).centres, reference.centres), \
+    assert np.allclose(HabitatModel.load(model_path).centres, reference.centres), (
         "the refitted model must equal a fresh fit on the changed cohort"
+    )
     record = read_provenance(model_path)
     assert record is not None
     assert record["digest"] == habitat_provenance(jobs, fit_config).digest

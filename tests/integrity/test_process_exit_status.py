@@ -28,17 +28,29 @@ def nan_cohort(folder: Path) -> Path:
         features = rng.normal(size=(len(grid), 8)).astype(np.float32)
         if sid == "B":
             features[[3, 7], 2] = np.nan
-        write_features(folder / "pathology" / sid / "slide.h5",
-                       FeatureSet(features, grid, {"subject_id": sid, "patch_size": 224}))
+        write_features(
+            folder / "pathology" / sid / "slide.h5",
+            FeatureSet(features, grid, {"subject_id": sid, "patch_size": 224}),
+        )
     return folder
 
 
-@pytest.mark.parametrize("allow, status", [(None, 1), ("1", 0), ("0.5", 0), ("0.2", 1),
-                                           ("0", 1), ("1.0", 0)])
+@pytest.mark.parametrize(
+    "allow, status", [(None, 1), ("1", 0), ("0.5", 0), ("0.2", 1), ("0", 1), ("1.0", 0)]
+)
 def test_cohort_command_fails_unless_its_failures_are_allowed(tmp_path, capsys, allow, status):
     features = nan_cohort(tmp_path / "features")
-    command = ["build-graphs", "--features", str(features), "--out", str(tmp_path / "graphs"),
-               "--modality", "pathology", "--workers", "1"]
+    command = [
+        "build-graphs",
+        "--features",
+        str(features),
+        "--out",
+        str(tmp_path / "graphs"),
+        "--modality",
+        "pathology",
+        "--workers",
+        "1",
+    ]
     assert main(command + (["--allow-failures", allow] if allow else [])) == status
     err = capsys.readouterr().err
     assert "FAILED pathology/B: " in err and "subject B" in err  # listed either way
@@ -52,8 +64,17 @@ def test_cohort_command_fails_unless_its_failures_are_allowed(tmp_path, capsys, 
 @pytest.mark.parametrize("value", ["-1", "1.5", "ten", "2.0", "nan"])
 def test_bad_allowance_is_refused_by_the_parser(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as exit_:
-        main(["build-graphs", "--features", str(tmp_path), "--out", str(tmp_path / "g"),
-              "--allow-failures", value])
+        main(
+            [
+                "build-graphs",
+                "--features",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "g"),
+                "--allow-failures",
+                value,
+            ]
+        )
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--allow-failures" in err and "a count of tasks" in err and repr(value) in err, err
@@ -90,8 +111,9 @@ workers: 1
 
 
 def study_script():
-    spec = importlib.util.spec_from_file_location("radiopathomics",
-                                                  ROOT / "experiments" / "radiopathomics.py")
+    spec = importlib.util.spec_from_file_location(
+        "radiopathomics", ROOT / "experiments" / "radiopathomics.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -100,8 +122,9 @@ def study_script():
 def test_study_lists_left_out_subjects_and_exits_1_unless_allowed(tmp_path, capsys):
     from radiograph.synth import make_cohort
 
-    manifest = make_cohort(tmp_path / "cohort", 10, seed=3, slide_size=(1344, 896), workers=1,
-                           progress=False)
+    manifest = make_cohort(
+        tmp_path / "cohort", 10, seed=3, slide_size=(1344, 896), workers=1, progress=False
+    )
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     broken = table.loc[table["volume_paths"] != "", "subject_id"].iloc[1]
     bad_ct = tmp_path / "cohort" / "broken_ct.nii.gz"

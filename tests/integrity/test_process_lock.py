@@ -27,8 +27,9 @@ DRIVER = [sys.executable, str(SUPPORT / "rg_process_stages.py")]
 
 
 def start(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([*args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kwargs)
+    return subprocess.Popen(
+        [*args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -51,25 +52,44 @@ def holder(tmp_path):
         proc.wait()
 
 
-def test_second_run_stops_at_once_naming_the_holder_then_runs_after_it_with_wait(
-        tmp_path, capsys):
+def test_second_run_stops_at_once_naming_the_holder_then_runs_after_it_with_wait(tmp_path, capsys):
     out, gate = tmp_path / "cohort", tmp_path / "gate"
-    synth = ["synth", str(out), "--subjects", "2", "--seed", "3", "--slide-size", "1344", "896",
-             "--workers", "1"]
+    synth = [
+        "synth",
+        str(out),
+        "--subjects",
+        "2",
+        "--seed",
+        "3",
+        "--slide-size",
+        "1344",
+        "896",
+        "--workers",
+        "1",
+    ]
     build_parser()  # imports every command's module, so that the timing below is the lock's
     first = start(*DRIVER, "gated-cli", str(gate), *synth)  # its subjects wait for the gate
     waiter = None
     try:
-        wait_until(lambda: getattr(read_holder(out), "pid", None) == first.pid, 120,
-                   "the first run to lock")
+        wait_until(
+            lambda: getattr(read_holder(out), "pid", None) == first.pid,
+            120,
+            "the first run to lock",
+        )
         waiter = start(sys.executable, "-m", "radiograph.cli", *synth, "--wait")
         began = time.monotonic()
         status = main(synth)
         seconds = time.monotonic() - began
         err = capsys.readouterr().err
         assert status == EXIT_LOCKED and seconds < 3, (status, seconds, err)
-        for fragment in (f"{out} is in use", f"pid {first.pid}", f"host {socket.gethostname()}",
-                         "started 20", "command: radiograph synth", "--wait"):
+        for fragment in (
+            f"{out} is in use",
+            f"pid {first.pid}",
+            f"host {socket.gethostname()}",
+            "started 20",
+            "command: radiograph synth",
+            "--wait",
+        ):
             assert fragment in err, err
         waiting = next((line for line in waiter.stderr if "waiting for" in line), "")
         assert f"waiting for pid {first.pid} on host" in waiting, waiting
@@ -94,8 +114,10 @@ def test_second_run_stops_at_once_naming_the_holder_then_runs_after_it_with_wait
 def test_every_cohort_command_takes_the_lock_of_its_output_folder(holder, tmp_path, capsys):
     folder, proc = holder
     config = tmp_path / "train.yaml"
-    config.write_text(f"graphs_dir: {tmp_path}\nmanifest: {tmp_path / 'm.csv'}\n"
-                      f"out_dir: {folder}\nmodalities: [pathology]\naggregator: mean\n")
+    config.write_text(
+        f"graphs_dir: {tmp_path}\nmanifest: {tmp_path / 'm.csv'}\n"
+        f"out_dir: {folder}\nmodalities: [pathology]\naggregator: mean\n"
+    )
     commands = {
         "extract-pathology": ["--manifest", "absent.csv", "--out", str(folder)],
         "extract-radiology": ["--manifest", "absent.csv", "--out", str(folder)],
@@ -136,9 +158,14 @@ def test_lock_is_reentrant_in_one_process_and_released_on_error(tmp_path):
             assert inner == outer
         assert read_holder(tmp_path) == outer  # leaving the inner block keeps the lock
         probe = subprocess.run(
-            [sys.executable, "-c", "import sys; from radiograph.lock import held_by_another; "
-                                   "sys.exit(0 if held_by_another(sys.argv[1]) else 1)",
-             str(tmp_path)])
+            [
+                sys.executable,
+                "-c",
+                "import sys; from radiograph.lock import held_by_another; "
+                "sys.exit(0 if held_by_another(sys.argv[1]) else 1)",
+                str(tmp_path),
+            ]
+        )
         assert probe.returncode == 0
     with pytest.raises(KeyError):
         with folder_lock(tmp_path):

@@ -37,8 +37,10 @@ def descendants(pid: int) -> set[int]:
 
 
 def test_sigkill_of_the_parent_ends_its_busy_workers(tmp_path):
-    parent = subprocess.Popen([sys.executable, str(SUPPORT / "rg_process_stages.py"), "pool",
-                               str(tmp_path), "4"], stderr=subprocess.DEVNULL)
+    parent = subprocess.Popen(
+        [sys.executable, str(SUPPORT / "rg_process_stages.py"), "pool", str(tmp_path), "4"],
+        stderr=subprocess.DEVNULL,
+    )
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 180

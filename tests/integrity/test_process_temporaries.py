@@ -25,8 +25,9 @@ def start(*args: str) -> subprocess.Popen:
 
 
 def host_token() -> str:
-    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_"
-                   for c in socket.gethostname())
+    return "".join(
+        c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in socket.gethostname()
+    )
 
 
 def test_temporary_names_carry_the_writers_host_and_pid(tmp_path):
@@ -34,7 +35,8 @@ def test_temporary_names_carry_the_writers_host_and_pid(tmp_path):
     with atomic_path(tmp_path / "S1.nii.gz") as tmp:
         assert tmp.name.startswith(f".tmp-S1-{host}-{os.getpid()}-")
         assert tmp.name.endswith(".nii.gz") and len(tmp.name) == len(
-            f".tmp-S1-{host}-{os.getpid()}-") + 12 + len(".nii.gz")
+            f".tmp-S1-{host}-{os.getpid()}-"
+        ) + 12 + len(".nii.gz")
         assert stale_temporaries(tmp_path / "S1.nii.gz") == []  # this process is alive
 
 
@@ -49,8 +51,13 @@ def test_cleanup_keeps_a_live_writers_file_and_removes_a_killed_ones(tmp_path):
         killed.kill()
         killed.wait()
         assert stale_temporaries(out) == [killed_tmp]
-        record = run_cohort([Task("S0", (out,), 3)], stages.write_square,
-                            record_path=tmp_path / "r.json", workers=1, progress=False)
+        record = run_cohort(
+            [Task("S0", (out,), 3)],
+            stages.write_square,
+            record_path=tmp_path / "r.json",
+            workers=1,
+            progress=False,
+        )
         assert record.done == ["S0"] and out.read_text().startswith("9 ")
         assert not killed_tmp.exists()
         assert live_tmp.read_text() == "in flight"  # the live writer's file survived ...
@@ -101,12 +108,21 @@ def test_a_zombie_counts_as_dead():
 
 
 def test_run_cohort_removes_the_record_temporary_of_a_killed_run(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pid = int(dead.stdout)
     assert not pid_alive(pid)
     left = tmp_path / f".tmp-run-{host_token()}-{pid}-0123456789ab.json"
     left.write_text('{"half": ')
-    run_cohort([Task("S0", (tmp_path / "S0.txt",), 2)], stages.write_square,
-               record_path=tmp_path / "run.json", workers=1, progress=False)
+    run_cohort(
+        [Task("S0", (tmp_path / "S0.txt",), 2)],
+        stages.write_square,
+        record_path=tmp_path / "run.json",
+        workers=1,
+        progress=False,
+    )
     assert not left.exists() and (tmp_path / "run.json").exists()

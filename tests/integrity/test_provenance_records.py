@@ -36,7 +36,7 @@ def _hand_fingerprint(path: Path, offsets: list[int]) -> str:
     stat = path.stat()
     h = hashlib.blake2b(str(len(data)).encode(), digest_size=16)
     for offset in offsets:
-        h.update(data[offset:offset + 64 * KIB])
+        h.update(data[offset : offset + 64 * KIB])
     return f"{len(data)}-{stat.st_mtime_ns}-{h.hexdigest()}"
 
 
@@ -100,7 +100,8 @@ def test_settings_digest_is_canonical(tmp_path, monkeypatch):
     as_dict = {"target_mpp": 0.5, "patch_size": 224, "reference": str(tmp_path / "ref.png")}
     assert as_dataclass == settings_digest(as_dict)
     assert settings_digest(Settings(device="cuda"), exclude=("device",)) == settings_digest(
-        Settings(), exclude=("device",))
+        Settings(), exclude=("device",)
+    )
     assert settings_digest({"x": float("nan")}) == settings_digest({"x": float("nan")})
     with pytest.raises(TypeError, match="object"):
         settings_digest({"x": object()})
@@ -126,14 +127,18 @@ def test_is_current_names_what_changed(tmp_path):
 
     other_mpp = make_provenance({"target_mpp": 1.0, "patch_size": 224}, files={"slide": slide})
     assert is_current(output, other_mpp) == (False, "settings changed (target_mpp: 0.5 -> 1)")
-    nested = make_provenance({"target_mpp": 0.5, "patch_size": 224, "tissue": {"median": 5}},
-                             files={"slide": slide})
+    nested = make_provenance(
+        {"target_mpp": 0.5, "patch_size": 224, "tissue": {"median": 5}}, files={"slide": slide}
+    )
     assert is_current(output, nested) == (False, "settings changed (tissue.median: (none) -> 5)")
     slide.write_text("other pixels")
     new_slide = make_provenance({"target_mpp": 0.5, "patch_size": 224}, files={"slide": slide})
     assert is_current(output, new_slide) == (False, "input changed: slide")
-    with_upstream = make_provenance({"target_mpp": 0.5, "patch_size": 224},
-                                    fingerprints=dict(expected.inputs), upstream={"fold": "f1"})
+    with_upstream = make_provenance(
+        {"target_mpp": 0.5, "patch_size": 224},
+        fingerprints=dict(expected.inputs),
+        upstream={"fold": "f1"},
+    )
     assert is_current(output, with_upstream) == (False, "upstream changed: fold")
 
     output.write_text("features made later")  # rewritten after its record
@@ -161,15 +166,20 @@ def test_prepare_rerun_removes_exactly_the_stale_outputs(tmp_path):
         record_outputs(task.outputs, task.provenance)
     assert all(t.is_complete() for t in made)
     sidecar_path(made[3].outputs[0]).unlink()  # S4: made by an older version
-    rerun = [_task(tmp_path, "S1", {"mpp": 1.0}), _task(tmp_path, "S2", {"mpp": 0.5}),
-             _task(tmp_path, "S3", {"mpp": 0.5}), _task(tmp_path, "S4", {"mpp": 0.5}),
-             _task(tmp_path, "S5", {"mpp": 0.5})]  # S5: new, nothing to remove
+    rerun = [
+        _task(tmp_path, "S1", {"mpp": 1.0}),
+        _task(tmp_path, "S2", {"mpp": 0.5}),
+        _task(tmp_path, "S3", {"mpp": 0.5}),
+        _task(tmp_path, "S4", {"mpp": 0.5}),
+        _task(tmp_path, "S5", {"mpp": 0.5}),
+    ]  # S5: new, nothing to remove
     message = prepare_rerun("stage", rerun, noun="slides")
     assert message.splitlines() == [
         "stage: 1 of 5 slides changed since the last run (settings or inputs): redoing them",
         "  S1: S1_0.out: settings changed (mpp: 0.5 -> 1)",
         "stage: 1 of 5 slides have outputs without a provenance record (made by an older "
-        "version of radiograph): redoing them"]
+        "version of radiograph): redoing them",
+    ]
     assert [p.exists() for t in rerun for p in t.outputs] == [False] * 2 + [True] * 4 + [False] * 4
     assert not sidecar_path(made[0].outputs[1]).exists()
     assert [t.is_complete() for t in rerun] == [False, True, True, False, False]

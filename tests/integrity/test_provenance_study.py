@@ -38,17 +38,29 @@ baselines:
 report: {km_model: coxph}
 workers: 1
 """
-MODELS = [f"{a}/{m}/fold_{k}" for a in ("mean", "abmil") for m in ("radiology", "pathology")
-          for k in (0, 1)]
+MODELS = [
+    f"{a}/{m}/fold_{k}"
+    for a in ("mean", "abmil")
+    for m in ("radiology", "pathology")
+    for k in (0, 1)
+]
 #: Outputs whose rewriting the tests follow (run records and the report are rewritten by
 #: every run; the report is always rebuilt).
-TRACKED = ("features/**/*.h5", "thumbnails/**/*.png", "graphs/*/*.pt",
-           "models/**/summary.json", "models/**/baselines.csv")
+TRACKED = (
+    "features/**/*.h5",
+    "thumbnails/**/*.png",
+    "graphs/*/*.pt",
+    "models/**/summary.json",
+    "models/**/baselines.csv",
+)
 
 
 def _stamps(out: Path) -> dict[str, int]:
-    return {str(p.relative_to(out)): p.stat().st_mtime_ns
-            for pattern in TRACKED for p in out.glob(pattern)}
+    return {
+        str(p.relative_to(out)): p.stat().st_mtime_ns
+        for pattern in TRACKED
+        for p in out.glob(pattern)
+    }
 
 
 def _rewritten(out: Path, before: dict[str, int]) -> set[str]:
@@ -90,13 +102,19 @@ def _with_both(root: Path) -> list[str]:
 
 def _expected(subject: str | None, modality: str, *, features: bool = True) -> set[str]:
     """What a change of ``subject``'s ``modality`` input must redo (None: every subject)."""
-    paths = {f"models/{m}/{name}" for m in MODELS if f"/{modality}/" in m
-             for name in ("summary.json", "baselines.csv")}
+    paths = {
+        f"models/{m}/{name}"
+        for m in MODELS
+        if f"/{modality}/" in m
+        for name in ("summary.json", "baselines.csv")
+    }
     if subject is not None:
         paths.add(f"graphs/{modality}/{subject}.pt")
         if features and modality == "pathology":
-            paths |= {f"features/pathology/{subject}/{subject}.h5",
-                      f"thumbnails/{subject}/{subject}.png"}
+            paths |= {
+                f"features/pathology/{subject}/{subject}.h5",
+                f"thumbnails/{subject}/{subject}.png",
+            }
         elif features:
             paths.add(f"features/radiology/{subject}.h5")
     return paths
@@ -171,15 +189,21 @@ def test_graph_parameters_rebuild_every_graph_of_their_modality(study, base, cap
     out = study / "out"
     graphs = {f"graphs/radiology/{p.name}" for p in (out / "graphs" / "radiology").glob("*.pt")}
     before = _stamps(out)
-    _edit(study, "graphs: {method: slidegraph}",
-          "graphs: {method: slidegraph, radiology: {lambda_f: 0.3}}")
+    _edit(
+        study,
+        "graphs: {method: slidegraph}",
+        "graphs: {method: slidegraph, radiology: {lambda_f: 0.3}}",
+    )
     _, printed = _run(study, capsys)
     assert _rewritten(out, before) == _expected(None, "radiology") | graphs
     assert f"graphs radiology: {len(graphs)} of {len(graphs)} subjects changed" in printed
     assert "settings changed (params_in_steps.lambda_f: 0.1 -> 0.3)" in printed
 
-    _edit(study, "graphs: {method: slidegraph, radiology: {lambda_f: 0.3}}",
-          "graphs: {method: slidegraph}")
+    _edit(
+        study,
+        "graphs: {method: slidegraph, radiology: {lambda_f: 0.3}}",
+        "graphs: {method: slidegraph}",
+    )
     fixed, _ = _run(study, capsys)
     pd.testing.assert_frame_equal(fixed, base[1])
 
@@ -218,10 +242,22 @@ def test_baseline_settings_refit_only_the_baselines(study, base, capsys):
 def test_target_mpp_redoes_every_slide_and_unused_options_redo_none(study, capsys):
     out = study / "out"
     manifest = out / "cohort" / "manifest.csv"
-    slides = {f"features/pathology/{s}/{s}.h5" for s in _subjects(study).subject_id
-              if (out / "features" / "pathology" / s).is_dir()}
-    command = ["extract-pathology", "--manifest", str(manifest), "--out", str(out),
-               "--batch-size", "4", "--device", "cpu"]  # speed options shape nothing
+    slides = {
+        f"features/pathology/{s}/{s}.h5"
+        for s in _subjects(study).subject_id
+        if (out / "features" / "pathology" / s).is_dir()
+    }
+    command = [
+        "extract-pathology",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]  # speed options shape nothing
     before = _stamps(out)
     capsys.readouterr()
     assert cli_main(command) == 0
@@ -247,8 +283,10 @@ def test_fixed_failed_slide_is_trained_on_after_the_rerun(study, base, capsys):
     assert not (out / "features" / "pathology" / x / f"{x}.h5").exists()
     assert not (out / "graphs" / "pathology" / f"{x}.pt").exists()  # no graph of old features
     assert "removed 1 graph(s) whose subject has no feature file any more" in printed
-    predictions = pd.read_csv(out / "models" / "mean" / "pathology" / "fold_0" /
-                              "predictions.csv", dtype={"subject_id": str})
+    predictions = pd.read_csv(
+        out / "models" / "mean" / "pathology" / "fold_0" / "predictions.csv",
+        dtype={"subject_id": str},
+    )
     assert x not in set(predictions.subject_id)
 
     slide.write_bytes(original)  # the slide is fixed
@@ -260,13 +298,21 @@ def test_fixed_failed_slide_is_trained_on_after_the_rerun(study, base, capsys):
 
 
 #: Report outputs made by the cached statistics and figures (:mod:`radiograph.report.cache`).
-REPORT_CACHED = ("concordance_pooled.csv", "comparisons_pooled.csv", "comparisons_cv.csv",
-                 "risk_groups.csv", "fig2_bars_radiology.png", "fig3_bands_pathology.pdf",
-                 "forest_differences_cv.svg", "forest_hazard_ratios.png")
+REPORT_CACHED = (
+    "concordance_pooled.csv",
+    "comparisons_pooled.csv",
+    "comparisons_cv.csv",
+    "risk_groups.csv",
+    "fig2_bars_radiology.png",
+    "fig3_bands_pathology.pdf",
+    "forest_differences_cv.svg",
+    "forest_hazard_ratios.png",
+)
 
 
 def test_report_statistics_kept_without_change_and_redone_when_one_fold_predicts_otherwise(
-        study, capsys):
+    study, capsys
+):
     """The no-change rerun keeps the statistics and figures; negating the test risks of one
     fold's CoxPH (mean, radiology) redoes them (not the forest plot of the per-fold results,
     which did not change), and the pooled C-index of that model equals scikit-survival's
@@ -293,17 +339,23 @@ def test_report_statistics_kept_without_change_and_redone_when_one_fold_predicts
     write_report(config, manifest, results)
     assert "statistics and figures redone (changed: risks)" in capsys.readouterr().out
     kept = {name for name in REPORT_CACHED if (report / name).stat().st_mtime_ns == stamps[name]}
-    assert kept == {"forest_differences_cv.svg"}, \
+    assert kept == {"forest_differences_cv.svg"}, (
         "every output made from the risks is redone; the CV forest plot shows fold results only"
+    )
 
     pooled = long_risks(config, manifest)
-    test = pooled[(pooled["split"] == "test") & (pooled["model"] == "coxph")
-                  & (pooled["aggregator"] == "mean") & (pooled["modality"] == "radiology")]
-    expected = concordance_index_censored(test["event"].to_numpy(bool),
-                                          test["time"].to_numpy(float),
-                                          test["risk"].to_numpy(float))[0]
+    test = pooled[
+        (pooled["split"] == "test")
+        & (pooled["model"] == "coxph")
+        & (pooled["aggregator"] == "mean")
+        & (pooled["modality"] == "radiology")
+    ]
+    expected = concordance_index_censored(
+        test["event"].to_numpy(bool), test["time"].to_numpy(float), test["risk"].to_numpy(float)
+    )[0]
     new = pd.read_csv(report / "concordance_pooled.csv")
-    row = ((new["model"] == "coxph") & (new["aggregator"] == "mean")
-           & (new["modality"] == "radiology"))
+    row = (
+        (new["model"] == "coxph") & (new["aggregator"] == "mean") & (new["modality"] == "radiology")
+    )
     assert new.loc[row, "c_index"].item() == pytest.approx(expected, abs=1e-12)
     assert new.loc[row, "c_index"].item() != pytest.approx(old.loc[row, "c_index"].item())

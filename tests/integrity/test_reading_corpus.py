@@ -33,8 +33,7 @@ from radiograph.radiology.volume import VolumeError, load_volume, read_image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "radiology"))
 from radiology_synth import ball, planted_habitats, write_image, write_manifest  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::radiograph.encoders.base.RandomWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::radiograph.encoders.base.RandomWeightsWarning")
 
 SHAPE = (20, 22, 24)
 
@@ -66,6 +65,7 @@ def with_value(value: float):
         array = array.copy()
         array[4, 5, 6] = value
         return array
+
     return make
 
 
@@ -75,8 +75,13 @@ VOLUME_FAULTS = {
     "ct_truncated_gz": ("ct.nii.gz", None, truncate, None, ["gzip", "truncated"]),
     "mask_truncated_gz": ("ct.nii.gz", None, None, truncate, ["gzip", "truncated"]),
     "ct_bad_crc": ("ct.nii.gz", None, flip_crc, None, ["corrupt", "CRC check failed"]),
-    "ct_truncated_nii": ("ct.nii", None, truncate, None, ["of the header's 10560 voxels",
-                                                         "truncated"]),
+    "ct_truncated_nii": (
+        "ct.nii",
+        None,
+        truncate,
+        None,
+        ["of the header's 10560 voxels", "truncated"],
+    ),
     "ct_nan_nifti": ("ct.nii.gz", with_value(np.nan), None, None, ["1 NaN"]),
     "ct_inf_nifti": ("ct.nii", with_value(-np.inf), None, None, ["1 infinite"]),
 }
@@ -90,7 +95,8 @@ def radiology_run(tmp_path_factory):
     rows = []
     for i, sid in enumerate([*GOOD, *VOLUME_FAULTS]):
         name, change, damage_ct, damage_mask, _ = VOLUME_FAULTS.get(
-            sid, ("ct.nii.gz", None, None, None, []))
+            sid, ("ct.nii.gz", None, None, None, [])
+        )
         folder = root / "data" / sid
         folder.mkdir(parents=True)
         array = ct_array(i)
@@ -102,9 +108,24 @@ def radiology_run(tmp_path_factory):
         rows.append({"subject_id": sid, "volume_paths": str(ct), "mask_path": str(mask)})
     manifest = write_manifest(root, rows)
     out = root / "run"
-    status = main(["extract-radiology", "--manifest", str(manifest), "--out", str(out),
-                   "--features", "vit3d-tiny", "--random-weights", "--unit-size", "6",
-                   "--workers", "1", "--device", "cpu"])
+    status = main(
+        [
+            "extract-radiology",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+            "--features",
+            "vit3d-tiny",
+            "--random-weights",
+            "--unit-size",
+            "6",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     record = json.loads((out / "runs" / "extract-radiology.json").read_text())
     return status, {r["key"]: r for r in record["results"]}, out
 
@@ -116,8 +137,7 @@ def test_damaged_volumes_fail_alone_and_the_run_exits_non_zero(radiology_run):
     assert {k for k, r in results.items() if r["status"] == "failed"} == set(VOLUME_FAULTS)
     for sid in GOOD:
         assert read_features(out / "features" / "radiology" / f"{sid}.h5").num_patches > 0
-    assert not any((out / "features" / "radiology" / f"{sid}.h5").exists()
-                   for sid in VOLUME_FAULTS)
+    assert not any((out / "features" / "radiology" / f"{sid}.h5").exists() for sid in VOLUME_FAULTS)
 
 
 @pytest.mark.parametrize("sid", sorted(VOLUME_FAULTS))
@@ -163,9 +183,10 @@ def test_header_reading_matches_simpleitk_and_every_cut_is_caught(tmp_path, name
         fh.seek(data.start)
         raw = fh.read()
     decoded = gzip.decompress(raw) if data.compression == "gzip" else raw
-    voxels = np.frombuffer(decoded[data.skip: data.skip + data.nbytes], dtype=array.dtype)
-    np.testing.assert_array_equal(voxels.reshape(array.shape),
-                                  sitk.GetArrayFromImage(read_image(path)))
+    voxels = np.frombuffer(decoded[data.skip : data.skip + data.nbytes], dtype=array.dtype)
+    np.testing.assert_array_equal(
+        voxels.reshape(array.shape), sitk.GetArrayFromImage(read_image(path))
+    )
 
     intact = data.path.read_bytes()
     for fraction in (0.2, 0.5, 0.9, 0.999):
@@ -192,8 +213,11 @@ def test_dicom_truncated_slice_is_named_not_dropped(tmp_path):
     read_image(folder)  # intact: 5 slices
     slice_file = sorted(folder.iterdir())[2]
     slice_file.write_bytes(slice_file.read_bytes()[:-200])
-    with pytest.raises(VolumeError, match=rf"S1.*1 file\(s\) are not part of DICOM series.*"
-                                          rf"{slice_file.name}"):
+    with pytest.raises(
+        VolumeError,
+        match=rf"S1.*1 file\(s\) are not part of DICOM series.*"
+        rf"{slice_file.name}",
+    ):
         read_image(folder, subject_id="S1")
 
 
@@ -225,8 +249,9 @@ def feature_file(path: Path, rows: int = 6, coords_rows: int | None = None) -> P
 
 
 def test_truncated_feature_file_is_named(tmp_path):
-    path = write_features(tmp_path / "S1" / "slide.h5", FeatureSet(
-        np.ones((500, 64), np.float32), np.zeros((500, 2))))
+    path = write_features(
+        tmp_path / "S1" / "slide.h5", FeatureSet(np.ones((500, 64), np.float32), np.zeros((500, 2)))
+    )
     truncate(path, 0.5)
     with pytest.raises(ValueError, match=r"S1/slide\.h5: not a readable HDF5 file"):
         read_features(path)
@@ -242,8 +267,11 @@ def test_non_finite_coords_are_named_with_the_file_and_row(tmp_path):
     path = feature_file(tmp_path / "inf.h5")
     with h5py.File(path, "r+") as h5:
         h5["coords"][3, 1] = np.inf
-    with pytest.raises(ValueError, match=r"inf\.h5: coords has 1 of 6 rows with NaN or Inf "
-                                         r"\(first at row 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"inf\.h5: coords has 1 of 6 rows with NaN or Inf "
+        r"\(first at row 3\)",
+    ):
         read_features(path)
 
 
@@ -251,12 +279,25 @@ def test_build_graphs_names_a_truncated_feature_file_and_builds_the_rest(tmp_pat
     features = tmp_path / "features" / "pathology"
     for sid in ("A", "B", "C"):
         grid = np.stack(np.meshgrid(np.arange(5), np.arange(4)), -1).reshape(-1, 2) * 224.0
-        write_features(features / sid / "slide.h5", FeatureSet(
-            np.random.default_rng(0).normal(size=(20, 8)), grid, {"subject_id": sid}))
+        write_features(
+            features / sid / "slide.h5",
+            FeatureSet(np.random.default_rng(0).normal(size=(20, 8)), grid, {"subject_id": sid}),
+        )
     truncate(features / "B" / "slide.h5", 0.5)
     out = tmp_path / "graphs"
-    status = main(["build-graphs", "--features", str(tmp_path / "features"), "--out", str(out),
-                   "--modality", "pathology", "--workers", "1"])
+    status = main(
+        [
+            "build-graphs",
+            "--features",
+            str(tmp_path / "features"),
+            "--out",
+            str(out),
+            "--modality",
+            "pathology",
+            "--workers",
+            "1",
+        ]
+    )
     assert status == 1
     record = json.loads((out / "build-graphs.json").read_text())
     failed = {r["key"]: r["error"] for r in record["results"] if r["status"] == "failed"}
@@ -267,11 +308,14 @@ def test_build_graphs_names_a_truncated_feature_file_and_builds_the_rest(tmp_pat
 
 # ----------------------------------------------------------------------------- graph files
 def good_graph() -> Data:
-    return Data(x=torch.randn(5, 3), pos=torch.rand(5, 2, dtype=torch.float64),
-                edge_index=torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]]),
-                node_of_patch=torch.tensor([0, 1, 2, 3, 4, 4]),
-                patch_coords=torch.zeros(6, 2, dtype=torch.float64),
-                num_patches=torch.tensor([1, 1, 1, 1, 2]))
+    return Data(
+        x=torch.randn(5, 3),
+        pos=torch.rand(5, 2, dtype=torch.float64),
+        edge_index=torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]]),
+        node_of_patch=torch.tensor([0, 1, 2, 3, 4, 4]),
+        patch_coords=torch.zeros(6, 2, dtype=torch.float64),
+        num_patches=torch.tensor([1, 1, 1, 1, 2]),
+    )
 
 
 def break_x_nan(g: Data) -> None:
@@ -310,20 +354,32 @@ def break_negative_patch_node(g: Data) -> None:
 
 GRAPH_FAULTS = {
     "NaN in x": (break_x_nan, r"field 'x' has 1 of 5 rows with NaN or Inf \(first at row 2\)"),
-    "edge to a missing node": (break_edges,
-                               r"field 'edge_index' refers to node\(s\) outside \[0, 5\)"),
+    "edge to a missing node": (
+        break_edges,
+        r"field 'edge_index' refers to node\(s\) outside \[0, 5\)",
+    ),
     "pos rows": (break_pos_rows, r"field 'pos' has shape \(4, 2\), expected 5 rows"),
-    "float edge_index": (break_float_edges,
-                         r"field 'edge_index' must be a \(2, E\) integer tensor"),
-    "patch_coords rows": (break_node_of_patch,
-                          r"field 'patch_coords' has 5 rows but 'node_of_patch' has 6"),
-    "Inf in bfloat16 x": (break_bfloat16_x_inf,
-                          r"field 'x' has 1 of 5 rows with NaN or Inf \(first at row 4\)"),
-    "Inf in edge_attr": (break_edge_attr_inf,
-                         r"field 'edge_attr' has 1 of 4 rows with NaN or Inf \(first at row 1\)"),
-    "negative patch node": (break_negative_patch_node,
-                            r"field 'node_of_patch' refers to node\(s\) outside \[0, 5\) "
-                            r"\(min -1, max 4\)"),
+    "float edge_index": (
+        break_float_edges,
+        r"field 'edge_index' must be a \(2, E\) integer tensor",
+    ),
+    "patch_coords rows": (
+        break_node_of_patch,
+        r"field 'patch_coords' has 5 rows but 'node_of_patch' has 6",
+    ),
+    "Inf in bfloat16 x": (
+        break_bfloat16_x_inf,
+        r"field 'x' has 1 of 5 rows with NaN or Inf \(first at row 4\)",
+    ),
+    "Inf in edge_attr": (
+        break_edge_attr_inf,
+        r"field 'edge_attr' has 1 of 4 rows with NaN or Inf \(first at row 1\)",
+    ),
+    "negative patch node": (
+        break_negative_patch_node,
+        r"field 'node_of_patch' refers to node\(s\) outside \[0, 5\) "
+        r"\(min -1, max 4\)",
+    ),
 }
 
 
@@ -354,12 +410,21 @@ def test_slide_smaller_than_a_patch_is_reported_as_such(tmp_path, capsys):
     from radiograph.pathology.slide import write_pyramidal_tiff
 
     pink = np.full((120, 200, 3), (225, 130, 180), dtype=np.uint8)
-    small = write_pyramidal_tiff(tmp_path / "small.tiff", pink, mpp=0.5, downsamples=(1,),
-                                 tile=16)
+    small = write_pyramidal_tiff(tmp_path / "small.tiff", pink, mpp=0.5, downsamples=(1,), tile=16)
     manifest = write_manifest(tmp_path, [{"subject_id": "S1", "slide_paths": str(small)}])
     out = tmp_path / "run"
-    status = main(["extract-pathology", "--manifest", str(manifest), "--out", str(out),
-                   "--random-weights", "--device", "cpu"])
+    status = main(
+        [
+            "extract-pathology",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+            "--random-weights",
+            "--device",
+            "cpu",
+        ]
+    )
     assert status == 1
     record = json.loads((out / "runs" / "extract-pathology.json").read_text())
     error = record["results"][0]["error"]

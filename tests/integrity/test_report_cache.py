@@ -15,8 +15,13 @@ from radiograph.report.cache import frame_digest, record_path, reuse_or_make
 
 def _risks() -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"subject_id": [f"S{i}" for i in range(50)],
-                         "risk": rng.normal(size=50), "split": ["test", "train"] * 25})
+    return pd.DataFrame(
+        {
+            "subject_id": [f"S{i}" for i in range(50)],
+            "risk": rng.normal(size=50),
+            "split": ["test", "train"] * 25,
+        }
+    )
 
 
 def test_frame_digest_sees_one_value_one_ulp_and_row_order():
@@ -55,22 +60,26 @@ def test_reuse_or_make_redoes_exactly_on_a_changed_part_or_output(tmp_path):
 
     changed = frame.copy()
     changed.loc[3, "risk"] += 1e-9
-    assert reuse_or_make(tmp_path, "stats", {**parts, "risks": frame_digest(changed)},
-                         make) == (True, "changed: risks")
-    assert reuse_or_make(tmp_path, "stats", {**parts, "settings": {"n_boot": 1000,
-                                                                   "level": 0.9}},
-                         make) == (True, "changed: risks, settings")
+    assert reuse_or_make(tmp_path, "stats", {**parts, "risks": frame_digest(changed)}, make) == (
+        True,
+        "changed: risks",
+    )
+    assert reuse_or_make(
+        tmp_path, "stats", {**parts, "settings": {"n_boot": 1000, "level": 0.9}}, make
+    ) == (True, "changed: risks, settings")
     assert make.calls == 3
 
     (tmp_path / "fig.png").unlink()
-    assert reuse_or_make(tmp_path, "stats", {**parts, "settings": {"n_boot": 1000, "level": 0.9}},
-                         make) == (True, "output missing: fig.png")
+    assert reuse_or_make(
+        tmp_path, "stats", {**parts, "settings": {"n_boot": 1000, "level": 0.9}}, make
+    ) == (True, "output missing: fig.png")
     stat = tmp_path / "stat.csv"
     stamp = stat.stat().st_mtime_ns
     stat.write_text(stat.read_text().replace("sum", "SUM"))
     os.utime(stat, ns=(stamp, stamp))  # same size and mtime: the content hash still differs
-    assert reuse_or_make(tmp_path, "stats", {**parts, "settings": {"n_boot": 1000, "level": 0.9}},
-                         make) == (True, "output rewritten: stat.csv")
+    assert reuse_or_make(
+        tmp_path, "stats", {**parts, "settings": {"n_boot": 1000, "level": 0.9}}, make
+    ) == (True, "output rewritten: stat.csv")
     assert float(stat.read_text().split()[1]) == pytest.approx(frame["risk"].sum())
     assert make.calls == 5
 

@@ -15,8 +15,14 @@ def test_round_trip_keeps_arrays_and_attrs(tmp_path):
     fs = FeatureSet(
         rng.normal(size=(7, 5)).astype(np.float32),
         rng.integers(0, 10_000, size=(7, 2)),
-        {"subject_id": "S1", "encoder": "uni", "patch_size": 224, "mpp": 0.5,
-         "random_weights": False, "feature_names": ["a", "b", "c", "d", "e"]},
+        {
+            "subject_id": "S1",
+            "encoder": "uni",
+            "patch_size": 224,
+            "mpp": 0.5,
+            "random_weights": False,
+            "feature_names": ["a", "b", "c", "d", "e"],
+        },
     )
     path = write_features(tmp_path / "S1" / "slide.h5", fs)
     back = read_features(path)

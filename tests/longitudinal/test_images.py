@@ -55,14 +55,17 @@ def test_subtraction_is_post_minus_pre_after_the_same_resampling(tmp_path: Path)
     np.testing.assert_array_equal(raw, expected.astype(np.float32))
     resized = make_subtraction(pre_path, post_path, (4, 5, 6), normalise=False)
     np.testing.assert_allclose(resized, _torch_resize(expected, (4, 5, 6)), atol=1e-3)
-    np.testing.assert_allclose(make_subtraction(pre_path, post_path, (4, 5, 6)),
-                               _zscore(_torch_resize(expected, (4, 5, 6))), atol=1e-5)
+    np.testing.assert_allclose(
+        make_subtraction(pre_path, post_path, (4, 5, 6)),
+        _zscore(_torch_resize(expected, (4, 5, 6))),
+        atol=1e-5,
+    )
     visit = Visit("pre", None, pre_path, post_path, (), line=2)
-    np.testing.assert_array_equal(visit_volume(visit, (4, 5, 6)),
-                                  make_subtraction(pre_path, post_path, (4, 5, 6)))
+    np.testing.assert_array_equal(
+        visit_volume(visit, (4, 5, 6)), make_subtraction(pre_path, post_path, (4, 5, 6))
+    )
     given = Visit("mid", post_path, None, None, (), line=3)
-    np.testing.assert_array_equal(visit_volume(given, (4, 5, 6)), load_volume(post_path,
-                                                                             (4, 5, 6)))
+    np.testing.assert_array_equal(visit_volume(given, (4, 5, 6)), load_volume(post_path, (4, 5, 6)))
     assert visit_volume(Visit("post", None, None, None, (tmp_path / "x.png",), 4)) is None
 
 
@@ -102,8 +105,11 @@ def test_load_image_png_tiff_grey_and_colour(tmp_path: Path) -> None:
     np.testing.assert_allclose(out, _zscore(_torch_resize(grey16, (10, 8))), atol=1e-5)
     rgb = rng.integers(0, 255, (20, 16, 3)).astype(np.uint8)
     Image.fromarray(rgb).save(tmp_path / "c.tif")
-    np.testing.assert_allclose(load_image(tmp_path / "c.tif", (20, 16)),
-                               _zscore(rgb.astype(np.float64).mean(axis=-1)), atol=1e-5)
+    np.testing.assert_allclose(
+        load_image(tmp_path / "c.tif", (20, 16)),
+        _zscore(rgb.astype(np.float64).mean(axis=-1)),
+        atol=1e-5,
+    )
     pages = [Image.fromarray(rgb[..., 0]), Image.fromarray(rgb[..., 1])]
     pages[0].save(tmp_path / "two.tif", save_all=True, append_images=pages[1:])
     with pytest.raises(ValueError, match="two.tif: 2 pages"):

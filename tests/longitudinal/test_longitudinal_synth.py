@@ -24,10 +24,12 @@ SHAPE = (32, 32, 32)
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[LongitudinalCohort, dict]:
     """120 patients, seed 0, the default volume size; (cohort, ground truth)."""
-    manifest = synth.make_longitudinal_cohort(tmp_path_factory.mktemp("long") / "c", seed=0,
-                                              patients=120, shape=SHAPE)
-    read = read_longitudinal_manifest(manifest, synth.PHASES, synth.CLINICAL_VARIABLES,
-                                      reader_columns=synth.READER_COLUMNS)
+    manifest = synth.make_longitudinal_cohort(
+        tmp_path_factory.mktemp("long") / "c", seed=0, patients=120, shape=SHAPE
+    )
+    read = read_longitudinal_manifest(
+        manifest, synth.PHASES, synth.CLINICAL_VARIABLES, reader_columns=synth.READER_COLUMNS
+    )
     return read, json.loads((manifest.parent / "ground_truth.json").read_text())
 
 
@@ -40,8 +42,11 @@ def test_reads_back_with_the_four_availability_patterns(cohort) -> None:
     assert centres == set(synth.CENTRES)
     for patient in read.patients:
         pattern = synth.CENTRES[patient.centre][1]
-        expected = {f"{phase}:{m}": m in pattern.get(phase, ())
-                    for phase in synth.PHASES for m in ("mri", "mammo")}
+        expected = {
+            f"{phase}:{m}": m in pattern.get(phase, ())
+            for phase in synth.PHASES
+            for m in ("mri", "mammo")
+        }
         assert available.loc[patient.patient_id].drop("clinical").to_dict() == expected
         assert patient.phases == tuple(p for p in synth.PHASES if p in pattern)
     counts = {c: sum(p.centre == c for p in read.patients) for c in synth.CENTRES}
@@ -56,9 +61,12 @@ def test_responder_share_is_about_one_third(cohort) -> None:
     n = 200_000
     effects = [e for _, e in synth.SUBTYPES.values()]
     shares = [s for s, _ in synth.SUBTYPES.values()]
-    eta = (synth.INTERCEPT + rng.choice(effects, n, p=shares)
-           + synth.GRADE_EFFECT * rng.choice(3, n, p=[0.2, 0.45, 0.35])
-           + synth.U_EFFECT * rng.normal(size=n))
+    eta = (
+        synth.INTERCEPT
+        + rng.choice(effects, n, p=shares)
+        + synth.GRADE_EFFECT * rng.choice(3, n, p=[0.2, 0.45, 0.35])
+        + synth.U_EFFECT * rng.normal(size=n)
+    )
     assert abs(np.mean(1 / (1 + np.exp(-eta))) - 1 / 3) < 0.01
     read, truth = cohort
     share = read.labels().mean()
@@ -79,17 +87,23 @@ def test_contrast_pairs_subtract_to_the_enhancement(cohort) -> None:
     """For every visit given as pre/post volumes, the subtraction equals post - pre of the
     stored int16 voxels (float64 reference), and the ground truth lists the same visits."""
     read, truth = cohort
-    pairs = {(p.patient_id, v.phase): v for p in read.patients for v in p.visits
-             if v.pre_contrast is not None}
+    pairs = {
+        (p.patient_id, v.phase): v
+        for p in read.patients
+        for v in p.visits
+        if v.pre_contrast is not None
+    }
     listed = {(t["patient_id"], phase) for t in truth["patient"] for phase in t["contrast_pairs"]}
-    assert set(pairs) == listed and 0.2 < len(pairs) / sum(len(p.visits)
-                                                          for p in read.patients) < 0.4
+    assert (
+        set(pairs) == listed and 0.2 < len(pairs) / sum(len(p.visits) for p in read.patients) < 0.4
+    )
     for visit in list(pairs.values())[:10]:
         pre = sitk.GetArrayFromImage(sitk.ReadImage(str(visit.pre_contrast))).astype(np.float64)
         post = sitk.GetArrayFromImage(sitk.ReadImage(str(visit.post_contrast)))
-        np.testing.assert_array_equal(make_subtraction(visit.pre_contrast, visit.post_contrast,
-                                                       SHAPE, normalise=False),
-                                      (post - pre).astype(np.float32))
+        np.testing.assert_array_equal(
+            make_subtraction(visit.pre_contrast, visit.post_contrast, SHAPE, normalise=False),
+            (post - pre).astype(np.float32),
+        )
         assert visit.volume is None and visit_volume(visit, SHAPE).shape == SHAPE
 
 
@@ -116,11 +130,22 @@ def test_later_phase_shrinkage_beats_the_best_pre_treatment_predictor(cohort, ph
     by_id = {t["patient_id"]: t for t in truth["patient"]}
     patients = [p for p in read.patients if p.visit(phase) is not None]
     label = np.array([p.label for p in patients])
-    shrinkage = np.array([np.log(_lesion_voxels(visit_volume(p.visit("pre"), SHAPE))
-                                 / _lesion_voxels(visit_volume(p.visit(phase), SHAPE)))
-                          for p in patients])
-    clinical = np.array([synth.SUBTYPES[by_id[p.patient_id]["subtype"]][1]
-                         + synth.GRADE_EFFECT * by_id[p.patient_id]["grade"] for p in patients])
+    shrinkage = np.array(
+        [
+            np.log(
+                _lesion_voxels(visit_volume(p.visit("pre"), SHAPE))
+                / _lesion_voxels(visit_volume(p.visit(phase), SHAPE))
+            )
+            for p in patients
+        ]
+    )
+    clinical = np.array(
+        [
+            synth.SUBTYPES[by_id[p.patient_id]["subtype"]][1]
+            + synth.GRADE_EFFECT * by_id[p.patient_id]["grade"]
+            for p in patients
+        ]
+    )
     assert auc_ci(label, shrinkage).estimate > 0.85
     comparison = delong_test(label, shrinkage, clinical)
     assert comparison.difference > 0 and comparison.p_value < 0.05

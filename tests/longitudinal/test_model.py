@@ -18,8 +18,16 @@ AUX = (3, 0, 2)
 
 def _model(modality: str = "mri", **changes) -> MRPModel:
     torch.manual_seed(0)
-    config = MRPConfig(modality=modality, n_phases=PHASES, clinical_widths=WIDTHS,
-                       aux_classes=AUX, feature_dim=8, hidden=8, dropout=0.0, **changes)
+    config = MRPConfig(
+        modality=modality,
+        n_phases=PHASES,
+        clinical_widths=WIDTHS,
+        aux_classes=AUX,
+        feature_dim=8,
+        hidden=8,
+        dropout=0.0,
+        **changes,
+    )
     return MRPModel(config).eval()
 
 
@@ -31,8 +39,8 @@ def _batch(patterns: list[tuple[int, ...]], dims: int = 3, size: int = 8):
     phase = torch.zeros(len(patterns), t, dtype=torch.long)
     mask = torch.zeros(len(patterns), t, dtype=torch.bool)
     for b, pattern in enumerate(patterns):
-        phase[b, :len(pattern)] = torch.tensor(pattern, dtype=torch.long)
-        mask[b, :len(pattern)] = True
+        phase[b, : len(pattern)] = torch.tensor(pattern, dtype=torch.long)
+        mask[b, : len(pattern)] = True
     clinical = torch.randn(len(patterns), sum(WIDTHS), generator=g)
     return images, phase, mask, clinical
 
@@ -49,8 +57,8 @@ def test_every_availability_pattern_gives_a_finite_prediction():
         assert torch.isfinite(out.logit).all() and torch.isfinite(out.image_logit).all()
         # a patient's prediction does not depend on who else is in the batch
         for b in (0, len(subsets) - 1):
-            alone = model(images[b:b + 1], phase[b:b + 1], mask[b:b + 1], clinical[b:b + 1])
-            torch.testing.assert_close(alone.logit, out.logit[b:b + 1], atol=1e-5, rtol=1e-5)
+            alone = model(images[b : b + 1], phase[b : b + 1], mask[b : b + 1], clinical[b : b + 1])
+            torch.testing.assert_close(alone.logit, out.logit[b : b + 1], atol=1e-5, rtol=1e-5)
 
 
 def test_output_does_not_depend_on_the_order_of_time_points():
@@ -68,10 +76,13 @@ def test_phase_embedding_tells_phases_apart_and_its_ablation_does_not():
     images, _, mask, clinical = _batch([(0,)])
     as_pre, as_post = torch.zeros(1, 1, dtype=torch.long), torch.full((1, 1), 2)
     full, ablated = _model(), _model(phase_embedding=False)
-    assert not torch.allclose(full(images, as_pre, mask, clinical).logit,
-                              full(images, as_post, mask, clinical).logit)
-    torch.testing.assert_close(ablated(images, as_pre, mask, clinical).logit,
-                               ablated(images, as_post, mask, clinical).logit)
+    assert not torch.allclose(
+        full(images, as_pre, mask, clinical).logit, full(images, as_post, mask, clinical).logit
+    )
+    torch.testing.assert_close(
+        ablated(images, as_pre, mask, clinical).logit,
+        ablated(images, as_post, mask, clinical).logit,
+    )
 
 
 def test_cross_modal_ablation_removes_the_branch_from_the_loss():
@@ -90,17 +101,21 @@ def test_loss_weights_and_missing_targets_masked():
     uses only its observed targets; a NaN target changes nothing but its own term."""
     images, phase, mask, clinical = _batch([(0, 1), (2,), (1,)])
     label = torch.tensor([1.0, 0.0, 1.0])
-    targets = torch.tensor([[0.0, 0.5, 1.0], [2.0, float("nan"), 0.0],
-                            [float("nan"), -1.0, float("nan")]])
+    targets = torch.tensor(
+        [[0.0, 0.5, 1.0], [2.0, float("nan"), 0.0], [float("nan"), -1.0, float("nan")]]
+    )
     model = _model()
     out = model(images, phase, mask, clinical)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     ce = torch.nn.functional.cross_entropy
-    terms = [ce(out.aux[0][:2], torch.tensor([0, 2])),
-             ((out.aux[1][[0, 2]] - torch.tensor([0.5, -1.0])) ** 2).mean(),
-             ce(out.aux[2][:2], torch.tensor([1, 0]))]
-    expected = 10 * bce(out.logit, label) + 10 * bce(out.image_logit, label) + \
-        torch.stack(terms).mean()
+    terms = [
+        ce(out.aux[0][:2], torch.tensor([0, 2])),
+        ((out.aux[1][[0, 2]] - torch.tensor([0.5, -1.0])) ** 2).mean(),
+        ce(out.aux[2][:2], torch.tensor([1, 0])),
+    ]
+    expected = (
+        10 * bce(out.logit, label) + 10 * bce(out.image_logit, label) + torch.stack(terms).mean()
+    )
     torch.testing.assert_close(model.loss(out, label, targets), expected)
     # changing a masked target does not change the loss
     other = targets.clone()

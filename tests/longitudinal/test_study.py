@@ -28,16 +28,31 @@ from radiograph.synth.longitudinal_cohort import (
 )
 from radiograph.train.config import ConfigError
 
-CLINICAL = [{"name": v.name, "kind": v.kind, **({"levels": list(v.levels)} if v.levels else {})}
-            for v in CLINICAL_VARIABLES]
+CLINICAL = [
+    {"name": v.name, "kind": v.kind, **({"levels": list(v.levels)} if v.levels else {})}
+    for v in CLINICAL_VARIABLES
+]
 
 
 def _config(tmp_path, manifest, **changes) -> dict:
-    raw = {"kind": "longitudinal", "manifest": str(manifest), "out": str(tmp_path / "out"),
-           "phases": list(PHASES), "clinical": CLINICAL, "reader_columns": ["reader_1"],
-           "external_centres": ["A"], "folds": 2, "volume_shape": [16, 16, 16],
-           "image_shape": [32, 32], "model": {"epochs": 2, "feature_dim": 4, "hidden": 4},
-           "n_boot": 50, "permutation_repeats": 2, "ig_patients": 1, "threads": 1, **changes}
+    raw = {
+        "kind": "longitudinal",
+        "manifest": str(manifest),
+        "out": str(tmp_path / "out"),
+        "phases": list(PHASES),
+        "clinical": CLINICAL,
+        "reader_columns": ["reader_1"],
+        "external_centres": ["A"],
+        "folds": 2,
+        "volume_shape": [16, 16, 16],
+        "image_shape": [32, 32],
+        "model": {"epochs": 2, "feature_dim": 4, "hidden": 4},
+        "n_boot": 50,
+        "permutation_repeats": 2,
+        "ig_patients": 1,
+        "threads": 1,
+        **changes,
+    }
     path = tmp_path / "longitudinal.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -47,8 +62,9 @@ def test_study_runs_and_trains_on_training_patients_only(tmp_path, monkeypatch):
     """Every table and figure is written; every patient-phase evaluated has a finite MRP
     prediction; the systems (models, clinical encoding, fusion weight) are fitted on patients
     that are neither in their fold's test set nor external."""
-    manifest = make_longitudinal_cohort(tmp_path / "cohort", seed=3, patients=48,
-                                        shape=(16, 16, 16), image_shape=(32, 32))
+    manifest = make_longitudinal_cohort(
+        tmp_path / "cohort", seed=3, patients=48, shape=(16, 16, 16), image_shape=(32, 32)
+    )
     seen: list[set[str]] = []
     real_fit = study_module.fit_system
 
@@ -62,9 +78,18 @@ def test_study_runs_and_trains_on_training_patients_only(tmp_path, monkeypatch):
     config = kind.function("load")(path, None)
     result = study_module.run_longitudinal_study(config)
     out = tmp_path / "out"
-    for name in ("per_phase", "delong", "later_phases", "ablation", "operating_points",
-                 "decision_curves", "subgroup_odds_ratios", "availability",
-                 "permutation_importance", "predictions"):
+    for name in (
+        "per_phase",
+        "delong",
+        "later_phases",
+        "ablation",
+        "operating_points",
+        "decision_curves",
+        "subgroup_odds_ratios",
+        "availability",
+        "permutation_importance",
+        "predictions",
+    ):
         assert (out / f"{name}.csv").is_file(), name
     assert (out / "report.md").read_text().count("## ") >= 8
     assert list((out / "figures").glob("roc_internal.png"))
@@ -76,8 +101,9 @@ def test_study_runs_and_trains_on_training_patients_only(tmp_path, monkeypatch):
     external = {p.patient_id for p in cohort.patients if p.centre == "A"}
     assert len(seen) == 2
     for fold, train_ids in enumerate(seen):
-        test_ids = set(pred.loc[(pred["cohort"] == "internal") & (pred["fold"] == fold),
-                                "patient_id"])
+        test_ids = set(
+            pred.loc[(pred["cohort"] == "internal") & (pred["fold"] == fold), "patient_id"]
+        )
         assert test_ids and not train_ids & test_ids and not train_ids & external
     # each internal patient is tested in exactly one fold
     internal = pred[pred["cohort"] == "internal"]
@@ -111,8 +137,9 @@ def test_later_phases_and_phase_embedding_raise_auroc(tmp_path):
     Seed 0 (the weakest measured) is the one run. About 70-80 s on one core.
     """
     torch.set_num_threads(1)
-    manifest = make_longitudinal_cohort(tmp_path / "c", seed=0, patients=150,
-                                        shape=(16, 16, 16), image_shape=(32, 32))
+    manifest = make_longitudinal_cohort(
+        tmp_path / "c", seed=0, patients=150, shape=(16, 16, 16), image_shape=(32, 32)
+    )
     cohort = read_longitudinal_manifest(manifest, PHASES, CLINICAL_VARIABLES)
     patients = load_patients(cohort, (16, 16, 16), (32, 32))
     table, y = cohort.clinical_table(), cohort.labels()
@@ -123,10 +150,16 @@ def test_later_phases_and_phase_embedding_raise_auroc(tmp_path):
     held_out = [patients[i] for i in test]
     scores = {}
     for embedding in (True, False):
-        config = MRPConfig("mri", 3, features.widths_, features.aux_classes_,
-                           phase_embedding=embedding)
-        model = fit_model(config, [patients[i] for i in train], x[train], targets[train],
-                          TrainSettings(epochs=40, lr=3e-3, seed=0))
+        config = MRPConfig(
+            "mri", 3, features.widths_, features.aux_classes_, phase_embedding=embedding
+        )
+        model = fit_model(
+            config,
+            [patients[i] for i in train],
+            x[train],
+            targets[train],
+            TrainSettings(epochs=40, lr=3e-3, seed=0),
+        )
         scores[embedding, "all"] = predict(model, held_out, x[test])[later]
         scores[embedding, "pre"] = predict(model, held_out, x[test], upto=0)[later]
     label = y[test][later]

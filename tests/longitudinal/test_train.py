@@ -24,14 +24,16 @@ from radiograph.longitudinal.train import (
 )
 from radiograph.nn.longitudinal import MRPConfig
 
-VARIABLES = (ClinicalVariable("age", "continuous"),
-             ClinicalVariable("subtype", "categorical", ("HR+", "HER2+", "TNBC")),
-             ClinicalVariable("grade", "ordinal", ("1", "2", "3")))
+VARIABLES = (
+    ClinicalVariable("age", "continuous"),
+    ClinicalVariable("subtype", "categorical", ("HR+", "HER2+", "TNBC")),
+    ClinicalVariable("grade", "ordinal", ("1", "2", "3")),
+)
 
 
 def _lesion(size: int, radius: float, rng: np.random.Generator, dims: int = 3) -> np.ndarray:
     grid = np.indices((size,) * dims) - (size - 1) / 2
-    image = (np.sqrt((grid ** 2).sum(0)) <= radius).astype(np.float32)
+    image = (np.sqrt((grid**2).sum(0)) <= radius).astype(np.float32)
     return image + 0.3 * rng.standard_normal(image.shape).astype(np.float32)
 
 
@@ -44,13 +46,16 @@ def _cohort(n: int, seed: int, size: int = 12) -> tuple[list[PatientImages], pd.
     for i in range(n):
         label = int(i % 3 == 0)
         phases = [0] + [k for k in (1, 2) if rng.random() < 0.7]
-        mri = tuple((k, _lesion(size, 4.0 if (k < 2 or not label) else 1.0, rng))
-                    for k in phases)
+        mri = tuple((k, _lesion(size, 4.0 if (k < 2 or not label) else 1.0, rng)) for k in phases)
         mammo = tuple((0, _lesion(size, 3.0, rng, 2)) for _ in range(int(rng.integers(0, 3))))
         patients.append(PatientImages(f"P{i:03d}", label, mri, mammo))
-        rows.append({"age": "" if rng.random() < 0.2 else str(int(rng.integers(30, 80))),
-                     "subtype": ["HR+", "HER2+", "TNBC", ""][int(rng.integers(0, 4))],
-                     "grade": str(int(rng.integers(1, 4)))})
+        rows.append(
+            {
+                "age": "" if rng.random() < 0.2 else str(int(rng.integers(30, 80))),
+                "subtype": ["HR+", "HER2+", "TNBC", ""][int(rng.integers(0, 4))],
+                "grade": str(int(rng.integers(1, 4))),
+            }
+        )
     return patients, pd.DataFrame(rows, index=[p.patient_id for p in patients])
 
 
@@ -64,8 +69,9 @@ def test_sample_subset_draws_every_non_empty_subset_in_order():
 
 
 def test_clinical_features_fitted_on_training_rows_only():
-    train = pd.DataFrame({"age": ["40", "60", ""], "subtype": ["HR+", "HER2+", "HR+"],
-                          "grade": ["1", "3", "2"]})
+    train = pd.DataFrame(
+        {"age": ["40", "60", ""], "subtype": ["HR+", "HER2+", "HR+"], "grade": ["1", "3", "2"]}
+    )
     test = pd.DataFrame({"age": ["100"], "subtype": ["TNBC"], "grade": ["2"]})
     features = ClinicalFeatures(VARIABLES).fit(train)
     # TNBC unseen in training: no column; age standardised by the training mean/sd of the
@@ -74,8 +80,7 @@ def test_clinical_features_fitted_on_training_rows_only():
     ages = np.array([40.0, 60.0, 50.0])
     assert x[0, 0] == pytest.approx((100 - ages.mean()) / ages.std(), rel=1e-5)
     assert features.widths_ == (2, 1, 1)  # age + missing mask, HER2+, grade
-    targets = features.targets(pd.DataFrame({"age": [""], "subtype": ["Unknown"],
-                                             "grade": ["3"]}))
+    targets = features.targets(pd.DataFrame({"age": [""], "subtype": ["Unknown"], "grade": ["3"]}))
     assert np.isnan(targets[0, 0]) and np.isnan(targets[0, 1]) and targets[0, 2] == 2.0
 
 
@@ -83,8 +88,9 @@ def test_fuse_falls_back_on_what_exists():
     p_mammo = np.array([0.2, np.nan, 0.6, np.nan])
     p_mri = np.array([0.8, 0.4, np.nan, np.nan])
     p_clinical = np.array([0.1, 0.1, 0.1, 0.3])
-    np.testing.assert_allclose(fuse(p_mammo, p_mri, p_clinical, 0.25),
-                               [0.25 * 0.2 + 0.75 * 0.8, 0.4, 0.6, 0.3])
+    np.testing.assert_allclose(
+        fuse(p_mammo, p_mri, p_clinical, 0.25), [0.25 * 0.2 + 0.75 * 0.8, 0.4, 0.6, 0.3]
+    )
     with pytest.raises(ValueError, match="weight"):
         fuse(p_mammo, p_mri, p_clinical, 1.5)
 
@@ -113,19 +119,21 @@ def test_planted_signal_learned_and_inference_ignores_time_point_order():
     patients, table = _cohort(90, seed=0)
     train, test = patients[:60], patients[60:]
     features = ClinicalFeatures(VARIABLES).fit(table.iloc[:60])
-    config = MRPConfig("mri", 3, features.widths_, features.aux_classes_, feature_dim=8,
-                       hidden=8)
-    model = fit_model(config, train, features.inputs(table.iloc[:60]),
-                      features.targets(table.iloc[:60]), TrainSettings(epochs=30, lr=1e-2,
-                                                                       seed=0))
+    config = MRPConfig("mri", 3, features.widths_, features.aux_classes_, feature_dim=8, hidden=8)
+    model = fit_model(
+        config,
+        train,
+        features.inputs(table.iloc[:60]),
+        features.targets(table.iloc[:60]),
+        TrainSettings(epochs=30, lr=1e-2, seed=0),
+    )
     x = features.inputs(table.iloc[60:])
     y = np.array([p.label for p in test])
     late = np.array([any(k == 2 for k, _ in p.mri) for p in test])
     p_all = predict(model, test, x)
     assert roc_auc_score(y[late], p_all[late]) >= 0.7
     assert roc_auc_score(y[late], predict(model, test, x, upto=0)[late]) < 0.7
-    reversed_ = [PatientImages(p.patient_id, p.label, p.mri[::-1], p.mammo[::-1])
-                 for p in test]
+    reversed_ = [PatientImages(p.patient_id, p.label, p.mri[::-1], p.mammo[::-1]) for p in test]
     np.testing.assert_allclose(predict(model, reversed_, x), p_all, rtol=1e-5, atol=1e-6)
 
 
@@ -137,10 +145,8 @@ def test_fusion_weight_sees_training_patients_only():
     patients, table = _cohort(60, seed=1)
     configs = {m: MRPConfig(m, 3, feature_dim=4, hidden=4) for m in ("mri", "mammo")}
     settings = TrainSettings(epochs=2, seed=0)
-    system = fit_system(patients[:45], table.iloc[:45], VARIABLES, configs, settings,
-                        ablations=())
-    again = fit_system(patients[:45], table.iloc[:45], VARIABLES, configs, settings,
-                       ablations=())
+    system = fit_system(patients[:45], table.iloc[:45], VARIABLES, configs, settings, ablations=())
+    again = fit_system(patients[:45], table.iloc[:45], VARIABLES, configs, settings, ablations=())
     assert system.weight == again.weight
     assert set(system.validation_ids) <= {p.patient_id for p in patients[:45]}
     held_out = [PatientImages(p.patient_id, 1 - p.label, (), p.mammo) for p in patients[45:]]

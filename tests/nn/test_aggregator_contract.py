@@ -26,8 +26,9 @@ SMALL = {"sparra": {"n_e": 12, "n_h": 8, "attention_dim": 8}}
 defaults)."""
 
 
-def _model(name: str, *, seed: int = 0, task: str = "survival", num_classes: int = 2,
-           **options) -> torch.nn.Module:
+def _model(
+    name: str, *, seed: int = 0, task: str = "survival", num_classes: int = 2, **options
+) -> torch.nn.Module:
     torch.manual_seed(seed)
     options = {**SMALL.get(name, {}), **options}
     return build_aggregator(name, DIMS, task, num_classes, **options).double()
@@ -49,9 +50,11 @@ def _importance_sums(out, batch) -> dict[str, torch.Tensor]:
     for modality, values in out.importance.items():
         graphs = batch.graphs[modality]
         per_graph = torch.zeros(graphs.num_graphs, dtype=values.dtype).index_add_(
-            0, graphs.batch, values)
+            0, graphs.batch, values
+        )
         sums[modality] = torch.zeros(batch.num_subjects, dtype=values.dtype).index_add_(
-            0, batch.subject_of_graph[modality], per_graph)
+            0, batch.subject_of_graph[modality], per_graph
+        )
     return sums
 
 
@@ -82,8 +85,10 @@ def test_importances_are_non_negative_and_sum_to_one(name, mode, random_graph):
     for values in out.importance.values():
         assert (values >= 0).all()
     sums = _importance_sums(out, batch)
-    has = {m: torch.zeros(4, dtype=torch.bool).index_fill_(0, batch.subject_of_graph[m], True)
-           for m in batch.graphs}
+    has = {
+        m: torch.zeros(4, dtype=torch.bool).index_fill_(0, batch.subject_of_graph[m], True)
+        for m in batch.graphs
+    }
     if getattr(model.config, "weight_norm", "modality") == "joint":
         total = sum(sums.values())
         torch.testing.assert_close(total, torch.ones_like(total))
@@ -125,8 +130,7 @@ def test_a_subjects_outputs_do_not_depend_on_its_batch(name, random_graph):
     torch.testing.assert_close(permuted.embedding, out.embedding[order])
     alone = model(collate_subjects(subjects[1:2], MODALITIES))
     torch.testing.assert_close(alone.prediction, out.prediction[1:2])
-    torch.testing.assert_close(alone.importance["pathology"],
-                               out.importance["pathology"][57:98])
+    torch.testing.assert_close(alone.importance["pathology"], out.importance["pathology"][57:98])
 
 
 @pytest.mark.parametrize("name", AGGREGATORS)
@@ -135,12 +139,24 @@ def test_a_checkpoint_round_trip_gives_identical_outputs(name, random_graph, tmp
     :func:`~radiograph.train.trainer.load_fold_model`; node scaling travels with it."""
     model = _model(name, seed=3).float()
     gen = torch.Generator().manual_seed(7)
-    model.set_node_scaling({m: (torch.randn(d, generator=gen), torch.rand(d, generator=gen) + 0.5)
-                            for m, d in DIMS.items()})
+    model.set_node_scaling(
+        {
+            m: (torch.randn(d, generator=gen), torch.rand(d, generator=gen) + 0.5)
+            for m, d in DIMS.items()
+        }
+    )
     options = SMALL.get(name, {})
-    torch.save({"state_dict": model.state_dict(), "aggregator": name, "options": options,
-                "in_dims": DIMS, "task": "survival", "num_classes": 2},
-               tmp_path / "checkpoint.pt")
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "aggregator": name,
+            "options": options,
+            "in_dims": DIMS,
+            "task": "survival",
+            "num_classes": 2,
+        },
+        tmp_path / "checkpoint.pt",
+    )
     loaded = load_fold_model(tmp_path / "checkpoint.pt")
     assert not loaded.training
     subjects = [{m: _float(g) for m, g in s.items()} for s in _subjects(random_graph)]

@@ -26,25 +26,31 @@ DIMS = {"radiology": 3, "pathology": 4}
 
 
 def _fresh(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
 def test_the_registry_imports_no_torch():
-    assert _fresh("import sys, radiograph.nn.registry, radiograph.train.config, "
-                  "radiograph.study_config; print('torch' in sys.modules)") == "False"
+    assert (
+        _fresh(
+            "import sys, radiograph.nn.registry, radiograph.train.config, "
+            "radiograph.study_config; print('torch' in sys.modules)"
+        )
+        == "False"
+    )
 
 
 @pytest.mark.parametrize("first", ["radiograph.nn.sparra", "radiograph.nn.registry"])
 def test_no_import_cycle_through_build_aggregator(first):
     """Whether a model module or the registry is imported first, every registered aggregator
     builds (a fresh interpreter importing torch each: about 5 s)."""
-    names = _fresh(f"import {first}\n"
-                   "from radiograph.nn.registry import AGGREGATORS, build_aggregator\n"
-                   "print(','.join(type(build_aggregator(n, {'pathology': 3})).__name__ "
-                   "for n in AGGREGATORS))")
+    names = _fresh(
+        f"import {first}\n"
+        "from radiograph.nn.registry import AGGREGATORS, build_aggregator\n"
+        "print(','.join(type(build_aggregator(n, {'pathology': 3})).__name__ "
+        "for n in AGGREGATORS))"
+    )
     assert names.split(",") == [REGISTRY[n].model_class for n in AGGREGATORS]
 
 

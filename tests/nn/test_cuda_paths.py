@@ -39,12 +39,23 @@ def _subjects(random_graph):
 
 
 def _records(n_subjects: int = 12) -> list[SubjectRecord]:
-    cohort = make_planted_cohort(PlantedParams(n_subjects=n_subjects, n_nodes=120,
-                                               n_nodes_radiology=40, dim=16, dim_radiology=8,
-                                               knn=6), seed=0)
-    return [SubjectRecord(s, s, float(cohort.time[i]), int(cohort.event[i]), None,
-                          {m: g[i] for m, g in cohort.graphs.items()})
-            for i, s in enumerate(cohort.subject_ids)]
+    cohort = make_planted_cohort(
+        PlantedParams(
+            n_subjects=n_subjects, n_nodes=120, n_nodes_radiology=40, dim=16, dim_radiology=8, knn=6
+        ),
+        seed=0,
+    )
+    return [
+        SubjectRecord(
+            s,
+            s,
+            float(cohort.time[i]),
+            int(cohort.event[i]),
+            None,
+            {m: g[i] for m, g in cohort.graphs.items()},
+        )
+        for i, s in enumerate(cohort.subject_ids)
+    ]
 
 
 @needs_cuda
@@ -60,8 +71,11 @@ def test_forward_and_backward_on_cuda_equal_cpu(random_graph, name):
     for device in (torch.device("cpu"), CUDA):
         model = model.to(device)
         out = model(batch.to(device))
-        grads = torch.autograd.grad(out.prediction.square().sum() + out.aux_loss,
-                                    list(model.parameters()), allow_unused=True)
+        grads = torch.autograd.grad(
+            out.prediction.square().sum() + out.aux_loss,
+            list(model.parameters()),
+            allow_unused=True,
+        )
         results.append((out, [None if g is None else g.cpu() for g in grads]))
     (cpu, cpu_grads), (gpu, gpu_grads) = results
     torch.testing.assert_close(gpu.prediction.cpu(), cpu.prediction)
@@ -105,14 +119,28 @@ def test_training_and_prediction_on_cuda(precision):
     and outputs, float32 parameters; at fp32 Mean pooling (no randomness) trains to the CPU's
     predictions."""
     records = _records()
-    config = TrainConfig(graphs_dir=".", manifest=".", out_dir=".", aggregator="sparra",
-                         modalities=("pathology", "radiology"), epochs=2, batch_size=6,
-                         precision=precision)
+    config = TrainConfig(
+        graphs_dir=".",
+        manifest=".",
+        out_dir=".",
+        aggregator="sparra",
+        modalities=("pathology", "radiology"),
+        epochs=2,
+        batch_size=6,
+        precision=precision,
+    )
     torch.manual_seed(0)
-    model = build_aggregator("sparra", {"pathology": 16, "radiology": 8},
-                             **aggregator_options(config)).to(CUDA)
-    log = fit(model, records, config, device=CUDA, generator=torch.Generator().manual_seed(0),
-              progress=False)
+    model = build_aggregator(
+        "sparra", {"pathology": 16, "radiology": 8}, **aggregator_options(config)
+    ).to(CUDA)
+    log = fit(
+        model,
+        records,
+        config,
+        device=CUDA,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     assert np.isfinite([row["loss"] for row in log]).all()
     assert all(p.dtype == torch.float32 and p.is_cuda for p in model.parameters())
     out = predict(model, records, 6, CUDA, precision)
@@ -123,8 +151,14 @@ def test_training_and_prediction_on_cuda(precision):
         for device in (torch.device("cpu"), CUDA):
             torch.manual_seed(0)
             mean = build_aggregator("mean", {"pathology": 16, "radiology": 8}).to(device)
-            fit(mean, records, mean_config, device=device,
-                generator=torch.Generator().manual_seed(0), progress=False)
+            fit(
+                mean,
+                records,
+                mean_config,
+                device=device,
+                generator=torch.Generator().manual_seed(0),
+                progress=False,
+            )
             predictions.append(predict(mean, records, 6, device).prediction)
         np.testing.assert_allclose(predictions[1], predictions[0], rtol=1e-4, atol=1e-5)
 
@@ -174,8 +208,9 @@ def test_gpu_check_cpu_fallback(tmp_path, one_torch_thread):
     sys.path.insert(0, str(BENCHMARKS))
     from gpu_check import small_study
 
-    args = argparse.Namespace(subjects=4, folds=2, epochs=1, study_encoder="efficientnet-lite0",
-                              slide_size=(900, 600))
+    args = argparse.Namespace(
+        subjects=4, folds=2, epochs=1, study_encoder="efficientnet-lite0", slide_size=(900, 600)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = small_study(tmp_path, torch.device("cpu"), args)

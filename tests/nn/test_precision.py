@@ -32,11 +32,22 @@ MODALITIES = tuple(DIMS)
 
 def _records(seed: int) -> list[SubjectRecord]:
     cohort = make_planted_cohort(
-        PlantedParams(n_subjects=24, n_nodes=150, n_nodes_radiology=50, dim=64,
-                      dim_radiology=48, knn=6), seed=seed)
-    return [SubjectRecord(s, s, float(cohort.time[i]), int(cohort.event[i]), None,
-                          {m: g[i] for m, g in cohort.graphs.items()})
-            for i, s in enumerate(cohort.subject_ids)]
+        PlantedParams(
+            n_subjects=24, n_nodes=150, n_nodes_radiology=50, dim=64, dim_radiology=48, knn=6
+        ),
+        seed=seed,
+    )
+    return [
+        SubjectRecord(
+            s,
+            s,
+            float(cohort.time[i]),
+            int(cohort.event[i]),
+            None,
+            {m: g[i] for m, g in cohort.graphs.items()},
+        )
+        for i, s in enumerate(cohort.subject_ids)
+    ]
 
 
 def compare_precisions(name: str, seed: int) -> dict[str, float]:
@@ -45,8 +56,16 @@ def compare_precisions(name: str, seed: int) -> dict[str, float]:
     training losses and the Spearman correlation and relative difference of the trained
     models' predictions."""
     records = _records(seed)
-    config = TrainConfig(graphs_dir=".", manifest=".", out_dir=".", aggregator=name,
-                         modalities=MODALITIES, epochs=3, batch_size=12, lr=1e-3)
+    config = TrainConfig(
+        graphs_dir=".",
+        manifest=".",
+        out_dir=".",
+        aggregator=name,
+        modalities=MODALITIES,
+        epochs=3,
+        batch_size=12,
+        lr=1e-3,
+    )
     torch.manual_seed(seed)
     state = build_aggregator(name, DIMS, **aggregator_options(config)).state_dict()
     scaling = node_scaling(records, MODALITIES)
@@ -66,14 +85,21 @@ def compare_precisions(name: str, seed: int) -> dict[str, float]:
         candidate = model()
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            log = fit(candidate, records, dataclasses.replace(config, precision=precision),
-                      device=CPU, generator=torch.Generator().manual_seed(seed), progress=False)
+            log = fit(
+                candidate,
+                records,
+                dataclasses.replace(config, precision=precision),
+                device=CPU,
+                generator=torch.Generator().manual_seed(seed),
+                progress=False,
+            )
         assert all(p.dtype == torch.float32 for p in candidate.parameters())
         out[f"loss_{precision}"] = log[-1]["loss"]
         trained[precision] = predict(candidate, records, 12, CPU, precision).prediction
     out["spearman"] = float(spearmanr(trained["fp32"], trained["bf16"]).correlation)
-    out["relative"] = float(np.abs(trained["bf16"] - trained["fp32"]).max()
-                            / np.abs(trained["fp32"]).max())
+    out["relative"] = float(
+        np.abs(trained["bf16"] - trained["fp32"]).max() / np.abs(trained["fp32"]).max()
+    )
     return out
 
 

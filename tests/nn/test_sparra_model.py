@@ -51,8 +51,11 @@ def _gcn(conv, h: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
     a self loop added where a node has none, degrees as row sums."""
     n = h.size(0)
     a = torch.zeros(n, n, dtype=h.dtype)
-    a.index_put_((edge_index[1], edge_index[0]), torch.ones(edge_index.size(1), dtype=h.dtype),
-                 accumulate=True)
+    a.index_put_(
+        (edge_index[1], edge_index[0]),
+        torch.ones(edge_index.size(1), dtype=h.dtype),
+        accumulate=True,
+    )
     a[torch.arange(n), torch.arange(n)] = torch.where(a.diagonal() > 0, a.diagonal(), 1.0)
     scale = a.sum(1).rsqrt()
     return (scale[:, None] * a * scale[None, :]) @ (h @ conv.lin.weight.T) + conv.bias

@@ -70,9 +70,9 @@ def test_symmetric_matrix_is_stored_once():
     graph = _directed_graph(20, 0)
     undirected = torch.cat([graph.edge_index, graph.edge_index.flip(0)], dim=1)
     cache = PropagationCache("gcn")
-    step = cache.batch_step([undirected], Batch.from_data_list([Data(x=graph.x,
-                                                                     edge_index=undirected)]),
-                            torch.float64)
+    step = cache.batch_step(
+        [undirected], Batch.from_data_list([Data(x=graph.x, edge_index=undirected)]), torch.float64
+    )
     assert step.transpose is step.matrix
 
 
@@ -162,8 +162,9 @@ def test_standardisation_equals_float64_hand_computation(random_graph):
     batch = collate_subjects([{"pathology": graph}], ["pathology"])
     scaled = model._prepare(batch)
     expected = (graph.x.double() - mean.double()) / std.double()
-    torch.testing.assert_close(scaled.graphs["pathology"].x.double(), expected, rtol=1e-6,
-                               atol=1e-6)
+    torch.testing.assert_close(
+        scaled.graphs["pathology"].x.double(), expected, rtol=1e-6, atol=1e-6
+    )
     assert torch.equal(batch.graphs["pathology"].x, graph.x)  # the caller's batch is untouched
     assert scaled.source_edges == batch.source_edges
 
@@ -242,15 +243,29 @@ def test_training_with_and_without_host_memory_reuse_is_identical(random_graph):
     from radiograph.train.data import SubjectRecord
     from radiograph.train.trainer import fit, predict
 
-    records = [SubjectRecord(f"S{i}", f"S{i}", float(i + 1), i % 2, None,
-                             {"pathology": random_graph(30 + i, 10, i, torch.float32)})
-               for i in range(6)]
+    records = [
+        SubjectRecord(
+            f"S{i}",
+            f"S{i}",
+            float(i + 1),
+            i % 2,
+            None,
+            {"pathology": random_graph(30 + i, 10, i, torch.float32)},
+        )
+        for i in range(6)
+    ]
     config = TrainConfig(graphs_dir=".", manifest=".", out_dir=".", epochs=2, batch_size=3)
     outputs = []
     for train, run in ((fit, predict), (fit.__wrapped__, predict.__wrapped__)):
         torch.manual_seed(0)
         model = build_aggregator("sparra", {"pathology": 10}, **SMALL)
-        train(model, records, config, device=torch.device("cpu"),
-              generator=torch.Generator().manual_seed(0), progress=False)
+        train(
+            model,
+            records,
+            config,
+            device=torch.device("cpu"),
+            generator=torch.Generator().manual_seed(0),
+            progress=False,
+        )
         outputs.append(run(model, records, 3, torch.device("cpu")).prediction)
     assert (outputs[0] == outputs[1]).all()

@@ -24,13 +24,23 @@ def make_slide(tmp_path):
     """Factory: write a layout as a slide; returns its path."""
     counter = iter(range(10_000))
 
-    def make(*, mpp=0.5, write_mpp="same", width_um=8 * PATCH_UM, height_um=6 * PATCH_UM,
-             rects=((1.25 * PATCH_UM, 0.75 * PATCH_UM, 6.75 * PATCH_UM, 5.25 * PATCH_UM),),
-             disks=(), downsamples=(1, 4, 16), name=None, seed=0):
+    def make(
+        *,
+        mpp=0.5,
+        write_mpp="same",
+        width_um=8 * PATCH_UM,
+        height_um=6 * PATCH_UM,
+        rects=((1.25 * PATCH_UM, 0.75 * PATCH_UM, 6.75 * PATCH_UM, 5.25 * PATCH_UM),),
+        disks=(),
+        downsamples=(1, 4, 16),
+        name=None,
+        seed=0,
+    ):
         rgb, _ = render_layout(mpp, width_um, height_um, rects=rects, disks=disks, seed=seed)
         path = tmp_path / (name or f"slide{next(counter)}.svs")
-        write_pyramidal_tiff(path, rgb, mpp=mpp if write_mpp == "same" else write_mpp,
-                             downsamples=downsamples)
+        write_pyramidal_tiff(
+            path, rgb, mpp=mpp if write_mpp == "same" else write_mpp, downsamples=downsamples
+        )
         return path
 
     return make

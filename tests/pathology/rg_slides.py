@@ -8,8 +8,9 @@ PATCH_UM = 112.0  # a 224-pixel patch at 0.5 um/px
 BACKGROUND = 240
 
 
-def render_layout(mpp: float, width_um: float, height_um: float, *, rects=(), disks=(),
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def render_layout(
+    mpp: float, width_um: float, height_um: float, *, rects=(), disks=(), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Render tissue shapes defined in microns at ``mpp`` um/px.
 
     Args:

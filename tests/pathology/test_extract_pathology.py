@@ -30,8 +30,13 @@ def _quiet_random_weights():
 
 
 def job_for(path, out, subject="S1", mpp=None):
-    return SlideJob(subject, path, out / "features" / "pathology" / subject / f"{path.stem}.h5",
-                    out / "thumbnails" / subject / f"{path.stem}.png", mpp)
+    return SlideJob(
+        subject,
+        path,
+        out / "features" / "pathology" / subject / f"{path.stem}.h5",
+        out / "thumbnails" / subject / f"{path.stem}.png",
+        mpp,
+    )
 
 
 def test_features_are_the_encoder_applied_to_the_tiles(make_slide, tmp_path):
@@ -45,8 +50,12 @@ def test_features_are_the_encoder_applied_to_the_tiles(make_slide, tmp_path):
     # reference: tiles read straight through OpenSlide at the stored coordinates
     encoder = build_encoder(ENCODER, random_weights=True)
     osr = openslide.OpenSlide(str(path))
-    tiles = np.stack([np.asarray(osr.read_region((int(x), int(y)), 0, (224, 224)))[..., :3]
-                      for x, y in fs.coords])
+    tiles = np.stack(
+        [
+            np.asarray(osr.read_region((int(x), int(y)), 0, (224, 224)))[..., :3]
+            for x, y in fs.coords
+        ]
+    )
     with torch.inference_mode():
         expected = encoder(encoder.preprocess(tiles)).numpy()
     np.testing.assert_allclose(fs.features, expected, rtol=1e-4, atol=1e-5)
@@ -54,7 +63,12 @@ def test_features_are_the_encoder_applied_to_the_tiles(make_slide, tmp_path):
     assert attrs["subject_id"] == "S1" and attrs["modality"] == "pathology"
     assert attrs["source"] == str(path) and attrs["encoder"] == ENCODER
     assert attrs["random_weights"] is True and attrs["weights_sha256"] == ""
-    assert (attrs["patch_size"], attrs["level"], attrs["mpp"], attrs["level0_mpp"]) == (224, 0, 0.5, 0.5)
+    assert (attrs["patch_size"], attrs["level"], attrs["mpp"], attrs["level0_mpp"]) == (
+        224,
+        0,
+        0.5,
+        0.5,
+    )
     assert attrs["stain_norm"] == "none" and attrs["mpp_source"] == "metadata"
     assert attrs["code_version"]
 
@@ -62,10 +76,13 @@ def test_features_are_the_encoder_applied_to_the_tiles(make_slide, tmp_path):
 def test_quarter_micron_slide_and_stain_normalisation(make_slide, tmp_path):
     path = make_slide(mpp=0.25, downsamples=(1, 4, 16))
     plain = read_features(extract_slide(job_for(path, tmp_path / "a"), CONFIG, progress=False))
-    config = ExtractionConfig(encoder=ENCODER, random_weights=True, num_workers=0,
-                              stain_norm=True)
+    config = ExtractionConfig(encoder=ENCODER, random_weights=True, num_workers=0, stain_norm=True)
     normed = read_features(extract_slide(job_for(path, tmp_path / "b"), config, progress=False))
-    assert (plain.attrs["level"], plain.attrs["read_size"], plain.attrs["level0_mpp"]) == (0, 448, 0.25)
+    assert (plain.attrs["level"], plain.attrs["read_size"], plain.attrs["level0_mpp"]) == (
+        0,
+        448,
+        0.25,
+    )
     assert np.all(plain.coords % 448 == 0) and len(plain.coords) == 24
     np.testing.assert_array_equal(plain.coords, normed.coords)
     assert normed.attrs["stain_norm"] == "macenko (built-in target)"
@@ -98,7 +115,8 @@ def test_resume_skips_done_slides_and_redoes_a_deleted_one(make_slide, tmp_path)
     third = extract_cohort(manifest, out, CONFIG, progress=False)
     assert third.done == ["S1/b"] and third.skipped == ["S1/a", "S2/c"]
     assert {p: p.stat().st_mtime_ns for p in h5s if p.name != "b.h5"} == {
-        p: t for p, t in stamps.items() if p.name != "b.h5"}
+        p: t for p, t in stamps.items() if p.name != "b.h5"
+    }
     record = json.loads((out / "runs" / "extract-pathology.json").read_text())
     assert [r["status"] for r in record["results"]] == ["skipped", "done", "skipped"]
 
@@ -122,22 +140,48 @@ def test_bad_slides_are_reported_and_the_others_go_on(make_slide, tmp_path, caps
         page = tif.pages[0]
         offset, count = page.dataoffsets[4], page.databytecounts[4]  # a tissue tile of level 0
     data = bytearray(corrupt.read_bytes())
-    data[offset:offset + count] = b"\x5a" * count
+    data[offset : offset + count] = b"\x5a" * count
     corrupt.write_bytes(bytes(data))
-    write_manifest(tmp_path, [
-        ("S1", [good.name]), ("S2", [no_mpp.name]), ("S3", [no_mpp_fixed.name], "0.5"),
-        ("S4", [blank.name]), ("S5", [garbage.name]), ("S6", ["missing.svs"]),
-        ("S7", [corrupt.name]),
-    ], mpp_column=True)
+    write_manifest(
+        tmp_path,
+        [
+            ("S1", [good.name]),
+            ("S2", [no_mpp.name]),
+            ("S3", [no_mpp_fixed.name], "0.5"),
+            ("S4", [blank.name]),
+            ("S5", [garbage.name]),
+            ("S6", ["missing.svs"]),
+            ("S7", [corrupt.name]),
+        ],
+        mpp_column=True,
+    )
     out = tmp_path / "run"
-    rc = run_cli(["extract-pathology", "--manifest", str(tmp_path / "manifest.csv"), "--out",
-                  str(out), "--encoder", ENCODER, "--random-weights", "--num-workers", "1"])
+    rc = run_cli(
+        [
+            "extract-pathology",
+            "--manifest",
+            str(tmp_path / "manifest.csv"),
+            "--out",
+            str(out),
+            "--encoder",
+            ENCODER,
+            "--random-weights",
+            "--num-workers",
+            "1",
+        ]
+    )
     assert rc == 1
     record = json.loads((out / "runs" / "extract-pathology.json").read_text())
     status = {r["key"]: r["status"] for r in record["results"]}
-    assert status == {"S1/good": "done", "S2/nompp": "failed", "S3/nompp_fixed": "done",
-                      "S4/blank": "failed", "S5/garbage": "failed", "S6/missing": "failed",
-                      "S7/corrupt": "failed"}
+    assert status == {
+        "S1/good": "done",
+        "S2/nompp": "failed",
+        "S3/nompp_fixed": "done",
+        "S4/blank": "failed",
+        "S5/garbage": "failed",
+        "S6/missing": "failed",
+        "S7/corrupt": "failed",
+    }
     errors = {r["key"]: r["error"] for r in record["results"] if r["error"]}
     expected = {
         "S2/nompp": "no resolution metadata",
@@ -151,7 +195,10 @@ def test_bad_slides_are_reported_and_the_others_go_on(make_slide, tmp_path, caps
         assert phrase in errors[key] and f"{slide_name}.svs" in errors[key], errors[key]
         assert "\n" not in errors[key]
     assert "--mpp" in errors["S2/nompp"] and "--min-tissue" in errors["S4/blank"]
-    assert read_features(out / "features/pathology/S3/nompp_fixed.h5").attrs["mpp_source"] == "override"
+    assert (
+        read_features(out / "features/pathology/S3/nompp_fixed.h5").attrs["mpp_source"]
+        == "override"
+    )
     assert (out / "thumbnails" / "S4" / "blank.png").is_file()  # the user can see why
     err = capsys.readouterr().err
     assert "5 failed" in err and "FAILED S7/corrupt: SlideError: slide" in err
@@ -159,8 +206,13 @@ def test_bad_slides_are_reported_and_the_others_go_on(make_slide, tmp_path, caps
 
 def test_bad_encoder_arguments_stop_before_any_slide(make_slide, tmp_path, capsys):
     write_manifest(tmp_path, [("S1", [make_slide().name])])
-    base = ["extract-pathology", "--manifest", str(tmp_path / "manifest.csv"),
-            "--out", str(tmp_path / "run")]
+    base = [
+        "extract-pathology",
+        "--manifest",
+        str(tmp_path / "manifest.csv"),
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert run_cli(base + ["--encoder", "nope"]) == 2
     assert "unknown encoder 'nope'" in capsys.readouterr().err
     weights = tmp_path / "w.pth"

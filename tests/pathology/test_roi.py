@@ -48,15 +48,25 @@ def _ring(cx: float, cy: float, r: float, n: int, wobble: float = 0.0) -> list[l
 
 def _geojson() -> dict:
     """A wobbly 200-vertex polygon with a hole, and a two-part multipolygon."""
-    polygon = {"type": "Polygon",
-               "coordinates": [_ring(1300, 1300, 1000, 200, 0.15), _ring(1300, 1300, 400, 60)]}
-    multi = {"type": "MultiPolygon", "coordinates": [
-        [_ring(3300, 700, 450, 40)],
-        [_ring(3300, 2100, 500, 50), _ring(3300, 2100, 200, 30)]]}
+    polygon = {
+        "type": "Polygon",
+        "coordinates": [_ring(1300, 1300, 1000, 200, 0.15), _ring(1300, 1300, 400, 60)],
+    }
+    multi = {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [_ring(3300, 700, 450, 40)],
+            [_ring(3300, 2100, 500, 50), _ring(3300, 2100, 200, 30)],
+        ],
+    }
     point = {"type": "Point", "coordinates": [10, 10]}
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": g, "properties": {"objectType": "annotation"}}
-        for g in (polygon, multi, point)]}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "geometry": g, "properties": {"objectType": "annotation"}}
+            for g in (polygon, multi, point)
+        ],
+    }
 
 
 def _write(tmp_path: Path, data: object, name: str = "slide.geojson") -> Path:
@@ -88,8 +98,13 @@ def _reference_fraction(data: dict, coords: np.ndarray, size: float, k: int = 32
 
 
 def _tissue() -> TissueMask:
-    return TissueMask(mask=np.ones(SHAPE, dtype=bool), image=np.full((*SHAPE, 3), 230, np.uint8),
-                      downsample=(MASK_DOWNSAMPLE, MASK_DOWNSAMPLE), mpp=7.0, threshold=0.1)
+    return TissueMask(
+        mask=np.ones(SHAPE, dtype=bool),
+        image=np.full((*SHAPE, 3), 230, np.uint8),
+        downsample=(MASK_DOWNSAMPLE, MASK_DOWNSAMPLE),
+        mpp=7.0,
+        threshold=0.1,
+    )
 
 
 def test_roi_tiling_keeps_no_patch_outside_a_polygon_or_inside_a_hole(tmp_path: Path) -> None:
@@ -148,21 +163,46 @@ def test_thumbnail_draws_the_roi_outline(tmp_path: Path) -> None:
     assert red.sum() > 100 and not ((plain[..., 0] > 200) & (plain[..., 1] < 60)).any()
 
 
-@pytest.mark.parametrize(("content", "needle"), [
-    ("{not json", "not readable GeoJSON"),
-    ({"type": "Topology"}, "expected a GeoJSON FeatureCollection"),
-    ({"type": "FeatureCollection", "features": [{"type": "Feature"}]}, "feature 0 has no geometry"),
-    ({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}]},
-     "no Polygon or MultiPolygon"),
-    ({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]}},
-     "feature 0 (Polygon) ring 0 has fewer than 3 distinct vertices"),
-    ({"type": "Feature", "geometry": {"type": "MultiPolygon",
-                                      "coordinates": [[_ring(5, 5, 4, 8)], [[["a", 1]]]]}},
-     "feature 0 (MultiPolygon part 1) ring 0"),
-])
-def test_malformed_geojson_names_the_file_and_feature(tmp_path: Path, content: object,
-                                                      needle: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{not json", "not readable GeoJSON"),
+        ({"type": "Topology"}, "expected a GeoJSON FeatureCollection"),
+        (
+            {"type": "FeatureCollection", "features": [{"type": "Feature"}]},
+            "feature 0 has no geometry",
+        ),
+        (
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}}
+                ],
+            },
+            "no Polygon or MultiPolygon",
+        ),
+        (
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
+            },
+            "feature 0 (Polygon) ring 0 has fewer than 3 distinct vertices",
+        ),
+        (
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "MultiPolygon",
+                    "coordinates": [[_ring(5, 5, 4, 8)], [[["a", 1]]]],
+                },
+            },
+            "feature 0 (MultiPolygon part 1) ring 0",
+        ),
+    ],
+)
+def test_malformed_geojson_names_the_file_and_feature(
+    tmp_path: Path, content: object, needle: str
+) -> None:
     path = _write(tmp_path, content)
     with pytest.raises(RoiError) as info:
         read_roi(path)
@@ -170,8 +210,15 @@ def test_malformed_geojson_names_the_file_and_feature(tmp_path: Path, content: o
 
 
 def test_roi_outside_the_slide_is_refused_naming_roi_and_slide(tmp_path: Path) -> None:
-    roi = read_roi(_write(tmp_path, {"type": "Feature", "geometry": {
-        "type": "Polygon", "coordinates": [_ring(5000, 1000, 300, 20)]}}))
+    roi = read_roi(
+        _write(
+            tmp_path,
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [_ring(5000, 1000, 300, 20)]},
+            },
+        )
+    )
     with pytest.raises(RoiError, match=r"outside slide s1\.svs \(4200 x 2800\)") as info:
         check_inside(roi, 4200, 2800, "s1.svs")
     assert str(roi.source) in str(info.value)
@@ -186,8 +233,9 @@ def test_roi_dir_lookup_by_slide_stem(tmp_path: Path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::radiograph.encoders.RandomWeightsWarning")
-def test_bad_rois_fail_their_own_slide_only_naming_slide_and_file(make_slide,
-                                                                  tmp_path: Path) -> None:
+def test_bad_rois_fail_their_own_slide_only_naming_slide_and_file(
+    make_slide, tmp_path: Path
+) -> None:
     """extract-pathology over a cohort: a malformed GeoJSON and an ROI outside its slide fail
     that slide's task (the error names the slide and the ROI file); the others go on."""
     from radiograph.io.features import read_features
@@ -197,18 +245,32 @@ def test_bad_rois_fail_their_own_slide_only_naming_slide_and_file(make_slide,
     slides = {name: make_slide(name=f"{name}.svs") for name in ("good", "bad", "far")}
     rois = tmp_path / "rois"
     rois.mkdir()
-    _write(rois, {"type": "Feature", "geometry": {
-        "type": "Polygon", "coordinates": [_ring(900, 650, 400, 40)]}}, "good.geojson")
+    _write(
+        rois,
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [_ring(900, 650, 400, 40)]},
+        },
+        "good.geojson",
+    )
     _write(rois, "{not json", "bad.geojson")
-    _write(rois, {"type": "Feature", "geometry": {
-        "type": "Polygon", "coordinates": [_ring(5000, 1000, 300, 20)]}}, "far.geojson")
+    _write(
+        rois,
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [_ring(5000, 1000, 300, 20)]},
+        },
+        "far.geojson",
+    )
     lines = ["subject_id,patient_id,centre,time,time_unit,event,slide_paths"]
-    lines += [f"S{i},P{i},A,{10 + i},months,1,{path.name}"
-              for i, path in enumerate(slides.values())]
+    lines += [
+        f"S{i},P{i},A,{10 + i},months,1,{path.name}" for i, path in enumerate(slides.values())
+    ]
     (tmp_path / "manifest.csv").write_text("\n".join(lines) + "\n")
     manifest = load_manifest(tmp_path / "manifest.csv", check_files=False)
-    config = ExtractionConfig(encoder="timm:resnet18", random_weights=True, num_workers=0,
-                              batch_size=8)
+    config = ExtractionConfig(
+        encoder="timm:resnet18", random_weights=True, num_workers=0, batch_size=8
+    )
     record = extract_cohort(manifest, tmp_path / "run", config, progress=False, roi_dir=rois)
     status = {r.key: (r.status, r.error) for r in record.results}
     assert status["S0/good"][0] == "done"

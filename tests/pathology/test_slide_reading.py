@@ -38,8 +38,14 @@ def test_override_wins_over_metadata(make_slide):
 def test_objective_power_gives_ten_over_power():
     res = slide_resolution({"openslide.objective-power": "40"}, Path("s.svs"))
     assert (res.mpp, res.source) == (0.25, "objective-power")
-    res = slide_resolution({"openslide.mpp-x": "0.2520", "openslide.mpp-y": "0.2528",
-                            "openslide.objective-power": "40"}, Path("s.svs"))
+    res = slide_resolution(
+        {
+            "openslide.mpp-x": "0.2520",
+            "openslide.mpp-y": "0.2528",
+            "openslide.objective-power": "40",
+        },
+        Path("s.svs"),
+    )
     assert res.mpp == pytest.approx(0.2524) and res.source == "metadata"
 
 
@@ -53,8 +59,14 @@ def test_non_square_pixels_and_bad_override_are_refused():
 def test_generic_tiff_resolution_tags(tmp_path):
     path = tmp_path / "plain.tiff"
     rgb = np.full((512, 512, 3), 200, np.uint8)
-    tifffile.imwrite(path, rgb, tile=(256, 256), photometric="rgb",
-                     resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER")
+    tifffile.imwrite(
+        path,
+        rgb,
+        tile=(256, 256),
+        photometric="rgb",
+        resolution=(1e4 / 0.5, 1e4 / 0.5),
+        resolutionunit="CENTIMETER",
+    )
     with Slide(path) as slide:
         assert slide.mpp == pytest.approx(0.5) and slide.dimensions == (512, 512)
 
@@ -79,7 +91,7 @@ def test_corrupt_tile_raises_slide_error_on_read(make_slide):
     with tifffile.TiffFile(path) as tif:
         offset, count = tif.pages[0].dataoffsets[3], tif.pages[0].databytecounts[3]
     data = bytearray(path.read_bytes())
-    data[offset:offset + count] = b"\x5a" * count
+    data[offset : offset + count] = b"\x5a" * count
     path.write_bytes(bytes(data))
     with Slide(path) as slide:
         with pytest.raises(SlideError, match="cannot read the region.*truncated or corrupt"):

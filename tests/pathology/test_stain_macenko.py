@@ -38,8 +38,11 @@ def concentrations(n=40_000, seed=0):
 
 
 def render(stains, c, side=200):
-    return np.clip(np.round(IO * np.exp(-(c @ stains.T))), 0, 255).astype(np.uint8).reshape(
-        side, side, 3)
+    return (
+        np.clip(np.round(IO * np.exp(-(c @ stains.T))), 0, 255)
+        .astype(np.uint8)
+        .reshape(side, side, 3)
+    )
 
 
 def test_fitted_stain_vectors_match_the_generating_ones():

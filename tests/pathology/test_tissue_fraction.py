@@ -12,8 +12,9 @@ import pytest
 from radiograph.pathology.tissue import TissueMask
 
 
-def _hand_fraction(mask: np.ndarray, coords: np.ndarray, size: float,
-                   downsample: tuple[float, float]) -> np.ndarray:
+def _hand_fraction(
+    mask: np.ndarray, coords: np.ndarray, size: float, downsample: tuple[float, float]
+) -> np.ndarray:
     height, width = mask.shape
     out = np.zeros(len(coords))
     for k, (x, y) in enumerate(np.asarray(coords, dtype=np.float64)):
@@ -24,8 +25,11 @@ def _hand_fraction(mask: np.ndarray, coords: np.ndarray, size: float,
     return out
 
 
-def _mask(shape: tuple[int, int], downsample: tuple[float, float], rng: np.random.Generator,
-          ) -> TissueMask:
+def _mask(
+    shape: tuple[int, int],
+    downsample: tuple[float, float],
+    rng: np.random.Generator,
+) -> TissueMask:
     mask = rng.random(shape) < rng.uniform(0.2, 0.8)
     return TissueMask(mask, np.zeros((*shape, 3), np.uint8), downsample, 8.0, 0.1)
 
@@ -38,8 +42,10 @@ def test_fraction_equals_the_hand_count_on_any_patches(seed: int) -> None:
     tissue = _mask((37, 53), (15.7, 16.3), rng)
     coords = rng.uniform(-100, 900, (400, 2))
     size = float(rng.uniform(20, 120))
-    np.testing.assert_array_equal(tissue.tissue_fraction(coords, size),
-                                  _hand_fraction(tissue.mask, coords, size, (15.7, 16.3)))
+    np.testing.assert_array_equal(
+        tissue.tissue_fraction(coords, size),
+        _hand_fraction(tissue.mask, coords, size, (15.7, 16.3)),
+    )
 
 
 def test_fraction_equals_the_hand_count_on_a_regular_patch_grid() -> None:
@@ -48,9 +54,10 @@ def test_fraction_equals_the_hand_count_on_a_regular_patch_grid() -> None:
     gx, gy = np.meshgrid(np.arange(0, 80 * 14 - 223, 224), np.arange(0, 64 * 14 - 223, 224))
     coords = np.stack([gx.ravel(), gy.ravel()], 1)
     fraction = tissue.tissue_fraction(coords, 224.0)
-    np.testing.assert_array_equal(fraction, _hand_fraction(tissue.mask, coords, 224.0,
-                                                           (14.0, 14.0)))
-    blocks = tissue.mask[:len(np.unique(gy)) * 16, :len(np.unique(gx)) * 16]
+    np.testing.assert_array_equal(
+        fraction, _hand_fraction(tissue.mask, coords, 224.0, (14.0, 14.0))
+    )
+    blocks = tissue.mask[: len(np.unique(gy)) * 16, : len(np.unique(gx)) * 16]
     reshaped = blocks.reshape(len(np.unique(gy)), 16, -1, 16).mean(axis=(1, 3)).ravel()
     np.testing.assert_allclose(fraction, reshaped, rtol=0, atol=1e-15)
 
@@ -58,5 +65,6 @@ def test_fraction_equals_the_hand_count_on_a_regular_patch_grid() -> None:
 def test_no_patches_and_empty_patches_give_zeros() -> None:
     tissue = _mask((10, 10), (4.0, 4.0), np.random.default_rng(4))
     assert tissue.tissue_fraction(np.zeros((0, 2)), 8.0).shape == (0,)
-    np.testing.assert_array_equal(tissue.tissue_fraction([[500.0, 500.0], [0.0, 0.0]], 1.0),
-                                  [0.0, 0.0])
+    np.testing.assert_array_equal(
+        tissue.tissue_fraction([[500.0, 500.0], [0.0, 0.0]], 1.0), [0.0, 0.0]
+    )

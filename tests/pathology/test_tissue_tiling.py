@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rg_slides import PATCH_UM, render_layout
 from PIL import Image
+from rg_slides import PATCH_UM, render_layout
 
 from radiograph.pathology.slide import Slide, SlideError
 from radiograph.pathology.tiling import read_plan, read_tile, save_thumbnail, tile_grid
@@ -18,8 +18,13 @@ def grid_of(path, *, target_mpp=0.5, patch_size=224, min_tissue=0.5, mpp=None):
     with Slide(path, mpp=mpp) as slide:
         patch_um = patch_size * target_mpp
         tissue = compute_tissue_mask(slide, mask_mpp=patch_um / 16)
-        return slide, tissue, tile_grid(slide, tissue, target_mpp=target_mpp,
-                                        patch_size=patch_size, min_tissue=min_tissue)
+        return (
+            slide,
+            tissue,
+            tile_grid(
+                slide, tissue, target_mpp=target_mpp, patch_size=patch_size, min_tissue=min_tissue
+            ),
+        )
 
 
 def rect_overlap_fraction(col, row, rect, patch_um=PATCH_UM):
@@ -64,16 +69,20 @@ def test_small_specks_removed_and_small_holes_filled():
     rgb, _ = render_layout(4.0, 800, 800, rects=((100, 100, 500, 500), (700, 700, 712, 712)))
     rgb[60:64, 60:64] = 240  # a 16x16 um hole inside the big square (256 um^2 < 2000)
     mask, _ = tissue_mask(rgb, pixel_um=4.0)
-    assert mask[62, 62]                                   # hole filled
-    assert not mask[176:178, 176:178].any()               # 144 um^2 speck removed
+    assert mask[62, 62]  # hole filled
+    assert not mask[176:178, 176:178].any()  # 144 um^2 speck removed
     assert mask[30:120, 30:120].all() and not mask[:20].any()
 
 
 def test_kept_patches_are_the_known_tissue_rectangle(make_slide):
     slide, _, grid = grid_of(make_slide())
     cols, rows = 8, 6
-    expected = {(c * 224, r * 224) for c in range(cols) for r in range(rows)
-                if rect_overlap_fraction(c, r, RECT) >= 0.5}
+    expected = {
+        (c * 224, r * 224)
+        for c in range(cols)
+        for r in range(rows)
+        if rect_overlap_fraction(c, r, RECT) >= 0.5
+    }
     assert len(expected) == 24
     assert {tuple(map(int, xy)) for xy in grid.coords} == expected
     assert grid.level == 0 and grid.read_size == 224 and grid.coords.dtype == np.int64
@@ -95,19 +104,25 @@ def test_kept_patches_follow_a_disk(make_slide):
                 assert (c, r) in kept, (c, r, true_fraction[r, c])
             elif true_fraction[r, c] <= 0.4:
                 assert (c, r) not in kept, (c, r, true_fraction[r, c])
-    assert np.allclose(grid.tissue_fraction,
-                       [true_fraction[y // 224, x // 224] for x, y in grid.coords], atol=0.12)
+    assert np.allclose(
+        grid.tissue_fraction, [true_fraction[y // 224, x // 224] for x, y in grid.coords], atol=0.12
+    )
 
 
 def test_min_tissue_threshold_is_applied(make_slide):
     _, _, grid = grid_of(make_slide(), min_tissue=0.2)
-    expected = {(c, r) for c in range(8) for r in range(6) if rect_overlap_fraction(c, r, RECT) >= 0.2}
+    expected = {
+        (c, r) for c in range(8) for r in range(6) if rect_overlap_fraction(c, r, RECT) >= 0.2
+    }
     assert {(int(x) // 224, int(y) // 224) for x, y in grid.coords} == expected
 
 
-@pytest.mark.parametrize("downsamples, level, read_size", [((1, 2, 8), 1, 224), ((1, 4, 16), 0, 448)])
-def test_quarter_micron_slide_reads_the_same_tiles_at_half_micron(make_slide, downsamples, level,
-                                                                  read_size):
+@pytest.mark.parametrize(
+    "downsamples, level, read_size", [((1, 2, 8), 1, 224), ((1, 4, 16), 0, 448)]
+)
+def test_quarter_micron_slide_reads_the_same_tiles_at_half_micron(
+    make_slide, downsamples, level, read_size
+):
     half = make_slide(mpp=0.5)
     quarter = make_slide(mpp=0.25, downsamples=downsamples)
     slide_h, _, grid_h = grid_of(half)
@@ -145,7 +160,7 @@ def test_thumbnail_shows_mask_and_kept_grid(make_slide, tmp_path):
     path = save_thumbnail(tmp_path / "t" / "thumb.png", tissue, grid, max_side=256)
     image = np.asarray(Image.open(path).convert("RGB")).astype(int)
     assert tissue.mask.shape == (96, 128) and image.shape[:2] == (192, 256)  # enlarged 2x
-    outline = (np.abs(image - [30, 60, 220]).sum(axis=2) == 0)
+    outline = np.abs(image - [30, 60, 220]).sum(axis=2) == 0
     # kept patches are 32 thumbnail pixels wide: outlines sit on the kept grid cells only
     assert outline[32:160, 32:224].any()
     assert not outline[:, :32].any() and not outline[:, 224:].any()

@@ -9,8 +9,9 @@ import pandas as pd
 import SimpleITK as sitk
 
 
-def make_image(array_zyx: np.ndarray, *, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
-               direction=None) -> sitk.Image:
+def make_image(
+    array_zyx: np.ndarray, *, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=None
+) -> sitk.Image:
     """A SimpleITK image from a (z, y, x) array with the given geometry (x, y, z order)."""
     image = sitk.GetImageFromArray(array_zyx)
     image.SetSpacing([float(s) for s in spacing])
@@ -30,11 +31,12 @@ def ball(shape: tuple[int, int, int], centre, radius: float) -> np.ndarray:
     """bool (z, y, x) ball of ``radius`` voxels around ``centre`` (z, y, x)."""
     grid = np.indices(shape, dtype=np.float64)
     d2 = sum((g - c) ** 2 for g, c in zip(grid, centre))
-    return d2 <= radius ** 2
+    return d2 <= radius**2
 
 
-def planted_habitats(shape=(40, 40, 40), *, k: int = 3, channels: int = 2, noise: float = 0.15,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def planted_habitats(
+    shape=(40, 40, 40), *, k: int = 3, channels: int = 2, noise: float = 0.15, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A ball tumour split into ``k`` slabs along x with distinct mean intensities per channel.
 
     Returns:

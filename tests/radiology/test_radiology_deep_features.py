@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from radiology_synth import ball
 
 from radiograph.encoders import build_encoder
 from radiograph.encoders.vit3d import build_volume_encoder
@@ -17,10 +18,8 @@ from radiograph.radiology.deep_features import (
     window_starts,
 )
 from radiograph.radiology.units import grid_units
-from radiology_synth import ball
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::radiograph.encoders.base.RandomWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::radiograph.encoders.base.RandomWeightsWarning")
 
 
 def brute_force_unit_features(tokens: Tokens, labels: np.ndarray, n: int) -> np.ndarray:
@@ -46,8 +45,9 @@ def test_unit_features_are_voxel_means_of_token_features():
     boxes = np.stack([np.stack([s, s + (3, 5, 4)]) for s in starts])
     tokens = Tokens(rng.normal(size=(len(boxes), 6)).astype(np.float32), boxes)
     got = unit_features(tokens, units)
-    np.testing.assert_allclose(got, brute_force_unit_features(tokens, units.labels, len(units)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        got, brute_force_unit_features(tokens, units.labels, len(units)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_windows_cover_the_region_and_only_touch_it():
@@ -59,9 +59,9 @@ def test_windows_cover_the_region_and_only_touch_it():
     covered = np.zeros_like(region)
     for s in starts:
         lo, hi = np.maximum(s, 0), np.minimum(s + size, region.shape)
-        assert region[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].any()
-        assert not covered[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].any()  # no overlap
-        covered[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = True
+        assert region[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].any()
+        assert not covered[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]].any()  # no overlap
+        covered[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
     assert covered[region].all()
 
 
@@ -109,9 +109,12 @@ def test_2d_fallback_runs_a_registry_encoder_slice_by_slice():
     np.testing.assert_allclose(feats[0], tokens.features.mean(axis=0), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("modality,values,expected", [
-    ("CT", [-0.5, 0.0, 0.5, 1.0, 2.0], [0, 0, 128, 255, 255]),
-    ("MR", [-4.0, -3.0, 0.0, 3.0], [0, 0, 128, 255]),
-])
+@pytest.mark.parametrize(
+    "modality,values,expected",
+    [
+        ("CT", [-0.5, 0.0, 0.5, 1.0, 2.0], [0, 0, 128, 255, 255]),
+        ("MR", [-4.0, -3.0, 0.0, 3.0], [0, 0, 128, 255]),
+    ],
+)
 def test_to_uint8(modality, values, expected):
     np.testing.assert_array_equal(to_uint8(np.array(values), modality), expected)

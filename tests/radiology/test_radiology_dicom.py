@@ -22,8 +22,9 @@ def pydicom_reference(folder: str) -> tuple[np.ndarray, tuple, np.ndarray]:
     """(HU (z, y, x) sorted by slice position, (dx, dy, dz) spacing, origin) read with pydicom."""
     slices = [pydicom.dcmread(p) for p in Path(folder).iterdir()]
     slices.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
-    hu = np.stack([ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-                   for ds in slices])
+    hu = np.stack(
+        [ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for ds in slices]
+    )
     dz = float(slices[1].ImagePositionPatient[2]) - float(slices[0].ImagePositionPatient[2])
     dy, dx = (float(v) for v in slices[0].PixelSpacing)
     return hu, (dx, dy, dz), np.array([float(v) for v in slices[0].ImagePositionPatient])
@@ -53,8 +54,13 @@ def test_dicom_series_loads_with_a_mask(tmp_path):
     hu, _, _ = pydicom_reference(CT5N)
     assert hu.min() <= vol.intensity.min() and vol.intensity.max() <= hu.max()
     # the tumour's physical centre survives resampling (to within a voxel)
-    before = np.mean([image.TransformIndexToPhysicalPoint([int(x), int(y), int(z)])
-                      for z, y, x in np.argwhere(mask)], axis=0)
+    before = np.mean(
+        [
+            image.TransformIndexToPhysicalPoint([int(x), int(y), int(z)])
+            for z, y, x in np.argwhere(mask)
+        ],
+        axis=0,
+    )
     after = vol.index_to_physical(np.argwhere(vol.mask).astype(float)).mean(axis=0)
     np.testing.assert_allclose(after, before, atol=1.0)
 

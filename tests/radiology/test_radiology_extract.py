@@ -8,14 +8,13 @@ import json
 import h5py
 import numpy as np
 import pytest
+from radiology_synth import ball, planted_habitats, write_image, write_manifest
 
 from radiograph.io.features import read_features
 from radiograph.radiology import commands
 from radiograph.radiology.habitats import HabitatModel
-from radiology_synth import ball, planted_habitats, write_image, write_manifest
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::radiograph.encoders.base.RandomWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::radiograph.encoders.base.RandomWeightsWarning")
 
 GEOMETRY = dict(spacing=(1.0, 1.0, 1.0), origin=(-50.0, 20.0, 300.0))
 
@@ -47,8 +46,14 @@ def write_cohort(folder, modality: str):
             paths.append(f"data/{sid}_ch{c}{ext}")
             write_image(folder / paths[-1], values, **GEOMETRY)
         write_image(data / f"{sid}_mask.nii.gz", mask.astype(np.uint8), **GEOMETRY)
-        rows.append({"subject_id": sid, "volume_paths": ";".join(paths),
-                     "mask_path": f"data/{sid}_mask.nii.gz", "radiology_modality": modality})
+        rows.append(
+            {
+                "subject_id": sid,
+                "volume_paths": ";".join(paths),
+                "mask_path": f"data/{sid}_mask.nii.gz",
+                "radiology_modality": modality,
+            }
+        )
     rows.append({"subject_id": "P1", "volume_paths": "", "mask_path": ""})  # pathology only
     return write_manifest(folder, rows)
 
@@ -65,13 +70,27 @@ def mr_cohort(tmp_path):
 
 def test_grid_pyradiomics_run_with_failures_and_resume(cohort, tmp_path, capsys):
     out = tmp_path / "run"
-    code = run("--manifest", str(cohort), "--out", str(out), "--features", "pyradiomics",
-               "--units", "grid", "--workers", "1")
+    code = run(
+        "--manifest",
+        str(cohort),
+        "--out",
+        str(out),
+        "--features",
+        "pyradiomics",
+        "--units",
+        "grid",
+        "--workers",
+        "1",
+    )
     assert code == 1
     record = json.loads((out / "runs" / "extract-radiology.json").read_text())
     status = {r["key"]: r for r in record["results"]}
     assert {k: r["status"] for k, r in status.items()} == {
-        "S1": "done", "S2": "done", "S3": "failed", "S4": "failed"}
+        "S1": "done",
+        "S2": "done",
+        "S3": "failed",
+        "S4": "failed",
+    }
     assert "S3" in status["S3"]["error"] and "S3_ch0.nrrd" in status["S3"]["error"]
     assert "NaN" in status["S3"]["error"]
     assert "S4" in status["S4"]["error"] and "S4_ch0.nii.gz" in status["S4"]["error"]
@@ -98,14 +117,28 @@ def test_grid_pyradiomics_run_with_failures_and_resume(cohort, tmp_path, capsys)
     record = json.loads((out / "runs" / "extract-radiology.json").read_text())
     assert code == 1
     assert {r["key"]: r["status"] for r in record["results"]} == {
-        "S1": "skipped", "S2": "skipped", "S3": "failed", "S4": "failed"}
+        "S1": "skipped",
+        "S2": "skipped",
+        "S3": "failed",
+        "S4": "failed",
+    }
 
 
 def test_habitat_units_fit_once_and_reuse(mr_cohort, tmp_path, capsys):
     """Two-channel MR as in the habitat study; K = 3 planted sub-regions."""
     out = tmp_path / "run"
-    code = run("--manifest", str(mr_cohort), "--out", str(out), "--units", "habitat",
-               "--habitat-fit-subjects", "S1,S2", "--workers", "1")
+    code = run(
+        "--manifest",
+        str(mr_cohort),
+        "--out",
+        str(out),
+        "--units",
+        "habitat",
+        "--habitat-fit-subjects",
+        "S1,S2",
+        "--workers",
+        "1",
+    )
     assert code == 1  # S3 (NaN) and S4 (too small) fail
     model_path = out / "features" / "radiology" / "habitat_model.json"
     model = HabitatModel.load(model_path)
@@ -132,8 +165,19 @@ def test_habitat_units_fit_once_and_reuse(mr_cohort, tmp_path, capsys):
 
 def test_vit3d_tiny_on_grid_units(cohort, tmp_path):
     out = tmp_path / "run"
-    code = run("--manifest", str(cohort), "--out", str(out), "--features", "vit3d-tiny",
-               "--random-weights", "--workers", "1", "--device", "cpu")
+    code = run(
+        "--manifest",
+        str(cohort),
+        "--out",
+        str(out),
+        "--features",
+        "vit3d-tiny",
+        "--random-weights",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert code == 1
     fs = read_features(out / "features" / "radiology" / "S1.h5")
     assert fs.dim == 192 and fs.attrs["encoder"] == "vit3d-tiny"
@@ -144,8 +188,21 @@ def test_vit3d_tiny_on_grid_units(cohort, tmp_path):
 
 def test_2d_encoder_slice_by_slice_fallback(cohort, tmp_path):
     out = tmp_path / "run"
-    code = run("--manifest", str(cohort), "--out", str(out), "--features", "timm:test_resnet",
-               "--random-weights", "--slice-tile", "32", "--workers", "1", "--device", "cpu")
+    code = run(
+        "--manifest",
+        str(cohort),
+        "--out",
+        str(out),
+        "--features",
+        "timm:test_resnet",
+        "--random-weights",
+        "--slice-tile",
+        "32",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert code == 1
     fs = read_features(out / "features" / "radiology" / "S2.h5")
     assert fs.attrs["encoder"] == "timm:test_resnet" and bool(fs.attrs["random_weights"])
@@ -154,8 +211,16 @@ def test_2d_encoder_slice_by_slice_fallback(cohort, tmp_path):
 
 
 def test_encoder_without_weights_is_a_clear_error(cohort, tmp_path, capsys):
-    code = run("--manifest", str(cohort), "--out", str(tmp_path / "run"),
-               "--features", "segvol-vit", "--workers", "1")
+    code = run(
+        "--manifest",
+        str(cohort),
+        "--out",
+        str(tmp_path / "run"),
+        "--features",
+        "segvol-vit",
+        "--workers",
+        "1",
+    )
     assert code == 1
     assert "needs weights" in capsys.readouterr().err
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from radiology_synth import planted_habitats
 from sklearn.metrics import adjusted_rand_score
 
 from radiograph.radiology.habitats import HabitatModel, HabitatModelError
-from radiology_synth import planted_habitats
 
 
 @pytest.mark.parametrize("k", [3, 4])
@@ -44,8 +44,11 @@ def test_habitat_summary_matches_hand_computation():
         inside = labels == h
         assert summary.volume_mm3[h - 1] == pytest.approx(inside.sum() * 0.8 * 0.8 * 2.0)
         assert summary.proportion[h - 1] == pytest.approx(inside.sum() / mask.sum())
-        np.testing.assert_allclose(summary.mean_intensity[h - 1],
-                                   image[:, inside].astype(np.float64).mean(axis=1), rtol=1e-6)
+        np.testing.assert_allclose(
+            summary.mean_intensity[h - 1],
+            image[:, inside].astype(np.float64).mean(axis=1),
+            rtol=1e-6,
+        )
     # habitats are ordered by their channel-0 centre: habitat 1 is the darkest
     assert np.all(np.diff(summary.mean_intensity[:, 0]) > 0)
 

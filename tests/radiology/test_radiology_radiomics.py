@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from radiology_synth import ball, write_image
 from radiomics import featureextractor
 
 from radiograph.radiology.radiomics_features import DEFAULT_PARAMS, RadiomicsExtractor
 from radiograph.radiology.units import grid_units
 from radiograph.radiology.volume import load_volume
-from radiology_synth import ball, write_image
 
 CLASSES = ("firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
 
@@ -42,11 +42,17 @@ def test_unit_features_equal_direct_pyradiomics_call(ct_volume):
         unit_mask = sitk.GetImageFromArray((units.labels == i + 1).astype(np.uint8))
         unit_mask.CopyInformation(image)
         result = direct.execute(image, unit_mask, label=1)
-        expected = {f"ch0_{k}": float(v) for k, v in result.items()
-                    if not k.startswith("diagnostics_")}
+        expected = {
+            f"ch0_{k}": float(v) for k, v in result.items() if not k.startswith("diagnostics_")
+        }
         assert list(expected) == names
-        np.testing.assert_allclose(features[i], np.array(list(expected.values())),
-                                   rtol=1e-4, atol=1e-5, err_msg=f"unit {i}")
+        np.testing.assert_allclose(
+            features[i],
+            np.array(list(expected.values())),
+            rtol=1e-4,
+            atol=1e-5,
+            err_msg=f"unit {i}",
+        )
 
 
 def test_shape_features_once_for_multichannel(ct_volume):

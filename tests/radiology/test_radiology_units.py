@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
+from radiology_synth import ball
 from scipy import ndimage
 
 from radiograph.radiology.units import NoUnitsError, grid_units, habitat_units
-from radiology_synth import ball
 
 
 def blob_mask(shape=(30, 34, 38), seed=0) -> np.ndarray:
@@ -47,7 +47,7 @@ def test_grid_keeps_exactly_the_cubes_filled_enough():
         cube = tuple(slice(c, c + side) for c in corner)
         tumour = mask[cube]
         labels = np.unique(units.labels[cube][tumour])
-        if tumour.sum() >= fraction * side ** 3:
+        if tumour.sum() >= fraction * side**3:
             kept += 1
             assert len(labels) == 1 and labels[0] > 0  # the cube's tumour voxels are one unit
             assert units.voxels[labels[0] - 1] == tumour.sum()
@@ -72,11 +72,11 @@ def test_tumour_smaller_than_a_unit_has_no_units():
 
 def test_habitat_units_are_connected_components():
     labels = np.zeros((20, 20, 20), dtype=np.int16)
-    labels[2:6, 2:6, 2:6] = 1        # habitat 1, component a (64 voxels)
+    labels[2:6, 2:6, 2:6] = 1  # habitat 1, component a (64 voxels)
     labels[10:14, 10:14, 10:14] = 1  # habitat 1, component b (64 voxels)
-    labels[14, 14, 14] = 1           # touches b by a corner: joins it (26-connectivity)
-    labels[2:6, 10:16, 2:6] = 2      # habitat 2 (96 voxels)
-    labels[18, 1, 1] = 2             # a 1-voxel speck: dropped
+    labels[14, 14, 14] = 1  # touches b by a corner: joins it (26-connectivity)
+    labels[2:6, 10:16, 2:6] = 2  # habitat 2 (96 voxels)
+    labels[18, 1, 1] = 2  # a 1-voxel speck: dropped
     units = habitat_units(labels, min_voxels=27)
     assert len(units) == 3
     assert sorted(units.voxels.tolist()) == [64, 65, 96]

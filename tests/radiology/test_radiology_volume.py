@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from radiograph.radiology.volume import VolumeError, load_volume
 from radiology_synth import write_image
 
-ROTATION_Z30 = np.array([[np.cos(np.pi / 6), -np.sin(np.pi / 6), 0.0],
-                         [np.sin(np.pi / 6), np.cos(np.pi / 6), 0.0],
-                         [0.0, 0.0, 1.0]])
+from radiograph.radiology.volume import VolumeError, load_volume
+
+ROTATION_Z30 = np.array(
+    [
+        [np.cos(np.pi / 6), -np.sin(np.pi / 6), 0.0],
+        [np.sin(np.pi / 6), np.cos(np.pi / 6), 0.0],
+        [0.0, 0.0, 1.0],
+    ]
+)
 GEOMETRY = dict(spacing=(0.5, 1.0, 2.0), origin=(10.0, -5.0, 3.0), direction=ROTATION_Z30)
 
 
@@ -24,7 +28,7 @@ def linear_field(shape_zyx, spacing, origin, direction, coef=(2.0, -3.0, 5.0), o
 
 def box_mask(shape, lo, hi):
     mask = np.zeros(shape, dtype=np.uint8)
-    mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1
+    mask[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = 1
     return mask
 
 
@@ -70,17 +74,21 @@ def test_index_to_physical_matches_simpleitk(tmp_path):
     np.testing.assert_allclose(vol.index_to_physical(idx_zyx), expected, atol=1e-9)
 
 
-@pytest.mark.parametrize("change", [
-    dict(spacing=(0.5, 1.0, 2.5)),
-    dict(origin=(11.0, -5.0, 3.0)),
-    dict(direction=np.eye(3)),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(spacing=(0.5, 1.0, 2.5)),
+        dict(origin=(11.0, -5.0, 3.0)),
+        dict(direction=np.eye(3)),
+    ],
+)
 def test_mask_on_another_grid_is_an_error_unless_resampled(tmp_path, change):
     shape = (5, 10, 20)
     img = write_image(tmp_path / "ct.nii.gz", np.zeros(shape, np.float32), **GEOMETRY)
     mask_geometry = {**GEOMETRY, **change}
-    msk = write_image(tmp_path / "tumour.nii.gz", box_mask(shape, (1, 2, 4), (4, 8, 16)),
-                      **mask_geometry)
+    msk = write_image(
+        tmp_path / "tumour.nii.gz", box_mask(shape, (1, 2, 4), (4, 8, 16)), **mask_geometry
+    )
     with pytest.raises(VolumeError) as err:
         load_volume("S7", [img], msk)
     message = str(err.value)

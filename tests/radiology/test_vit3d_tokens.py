@@ -10,8 +10,7 @@ import torch
 from radiograph.encoders.base import EncoderError, RandomWeightsWarning
 from radiograph.encoders.vit3d import ViT3D, build_volume_encoder, load_volume_weights
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::radiograph.encoders.base.RandomWeightsWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::radiograph.encoders.base.RandomWeightsWarning")
 
 
 def mean_detector_state(model: ViT3D) -> dict[str, torch.Tensor]:
@@ -44,7 +43,7 @@ def test_bright_cube_shows_up_in_its_token(tmp_path):
     start, stop = model.token_boxes()[bright]
     np.testing.assert_array_equal(start, [16, 40, 8])
     np.testing.assert_array_equal(stop, [24, 48, 16])
-    others = torch.cat([tokens[0, :bright, 0], tokens[0, bright + 1:, 0]])
+    others = torch.cat([tokens[0, :bright, 0], tokens[0, bright + 1 :, 0]])
     assert torch.all(others < tokens[0, bright, 0] - 1.0)
 
 
@@ -71,14 +70,17 @@ def monai_reference_forward(state, x, *, patch, heads):
     # einops: b c (h p1) (w p2) (d p3) -> b (h w d) (p1 p2 p3 c)
     t = x.reshape(b, c, d // p1, p1, h // p2, p2, w // p3, p3)
     t = t.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(b, -1, p1 * p2 * p3 * c)
-    t = t @ state["patch_embedding.patch_embeddings.1.weight"].T \
+    t = (
+        t @ state["patch_embedding.patch_embeddings.1.weight"].T
         + state["patch_embedding.patch_embeddings.1.bias"]
+    )
     t = t + state["patch_embedding.position_embeddings"]
     depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
 
     def ln(v, prefix):
-        return torch.nn.functional.layer_norm(v, v.shape[-1:], state[f"{prefix}.weight"],
-                                              state[f"{prefix}.bias"], eps=1e-5)
+        return torch.nn.functional.layer_norm(
+            v, v.shape[-1:], state[f"{prefix}.weight"], state[f"{prefix}.bias"], eps=1e-5
+        )
 
     for i in range(depth):
         p = f"blocks.{i}"
@@ -91,8 +93,9 @@ def monai_reference_forward(state, x, *, patch, heads):
         y = (att @ v).permute(0, 2, 1, 3).reshape(b, n, dim)
         t = t + y @ state[f"{p}.attn.out_proj.weight"].T + state[f"{p}.attn.out_proj.bias"]
         y = ln(t, f"{p}.norm2")
-        y = torch.nn.functional.gelu(y @ state[f"{p}.mlp.linear1.weight"].T
-                                     + state[f"{p}.mlp.linear1.bias"])
+        y = torch.nn.functional.gelu(
+            y @ state[f"{p}.mlp.linear1.weight"].T + state[f"{p}.mlp.linear1.bias"]
+        )
         t = t + y @ state[f"{p}.mlp.linear2.weight"].T + state[f"{p}.mlp.linear2.bias"]
     return ln(t, "norm")
 
@@ -104,18 +107,28 @@ def random_monai_state(*, dim, depth, mlp, patch, img, channels, seed=0):
     def r(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64) * 0.2
 
-    state = {"patch_embedding.position_embeddings": r(1, n, dim),
-             "patch_embedding.patch_embeddings.1.weight": r(dim, int(np.prod(patch)) * channels),
-             "patch_embedding.patch_embeddings.1.bias": r(dim),
-             "norm.weight": 1 + r(dim), "norm.bias": r(dim)}
+    state = {
+        "patch_embedding.position_embeddings": r(1, n, dim),
+        "patch_embedding.patch_embeddings.1.weight": r(dim, int(np.prod(patch)) * channels),
+        "patch_embedding.patch_embeddings.1.bias": r(dim),
+        "norm.weight": 1 + r(dim),
+        "norm.bias": r(dim),
+    }
     for i in range(depth):
         p = f"blocks.{i}"
-        state |= {f"{p}.norm1.weight": 1 + r(dim), f"{p}.norm1.bias": r(dim),
-                  f"{p}.attn.qkv.weight": r(3 * dim, dim),
-                  f"{p}.attn.out_proj.weight": r(dim, dim), f"{p}.attn.out_proj.bias": r(dim),
-                  f"{p}.norm2.weight": 1 + r(dim), f"{p}.norm2.bias": r(dim),
-                  f"{p}.mlp.linear1.weight": r(mlp, dim), f"{p}.mlp.linear1.bias": r(mlp),
-                  f"{p}.mlp.linear2.weight": r(dim, mlp), f"{p}.mlp.linear2.bias": r(dim)}
+        state |= {
+            f"{p}.norm1.weight": 1 + r(dim),
+            f"{p}.norm1.bias": r(dim),
+            f"{p}.attn.qkv.weight": r(3 * dim, dim),
+            f"{p}.attn.out_proj.weight": r(dim, dim),
+            f"{p}.attn.out_proj.bias": r(dim),
+            f"{p}.norm2.weight": 1 + r(dim),
+            f"{p}.norm2.bias": r(dim),
+            f"{p}.mlp.linear1.weight": r(mlp, dim),
+            f"{p}.mlp.linear1.bias": r(mlp),
+            f"{p}.mlp.linear2.weight": r(dim, mlp),
+            f"{p}.mlp.linear2.bias": r(dim),
+        }
     return state
 
 
@@ -123,16 +136,28 @@ def test_segvol_checkpoint_gives_monai_vit_tokens(tmp_path):
     """A SegVol-style checkpoint (MONAI ViT keys under model.encoder.) loads and reproduces
     MONAI's forward: the perceptron patch embedding, qkv packing and block layout map right."""
     patch, img, dim, heads, depth, channels = (2, 4, 3), (4, 8, 6), 24, 4, 2, 2
-    state = random_monai_state(dim=dim, depth=depth, mlp=48, patch=patch, img=img,
-                               channels=channels)
-    checkpoint = {"state_dict": {f"model.encoder.{k}": v.float() for k, v in state.items()}
-                  | {"model.decoder.weight": torch.zeros(3)}}
+    state = random_monai_state(
+        dim=dim, depth=depth, mlp=48, patch=patch, img=img, channels=channels
+    )
+    checkpoint = {
+        "state_dict": {f"model.encoder.{k}": v.float() for k, v in state.items()}
+        | {"model.decoder.weight": torch.zeros(3)}
+    }
     torch.save(checkpoint, tmp_path / "ViT_pretrain.ckpt")
-    model = ViT3D(img_size=img, patch_size=patch, dim=dim, depth=depth, num_heads=heads,
-                  mlp_ratio=2.0, in_chans=channels, name="tiny-segvol")
+    model = ViT3D(
+        img_size=img,
+        patch_size=patch,
+        dim=dim,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=2.0,
+        in_chans=channels,
+        name="tiny-segvol",
+    )
     load_volume_weights(model, tmp_path / "ViT_pretrain.ckpt")
-    x = torch.randn(2, channels, *img, generator=torch.Generator().manual_seed(1),
-                    dtype=torch.float64)
+    x = torch.randn(
+        2, channels, *img, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     with torch.no_grad():
         got = model.eval()(x.float()).double()
     expected = monai_reference_forward(state, x, patch=patch, heads=heads)
@@ -143,12 +168,20 @@ def test_segvol_checkpoint_gives_monai_vit_tokens(tmp_path):
 def test_segvol_vit_architecture_matches_segvol():
     model = build_volume_encoder("segvol-vit", random_weights=True)
     assert (model.img_size, model.patch_size, model.dim, model.num_tokens) == (
-        (32, 256, 256), (4, 16, 16), 768, 2048)
+        (32, 256, 256),
+        (4, 16, 16),
+        768,
+        2048,
+    )
     assert model.random_weights and model.weights_sha256 == ""
     n_params = sum(p.numel() for p in model.parameters())
     # MONAI ViT-B of SegVol: 12 blocks of 7.08M, 1024->768 patch embedding, 2048 x 768 positions
-    expected = 12 * (768 * 2304 + 768 * 768 + 768 + 2 * 768 * 3072 + 3072 + 768 + 4 * 768) \
-        + (1024 * 768 + 768) + 2048 * 768 + 2 * 768
+    expected = (
+        12 * (768 * 2304 + 768 * 768 + 768 + 2 * 768 * 3072 + 3072 + 768 + 4 * 768)
+        + (1024 * 768 + 768)
+        + 2048 * 768
+        + 2 * 768
+    )
     assert n_params == expected
 
 
@@ -165,8 +198,11 @@ def test_weight_file_errors(tmp_path):
     state.pop("norm.bias")
     state["head.weight"] = torch.zeros(2)
     torch.save(state, tmp_path / "wrong.pt")
-    with pytest.raises(EncoderError, match=r"wrong\.pt.*1 missing keys.*norm\.bias.*"
-                                           r"1 unexpected keys.*head\.weight"):
+    with pytest.raises(
+        EncoderError,
+        match=r"wrong\.pt.*1 missing keys.*norm\.bias.*"
+        r"1 unexpected keys.*head\.weight",
+    ):
         build_volume_encoder("vit3d-tiny", weights=tmp_path / "wrong.pt")
 
 

@@ -51,14 +51,25 @@ def make_study_report(root: Path, task: str) -> StudyReport:
     time = np.round(np.minimum(event_time, censor_time), 1) + 1.0
     event = (event_time <= censor_time).astype(int)
     label = (hazard + rng.normal(scale=0.5, size=N_SUBJECTS) > 0).astype(int)
-    pd.DataFrame({"subject_id": ids, "patient_id": [f"P{i:02d}" for i in range(N_SUBJECTS)],
-                  "centre": np.where(np.arange(N_SUBJECTS) % 2, "A", "B"), "time": time,
-                  "time_unit": "days", "event": event, "label": label}
-                 ).to_csv(root / "manifest.csv", index=False)
-    training = ("{task: classification, folds: 3, seeds: [0, 1]}" if task == "classification"
-                else "{folds: 3, seeds: [0, 1]}")
+    pd.DataFrame(
+        {
+            "subject_id": ids,
+            "patient_id": [f"P{i:02d}" for i in range(N_SUBJECTS)],
+            "centre": np.where(np.arange(N_SUBJECTS) % 2, "A", "B"),
+            "time": time,
+            "time_unit": "days",
+            "event": event,
+            "label": label,
+        }
+    ).to_csv(root / "manifest.csv", index=False)
+    training = (
+        "{task: classification, folds: 3, seeds: [0, 1]}"
+        if task == "classification"
+        else "{folds: 3, seeds: [0, 1]}"
+    )
     baselines = "{models: [logistic]}" if task == "classification" else "{models: [coxph, fsvm]}"
-    (root / "study.yaml").write_text(textwrap.dedent(f"""
+    (root / "study.yaml").write_text(
+        textwrap.dedent(f"""
         out_dir: out
         cohort: {{manifest: manifest.csv}}
         training: {training}
@@ -66,7 +77,8 @@ def make_study_report(root: Path, task: str) -> StudyReport:
         modality_sets: [[pathology], [radiology, pathology]]
         baselines: {baselines}
         report: {{pooled_boot: 200}}
-        """))
+        """)
+    )
     config = load_study_config(root / "study.yaml")
     manifest = load_manifest(root / "manifest.csv", check_files=False)
     rows = []
@@ -76,12 +88,18 @@ def make_study_report(root: Path, task: str) -> StudyReport:
             for aggregator, strength in STRENGTH.items():
                 for fold in range(FOLDS):
                     risks = _fold_risks(rng, ids, hazard, fold_of == fold, strength, task)
-                    folder = (config.seed_dir(seed) / aggregator / "+".join(modalities)
-                              / f"fold_{fold}")
+                    folder = (
+                        config.seed_dir(seed) / aggregator / "+".join(modalities) / f"fold_{fold}"
+                    )
                     folder.mkdir(parents=True)
                     risks.to_csv(folder / "baseline_risks.csv", index=False)
-                    key = {"extractor": "synthetic", "modality": " + ".join(modalities),
-                           "aggregator": aggregator, "seed": seed, "fold": fold}
+                    key = {
+                        "extractor": "synthetic",
+                        "modality": " + ".join(modalities),
+                        "aggregator": aggregator,
+                        "seed": seed,
+                        "fold": fold,
+                    }
                     rows += _fold_metrics(rng, risks, time, event, label, key, task)
     results = pd.DataFrame(rows)
     _look_inside_picture(config.report_dir / "look_inside_sparra_fold0")
@@ -95,8 +113,16 @@ def _fold_risks(rng, ids, hazard, test, strength, task) -> pd.DataFrame:
         risk = strength * hazard + rng.normal(size=len(ids))
         if task == "classification":
             risk = 1.0 / (1.0 + np.exp(-risk))
-        frames.append(pd.DataFrame({"model": model, "subject_id": ids,
-                                    "split": np.where(test, "test", "train"), "risk": risk}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": model,
+                    "subject_id": ids,
+                    "split": np.where(test, "test", "train"),
+                    "risk": risk,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -106,14 +132,20 @@ def _fold_metrics(rng, risks, time, event, label, key, task) -> list[dict]:
     for model, block in risks[test].groupby("model", sort=False):
         index = block["subject_id"].str[1:].astype(int).to_numpy()
         if task == "classification":
-            values = {"auroc": _auc(label[index], block["risk"].to_numpy()),
-                      "accuracy": rng.uniform(0.5, 0.8), "sensitivity": rng.uniform(0.4, 0.9),
-                      "specificity": rng.uniform(0.4, 0.9)}
+            values = {
+                "auroc": _auc(label[index], block["risk"].to_numpy()),
+                "accuracy": rng.uniform(0.5, 0.8),
+                "sensitivity": rng.uniform(0.4, 0.9),
+                "specificity": rng.uniform(0.4, 0.9),
+            }
         else:
             c = harrell_c(time[index], event[index], block["risk"].to_numpy())
-            values = {"c_index": c, "c_ipcw": c + rng.normal(scale=0.02),
-                      "c_auc": c + rng.normal(scale=0.03),
-                      "ibs": np.nan if model == "fsvm" else rng.uniform(0.15, 0.25)}
+            values = {
+                "c_index": c,
+                "c_ipcw": c + rng.normal(scale=0.02),
+                "c_auc": c + rng.normal(scale=0.03),
+                "ibs": np.nan if model == "fsvm" else rng.uniform(0.15, 0.25),
+            }
         rows += [{**key, "model": model, "metric": m, "value": v} for m, v in values.items()]
     return rows
 
@@ -128,12 +160,20 @@ def _look_inside_picture(folder: Path) -> None:
     """One node-importance picture, as ``look_inside`` names them, over a blank slide."""
     rng = np.random.default_rng(3)
     coords = rng.integers(0, 20, (40, 2)).astype(float) * 224.0
-    graph = build_spatial_graph(np.unique(coords, axis=0), rng.normal(size=(len(np.unique(
-        coords, axis=0)), 4)), "knn", k=4)
+    graph = build_spatial_graph(
+        np.unique(coords, axis=0), rng.normal(size=(len(np.unique(coords, axis=0)), 4)), "knn", k=4
+    )
     graph.num_patches = torch.ones(graph.num_nodes, dtype=torch.long)
-    plot_graph_2d(graph, np.full((300, 300, 3), 245, dtype=np.uint8), 16.0,
-                  rng.uniform(size=graph.num_nodes), patch_size=224.0, mpp=0.5,
-                  value_label="node importance", path=folder / "top1_S07_pathology.png")
+    plot_graph_2d(
+        graph,
+        np.full((300, 300, 3), 245, dtype=np.uint8),
+        16.0,
+        rng.uniform(size=graph.num_nodes),
+        patch_size=224.0,
+        mpp=0.5,
+        value_label="node importance",
+        path=folder / "top1_S07_pathology.png",
+    )
 
 
 @pytest.fixture(scope="session")

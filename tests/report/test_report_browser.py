@@ -20,9 +20,20 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=10000",
+    "--dump-dom",
+)
 PROBE = """<script>
 window.__errors = [];
 window.addEventListener("error", (e) => window.__errors.push(
@@ -41,12 +52,17 @@ window.addEventListener("load", () => {
 });
 </script>"""
 CONSOLE = re.compile(r":CONSOLE[^\]]*\] (.*)")
-GOOD_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmM"
-            "IQAAAABJRU5ErkJggg==")
+GOOD_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmM"
+    "IQAAAABJRU5ErkJggg=="
+)
 
 if CHROMIUM is None and not os.environ.get("CI"):
-    pytest.skip("Chromium is not installed (apt-get install chromium); the report is not "
-                "checked in a browser here. CI installs it.", allow_module_level=True)
+    pytest.skip(
+        "Chromium is not installed (apt-get install chromium); the report is not "
+        "checked in a browser here. CI installs it.",
+        allow_module_level=True,
+    )
 
 
 def render(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
@@ -57,14 +73,23 @@ def render(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
     probed = page.with_name(f".probe-{page.name}")
     probed.write_text(text.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
     try:
-        run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                              probed.as_uri()], capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", probed.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         probed.unlink()
     found = re.search(r'<pre id="probe">(.*?)</pre>', run.stdout, re.S)
     assert found, f"the probe did not run; chromium said:\n{run.stderr[-2000:]}"
-    probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&")
-                       .replace("&lt;", "<").replace("&gt;", ">"))
+    probe = json.loads(
+        found.group(1)
+        .replace("&quot;", '"')
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+    )
     return probe, CONSOLE.findall(run.stderr)
 
 
@@ -79,10 +104,13 @@ def test_report_renders_every_image_without_console_errors(survival_report, tmp_
 
 def test_the_probe_sees_a_broken_image_and_a_console_error(tmp_path):
     page = tmp_path / "broken.html"
-    page.write_text('<!DOCTYPE html><html><head></head><body>'
-                    f'<img alt="good" src="data:image/png;base64,{GOOD_PNG}">'
-                    '<img alt="bad" src="data:image/png;base64,AAAA">'
-                    '<script>console.error("boom")</script></body></html>', encoding="utf-8")
+    page.write_text(
+        "<!DOCTYPE html><html><head></head><body>"
+        f'<img alt="good" src="data:image/png;base64,{GOOD_PNG}">'
+        '<img alt="bad" src="data:image/png;base64,AAAA">'
+        '<script>console.error("boom")</script></body></html>',
+        encoding="utf-8",
+    )
     probe, console = render(page, tmp_path)
     widths = {i["alt"]: i["width"] for i in probe["images"]}
     assert widths == {"good": 1, "bad": 0}

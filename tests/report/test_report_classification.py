@@ -36,17 +36,27 @@ def probs() -> pd.DataFrame:
                 logit = (2.5 * (label - 0.4) if aggregator == "good" else 0) + rng.normal(size=n)
                 prob = 1 / (1 + np.exp(-logit))
                 for i in range(n):
-                    rows.append({"seed": 0, "modality": "pathology", "aggregator": aggregator,
-                                 "fold": fold, "model": model, "subject_id": f"s{i:03d}",
-                                 "patient_id": f"p{i:03d}",
-                                 "split": "test" if fold_of[i] == fold else "train",
-                                 "prob": prob[i], "label": int(label[i])})
+                    rows.append(
+                        {
+                            "seed": 0,
+                            "modality": "pathology",
+                            "aggregator": aggregator,
+                            "fold": fold,
+                            "model": model,
+                            "subject_id": f"s{i:03d}",
+                            "patient_id": f"p{i:03d}",
+                            "split": "test" if fold_of[i] == fold else "train",
+                            "prob": prob[i],
+                            "label": int(label[i]),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
 def _test(probs, aggregator, model):
-    rows = probs[(probs["split"] == "test") & (probs["aggregator"] == aggregator)
-                 & (probs["model"] == model)]
+    rows = probs[
+        (probs["split"] == "test") & (probs["aggregator"] == aggregator) & (probs["model"] == model)
+    ]
     return rows.sort_values("subject_id")
 
 
@@ -99,15 +109,20 @@ def test_threshold_metrics_use_each_fold_training_youden(probs):
 
 def test_calibration_and_decision_curves(probs, tmp_path):
     summary = calibration_summary(probs)
-    assert set(summary.columns) >= {"slope", "intercept_in_the_large", "hosmer_lemeshow_p",
-                                    "brier", "scaled_brier"}
+    assert set(summary.columns) >= {
+        "slope",
+        "intercept_in_the_large",
+        "hosmer_lemeshow_p",
+        "brier",
+        "scaled_brier",
+    }
     good = summary[(summary["aggregator"] == "good") & (summary["model"] == "logistic")].iloc[0]
-    noise = summary[(summary["aggregator"] == "noise")
-                    & (summary["model"] == "logistic")].iloc[0]
+    noise = summary[(summary["aggregator"] == "noise") & (summary["model"] == "logistic")].iloc[0]
     assert good["scaled_brier"] > noise["scaled_brier"]
     curves = calibration_curves(probs, 0, "pathology", "logistic")
-    decisions = decision_curves(probs, 0, "pathology", "logistic", np.linspace(0.05, 0.6, 12),
-                                n_boot=100)
+    decisions = decision_curves(
+        probs, 0, "pathology", "logistic", np.linspace(0.05, 0.6, 12), n_boot=100
+    )
     assert set(curves) == set(decisions) == {"good", "noise"}
     assert decisions["good"].net_benefit[2] > decisions["noise"].net_benefit[2]
     plot_calibration_curves(curves, tmp_path / "cal.png", title="pathology, logistic")

@@ -36,11 +36,21 @@ def risks() -> pd.DataFrame:
                 for i in range(n):
                     if aggregator == "noise" and i == 0:
                         continue  # one subject lacks this aggregator's prediction
-                    rows.append({"seed": 0, "modality": "pathology", "aggregator": aggregator,
-                                 "fold": fold, "model": model, "subject_id": f"s{i:03d}",
-                                 "patient_id": f"p{i:03d}",
-                                 "split": "test" if fold_of[i] == fold else "train",
-                                 "risk": risk[i], "time": time[i], "event": event[i]})
+                    rows.append(
+                        {
+                            "seed": 0,
+                            "modality": "pathology",
+                            "aggregator": aggregator,
+                            "fold": fold,
+                            "model": model,
+                            "subject_id": f"s{i:03d}",
+                            "patient_id": f"p{i:03d}",
+                            "split": "test" if fold_of[i] == fold else "train",
+                            "risk": risk[i],
+                            "time": time[i],
+                            "event": event[i],
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -49,12 +59,13 @@ def test_pooled_concordance_is_harrell_on_the_pooled_test_rows(risks):
     test = risks[risks["split"] == "test"]
     for _, row in table[table["model"] != "avg"].iterrows():
         rows = test[(test["aggregator"] == row["aggregator"]) & (test["model"] == row["model"])]
-        reference = concordance_index_censored(rows["event"].to_numpy(bool),
-                                               rows["time"].to_numpy(), rows["risk"].to_numpy())
+        reference = concordance_index_censored(
+            rows["event"].to_numpy(bool), rows["time"].to_numpy(), rows["risk"].to_numpy()
+        )
         assert row["c_index"] == pytest.approx(reference[0], abs=1e-12)
         assert row["ci_low"] <= row["c_index"] <= row["ci_high"]
         assert row["n"] == len(rows)
-    for aggregator, block in table.groupby("aggregator"):
+    for _, block in table.groupby("aggregator"):
         models = block[block["model"] != "avg"]
         average = block[block["model"] == "avg"].iloc[0]
         assert average["c_index"] == pytest.approx(models["c_index"].mean(), abs=1e-12)
@@ -68,9 +79,11 @@ def test_pairwise_comparisons_use_shared_subjects_and_find_the_planted_gap(risks
     test = risks[(risks["split"] == "test") & (risks["subject_id"] != "s000")]
     kang = table[(table["model"] == "coxph") & (table["method"] == "kang-2015")].iloc[0]
     good = test[(test["aggregator"] == "good") & (test["model"] == "coxph")].sort_values(
-        "subject_id")
+        "subject_id"
+    )
     noise = test[(test["aggregator"] == "noise") & (test["model"] == "coxph")].sort_values(
-        "subject_id")
+        "subject_id"
+    )
     reference = compare_concordance(good["time"], good["event"], good["risk"], noise["risk"])
     assert kang["difference"] == pytest.approx(reference.difference, abs=1e-12)
     assert kang["p_value"] == pytest.approx(reference.p_value, abs=1e-12)
@@ -98,15 +111,24 @@ def test_cross_validated_comparison_is_the_corrected_t_test_of_the_fold_values()
         for fold in range(5):
             for model in ("coxph", "rsf"):
                 for aggregator, shift in (("mean", 0.0), ("sparra", -0.05)):
-                    rows.append({"seed": seed, "fold": fold, "modality": "radiology",
-                                 "aggregator": aggregator, "model": model, "metric": "c_index",
-                                 "value": 0.7 + shift + 0.02 * rng.normal()})
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "fold": fold,
+                            "modality": "radiology",
+                            "aggregator": aggregator,
+                            "model": model,
+                            "metric": "c_index",
+                            "value": 0.7 + shift + 0.02 * rng.normal(),
+                        }
+                    )
     results = pd.DataFrame(rows)
     sizes = pd.DataFrame({"seed": [0] * 5, "fold": range(5), "n_train": 160, "n_test": 40})
     table = cross_validated_comparisons(results, sizes)
     assert set(table["model"]) == {"coxph", "rsf", "avg"}
-    wide = results.pivot_table(index=["seed", "fold", "model"], columns="aggregator",
-                               values="value")
+    wide = results.pivot_table(
+        index=["seed", "fold", "model"], columns="aggregator", values="value"
+    )
     coxph = wide.xs("coxph", level="model")
     reference = compare_cv(coxph["mean"].to_numpy(), coxph["sparra"].to_numpy(), 160, 40)
     row = table[table["model"] == "coxph"].iloc[0]

@@ -42,9 +42,16 @@ def results() -> pd.DataFrame:
             for fold in range(5):
                 for metric in METRICS:
                     value = np.nan if (model, metric) == ("fsvm", "ibs") else rng.random()
-                    rows.append({"modality": "pathology", "aggregator": aggregator,
-                                 "model": model, "fold": fold, "metric": metric,
-                                 "value": value})
+                    rows.append(
+                        {
+                            "modality": "pathology",
+                            "aggregator": aggregator,
+                            "model": model,
+                            "fold": fold,
+                            "metric": metric,
+                            "value": value,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -76,7 +83,11 @@ def test_metric_bars_are_fold_means_with_sd_error_bars(results, tmp_path):
     assert_written(path)
     axes = fig.axes
     assert [ax.get_ylabel() for ax in axes] == [
-        "C-Index (mean ± SD)", "C-IPCW (mean ± SD)", "C-AUC (mean ± SD)", "IBS (mean ± SD)"]
+        "C-Index (mean ± SD)",
+        "C-IPCW (mean ± SD)",
+        "C-AUC (mean ± SD)",
+        "IBS (mean ± SD)",
+    ]
     assert all(ax.get_xlabel() == "downstream model" for ax in axes)
     expected = stats_of(results, "c_index")
     containers = [c for c in axes[0].containers if isinstance(c, BarContainer)]
@@ -117,8 +128,11 @@ def test_fold_bands_are_dots_with_sd_bars_and_no_joining_lines(results, tmp_path
     np.testing.assert_allclose(container.lines[0].get_ydata(), means.to_numpy())
     segments = container.lines[2][0].get_segments()
     np.testing.assert_allclose([s[1, 1] - s[0, 1] for s in segments], 2 * stds.to_numpy())
-    chance = [c for c in ax.collections if isinstance(c, LineCollection)
-              and c.get_label() == "chance (0.5)"]
+    chance = [
+        c
+        for c in ax.collections
+        if isinstance(c, LineCollection) and c.get_label() == "chance (0.5)"
+    ]
     assert len(chance) == 1 and len(chance[0].get_segments()) == 3  # not under IBS
     assert_legend_outside_data(fig)
 
@@ -149,19 +163,23 @@ def test_risk_groups_show_km_censoring_numbers_at_risk_and_capped_time(strata, t
         assert ax.get_title().splitlines() == [
             name.replace("mean", "Mean").replace("sparra", "SPARRA").replace("coxph", "CoxPH"),
             f"log-rank {p_text(groups.logrank_p)}, HR {groups.hazard_ratio:.2f} "
-            f"({groups.hr_low:.2f}–{groups.hr_high:.2f})"]
+            f"({groups.hr_low:.2f}–{groups.hr_high:.2f})",
+        ]
         assert ax.get_xlabel() == "time (years)"
         # the axis ends at the 90% quantile of every observed time of the panel
         assert ax.get_xlim()[1] == pytest.approx(np.quantile(time, 0.9, method="higher"))
         high_curve, high_censored = ax.get_lines()[2], ax.get_lines()[3]
         np.testing.assert_allclose(high_curve.get_ydata()[1:], groups.curves["high"].survival)
-        np.testing.assert_allclose(np.sort(high_censored.get_xdata()),
-                                   np.unique(time[high & ~event]))
+        np.testing.assert_allclose(
+            np.sort(high_censored.get_xdata()), np.unique(time[high & ~event])
+        )
         assert high_censored.get_marker() == "|"
         # numbers at risk: subjects of each group still followed at each time tick
         ticks = ax.get_xticks()
-        shown = {(round(t.get_position()[0], 9), t.get_position()[1]): int(t.get_text())
-                 for t in table.texts}
+        shown = {
+            (round(t.get_position()[0], 9), t.get_position()[1]): int(t.get_text())
+            for t in table.texts
+        }
         for row, members in enumerate((~high, high)):
             for tick in ticks:
                 assert shown[(round(tick, 9), row)] == int(np.sum(time[members] >= tick))
@@ -188,23 +206,59 @@ def test_p_values_have_one_format():
 
 
 def test_hazard_ratio_forest_plots_pooled_rows_and_clips_runaway_folds(tmp_path):
-    frame = pd.DataFrame([
-        {"seed": 0, "modality": "pathology", "aggregator": "mean", "fold": 0,
-         "hazard_ratio": 1.5, "hr_low": 0.8, "hr_high": 2.6, "logrank_p": 0.2},
-        {"seed": 0, "modality": "pathology", "aggregator": "mean", "fold": 1,
-         "hazard_ratio": 3e16, "hr_low": 0.0, "hr_high": np.inf, "logrank_p": 0.01},
-        {"seed": 0, "modality": "pathology", "aggregator": "mean", "fold": "pooled",
-         "hazard_ratio": 2.0, "hr_low": 1.2, "hr_high": 3.4, "logrank_p": 0.004},
-        {"seed": 0, "modality": "pathology", "aggregator": "sparra", "fold": "pooled",
-         "hazard_ratio": 0.7, "hr_low": 0.4, "hr_high": 1.3, "logrank_p": 0.25},
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "seed": 0,
+                "modality": "pathology",
+                "aggregator": "mean",
+                "fold": 0,
+                "hazard_ratio": 1.5,
+                "hr_low": 0.8,
+                "hr_high": 2.6,
+                "logrank_p": 0.2,
+            },
+            {
+                "seed": 0,
+                "modality": "pathology",
+                "aggregator": "mean",
+                "fold": 1,
+                "hazard_ratio": 3e16,
+                "hr_low": 0.0,
+                "hr_high": np.inf,
+                "logrank_p": 0.01,
+            },
+            {
+                "seed": 0,
+                "modality": "pathology",
+                "aggregator": "mean",
+                "fold": "pooled",
+                "hazard_ratio": 2.0,
+                "hr_low": 1.2,
+                "hr_high": 3.4,
+                "logrank_p": 0.004,
+            },
+            {
+                "seed": 0,
+                "modality": "pathology",
+                "aggregator": "sparra",
+                "fold": "pooled",
+                "hazard_ratio": 0.7,
+                "hr_low": 0.4,
+                "hr_high": 1.3,
+                "logrank_p": 0.25,
+            },
+        ]
+    )
     path = tmp_path / "hr.png"
     fig = plot_hazard_ratios(frame, path)
     assert_written(path)
     ax, text_ax = fig.axes[:2]
     assert ax.get_xscale() == "log"
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["pathology · Mean",
-                                                            "pathology · SPARRA"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "pathology · Mean",
+        "pathology · SPARRA",
+    ]
     squares = [line for line in ax.get_lines() if line.get_marker() == "s"]
     np.testing.assert_allclose(sorted(float(s.get_xdata()[0]) for s in squares), [0.7, 2.0])
     left, right = ax.get_xlim()
@@ -218,23 +272,37 @@ def test_hazard_ratio_forest_plots_pooled_rows_and_clips_runaway_folds(tmp_path)
 
 
 def test_paired_difference_forest_draws_each_interval(tmp_path):
-    frame = pd.DataFrame({
-        "modality": ["pathology", "pathology"], "model": ["avg", "avg"],
-        "aggregator_a": ["sparra", "sparra"], "aggregator_b": ["mean", "abmil"],
-        "method": ["nadeau-bengio"] * 2, "difference": [0.05, -0.02],
-        "ci_low": [0.01, -0.08], "ci_high": [0.09, 0.04], "p_value": [0.02, 0.5]})
+    frame = pd.DataFrame(
+        {
+            "modality": ["pathology", "pathology"],
+            "model": ["avg", "avg"],
+            "aggregator_a": ["sparra", "sparra"],
+            "aggregator_b": ["mean", "abmil"],
+            "method": ["nadeau-bengio"] * 2,
+            "difference": [0.05, -0.02],
+            "ci_low": [0.01, -0.08],
+            "ci_high": [0.09, 0.04],
+            "p_value": [0.02, 0.5],
+        }
+    )
     path = tmp_path / "diff.png"
     fig = plot_paired_differences(frame, path, metric_label="C-index")
     assert_written(path)
     ax = fig.axes[0]
-    intervals = [line for line in ax.get_lines() if line.get_marker() in ("None", "")
-                 and line.get_linestyle() == "-"]
+    intervals = [
+        line
+        for line in ax.get_lines()
+        if line.get_marker() in ("None", "") and line.get_linestyle() == "-"
+    ]
     reference = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert len(reference) == 1 and tuple(reference[0].get_xdata()) == (0, 0)
-    np.testing.assert_allclose(sorted(tuple(line.get_xdata()) for line in intervals),
-                               [(-0.08, 0.04), (0.01, 0.09)])
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["pathology · SPARRA − Mean",
-                                                            "pathology · SPARRA − ABMIL"]
+    np.testing.assert_allclose(
+        sorted(tuple(line.get_xdata()) for line in intervals), [(-0.08, 0.04), (0.01, 0.09)]
+    )
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "pathology · SPARRA − Mean",
+        "pathology · SPARRA − ABMIL",
+    ]
     assert "A − B" in ax.get_xlabel() and "C-index" in ax.get_xlabel()
     with pytest.raises(ValueError, match="no rows"):
         plot_paired_differences(frame.iloc[:0], tmp_path / "empty.png")

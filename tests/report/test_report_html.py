@@ -104,12 +104,13 @@ def test_every_figure_is_embedded_once_with_a_numbered_caption(report):
     on_disk = Counter(p.read_bytes() for p in report.folder.rglob("*.png"))
     prefix = "data:image/png;base64,"
     assert all(f["src"].startswith(prefix) for f in page.figures)
-    embedded = Counter(base64.b64decode(f["src"][len(prefix):]) for f in page.figures)
+    embedded = Counter(base64.b64decode(f["src"][len(prefix) :]) for f in page.figures)
     assert embedded == on_disk and len(on_disk) >= 8
     for number, figure in enumerate(page.figures, start=1):
         assert re.match(rf"Figure {number}\. \S", figure["caption"]), figure["caption"][:60]
-        assert len(figure["caption"]) > 80 and "without a registered caption" not in figure[
-            "caption"]
+        assert (
+            len(figure["caption"]) > 80 and "without a registered caption" not in figure["caption"]
+        )
     # self-contained: images inline, links only to the PDF and SVG twins beside the page
     links = [u for u in page.urls if not u.startswith(prefix) and not u.startswith("#")]
     assert links and all(re.fullmatch(r"[\w/.+-]+\.(pdf|svg)", u) for u in links), links
@@ -123,20 +124,22 @@ def test_table1_is_the_fold_mean_and_sd_with_the_best_in_bold(survival_report):
     models = [m for m in table["header"][4:] if m != "Avg."]
     codes = {MODEL_LABELS[m]: m for m in ("coxph", "fsvm")}
     stats = results.groupby(["modality", "aggregator", "model", "metric"])["value"].agg(
-        ["mean", "std"])
+        ["mean", "std"]
+    )
     assert len(table["rows"]) == stats.droplevel("model").index.nunique()
     for r, row in enumerate(table["rows"]):
         _, modality, aggregator, metric = row[:4]
         aggregator = next(a for a in ("mean", "abmil") if display_name(a) == aggregator)
-        metric = {"C-Index": "c_index", "C-IPCW": "c_ipcw", "C-AUC": "c_auc", "IBS": "ibs"}[
-            metric]
+        metric = {"C-Index": "c_index", "C-IPCW": "c_ipcw", "C-AUC": "c_auc", "IBS": "ibs"}[metric]
         for c, model in enumerate(models, start=4):
             mean, sd = stats.loc[(modality, aggregator, codes[model], metric)]
             assert row[c] == ("N/A" if np.isnan(mean) else f"{mean:.3f} ± {sd:.3f}")
-            rivals = stats.xs((modality, codes[model], metric),
-                              level=("modality", "model", "metric"))["mean"].dropna()
-            best = None if rivals.empty else (rivals.idxmin() if metric == "ibs"
-                                              else rivals.idxmax())
+            rivals = stats.xs(
+                (modality, codes[model], metric), level=("modality", "model", "metric")
+            )["mean"].dropna()
+            best = (
+                None if rivals.empty else (rivals.idxmin() if metric == "ibs" else rivals.idxmax())
+            )
             assert ((r, c) in table["bold"]) == (best == aggregator)
     assert "Bold" in table["caption"] and "3 outer cross-validation folds" in table["caption"]
 
@@ -147,13 +150,15 @@ def test_pooled_intervals_comparisons_and_risk_groups_are_the_csv_files(survival
     table = page.table("Table 2. Harrell's C-index of the pooled out-of-fold")
     assert "95% patient-level bootstrap-percentile (B=200)" in table["caption"]
     cells = {c for row in table["rows"] for c in row[1:]}
-    assert cells == {f"{r.c_index:.3f} ({r.ci_low:.3f}–{r.ci_high:.3f})"
-                     for r in pooled.itertuples()}
+    assert cells == {
+        f"{r.c_index:.3f} ({r.ci_low:.3f}–{r.ci_high:.3f})" for r in pooled.itertuples()
+    }
     cv = pd.read_csv(folder / "comparisons_cv.csv")
     rows = page.table("Table 3. Per-fold paired differences")["rows"]
     assert [row[6] for row in rows] == [format_p(p) for p in cv["p_value"]]
-    assert [row[5] for row in rows] == [f"{r.difference:+.3f} ({r.ci_low:+.3f} to "
-                                        f"{r.ci_high:+.3f})" for r in cv.itertuples()]
+    assert [row[5] for row in rows] == [
+        f"{r.difference:+.3f} ({r.ci_low:+.3f} to {r.ci_high:+.3f})" for r in cv.itertuples()
+    ]
     pairs = pd.read_csv(folder / "comparisons_pooled.csv")
     first = pairs[pairs["seed"] == pairs["seed"].iloc[0]]
     assert len(page.table("Table 4. Paired comparisons")["rows"]) == len(first)
@@ -161,9 +166,11 @@ def test_pooled_intervals_comparisons_and_risk_groups_are_the_csv_files(survival
     pooled_groups = groups[groups["fold"] == "pooled"]
     rows = page.table("Table 5. Test subjects split into low and high risk")["rows"]
     assert [(int(a), int(b)) for _, a, b, *_ in rows] == list(
-        zip(pooled_groups["n_low"], pooled_groups["n_high"]))
-    assert [row[3] for row in rows] == [f"{r.hazard_ratio:.2f} ({r.hr_low:.2f}–{r.hr_high:.2f})"
-                                        for r in pooled_groups.itertuples()]
+        zip(pooled_groups["n_low"], pooled_groups["n_high"])
+    )
+    assert [row[3] for row in rows] == [
+        f"{r.hazard_ratio:.2f} ({r.hr_low:.2f}–{r.hr_high:.2f})" for r in pooled_groups.itertuples()
+    ]
 
 
 def test_classification_page_has_auc_intervals_thresholds_and_calibration(classification_report):
@@ -172,12 +179,14 @@ def test_classification_page_has_auc_intervals_thresholds_and_calibration(classi
     table = page.table("Table 2. AUROC of the pooled out-of-fold")
     assert "DeLong" in table["caption"]
     assert {c for row in table["rows"] for c in row[1:]} == {
-        f"{r.auroc:.3f} ({r.ci_low:.3f}–{r.ci_high:.3f})" for r in auc.itertuples()}
+        f"{r.auroc:.3f} ({r.ci_low:.3f}–{r.ci_high:.3f})" for r in auc.itertuples()
+    }
     metrics = pd.read_csv(folder / "threshold_metrics.csv")
     rows = [t for t in page.tables if t["caption"].split(". ", 1)[-1].startswith("Binary")][0]
     assert [row[2] for row in rows["rows"]] == [
         f"{r.sensitivity:.3f} ({r.sensitivity_ci_low:.3f}–{r.sensitivity_ci_high:.3f})"
-        for r in metrics.itertuples()]
+        for r in metrics.itertuples()
+    ]
     assert any(t["caption"].split(". ", 1)[-1].startswith("Calibration") for t in page.tables)
     assert not any("Kaplan-Meier" in f["caption"] for f in page.figures)
 
@@ -192,7 +201,8 @@ def test_data_summary_and_provenance_identify_the_inputs(survival_report):
     assert data["events"].startswith(f"{event.sum()} (")
     reverse = KaplanMeierFitter().fit(time, 1 - event)  # censoring as the event
     assert data["median follow-up (reverse Kaplan-Meier)"] == (
-        f"{reverse.median_survival_time_:.4g} days")
+        f"{reverse.median_survival_time_:.4g} days"
+    )
     settings = dict(page.tables[-1]["rows"])
     assert hashlib.sha256(config.source.read_bytes()).hexdigest() in settings["config file"]
     assert hashlib.sha256(manifest.path.read_bytes()).hexdigest() in settings["manifest"]

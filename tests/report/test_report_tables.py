@@ -36,8 +36,14 @@ VALUES = {
 @pytest.fixture
 def results() -> pd.DataFrame:
     rows = [
-        {"extractor": "ViT+UNI", "aggregator": agg, "model": model, "fold": fold,
-         "metric": metric, "value": value}
+        {
+            "extractor": "ViT+UNI",
+            "aggregator": agg,
+            "model": model,
+            "fold": fold,
+            "metric": metric,
+            "value": value,
+        }
         for (agg, model, metric), values in VALUES.items()
         for fold, value in enumerate(values)
     ]
@@ -47,8 +53,10 @@ def results() -> pd.DataFrame:
 def test_cells_are_fold_mean_and_sample_std(results):
     table = table1(results)
     assert list(table.index) == [
-        ("ViT+UNI", "Mean", "c_index"), ("ViT+UNI", "Mean", "ibs"),
-        ("ViT+UNI", "SPARRA", "c_index"), ("ViT+UNI", "SPARRA", "ibs"),
+        ("ViT+UNI", "Mean", "c_index"),
+        ("ViT+UNI", "Mean", "ibs"),
+        ("ViT+UNI", "SPARRA", "c_index"),
+        ("ViT+UNI", "SPARRA", "ibs"),
     ]
     assert list(dict.fromkeys(table.columns.get_level_values(0))) == ["rsf", "coxph", "fsvm", "avg"]
     row = ("ViT+UNI", "Mean", "c_index")
@@ -104,7 +112,8 @@ def test_write_table_is_complete_and_atomic(results, tmp_path):
     assert list(back.columns[:3]) == ["extractor", "aggregator", "metric"]
     np.testing.assert_allclose(back["rsf_mean"], table[("rsf", "mean")].to_numpy())
     assert paths["md"].read_text(encoding="utf-8") == to_markdown(
-        table, caption=table1_caption(table))
+        table, caption=table1_caption(table)
+    )
     tex = paths["tex"].read_text(encoding="utf-8")
     assert tex.startswith(r"% Needs \usepackage{booktabs}")
     assert "% Caption: " in tex and r"\toprule" in tex

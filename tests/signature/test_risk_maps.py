@@ -34,9 +34,13 @@ def test_map_is_drawn_over_the_thumbnail_and_saved_aligned(tmp_path: Path) -> No
     rgb[100:400, 150:550] = (180, 90, 160)
     slide = write_pyramidal_tiff(tmp_path / "s.tiff", rgb, mpp=0.5, downsamples=(1, 4))
     coords, prob = _patches(rng)
-    table = risk_maps(tmp_path / "maps", {
-        "with": RiskMapSlide(prob, coords, 64.0, 0.5, slide),
-        "without": RiskMapSlide(prob, coords, 64.0, 0.5, None)})
+    table = risk_maps(
+        tmp_path / "maps",
+        {
+            "with": RiskMapSlide(prob, coords, 64.0, 0.5, slide),
+            "without": RiskMapSlide(prob, coords, 64.0, 0.5, None),
+        },
+    )
     assert isinstance(table, pd.DataFrame)
     notes = table.set_index("subject_id")["thumbnail"]
     assert notes["with"] == str(slide) and notes["without"].startswith("none")

@@ -35,8 +35,15 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, in
 
 
 def _run(manifest: Path, out: Path, allow: int) -> Path:
-    config = load_config(CONFIG, manifest=manifest, features_dir=manifest.parent, out=out,
-                         n_boot=10, risk_maps=1, allow_failures=allow)
+    config = load_config(
+        CONFIG,
+        manifest=manifest,
+        features_dir=manifest.parent,
+        out=out,
+        n_boot=10,
+        risk_maps=1,
+        allow_failures=allow,
+    )
     run_signature_study(config)
     return out
 
@@ -54,8 +61,10 @@ def test_bad_rows_are_named_and_the_rest_of_the_cohort_goes_on(broken, tmp_path:
     assert f"rfs_time: line {lines[rfs_subject]}:" in by_subject.loc[rfs_subject, "error"]
     assert "after os_time" in by_subject.loc[rfs_subject, "error"]
     assert by_subject.loc[chemo_subject, "stage"] == "treatment"
-    assert f"chemo: line {lines[chemo_subject]}: must be 0 or 1" in by_subject.loc[
-        chemo_subject, "error"]
+    assert (
+        f"chemo: line {lines[chemo_subject]}: must be 0 or 1"
+        in by_subject.loc[chemo_subject, "error"]
+    )
     assert by_subject.loc[features_subject, "stage"] == "features"
     out = tmp_path / "strict"
     written = pd.read_csv(out / "excluded_subjects.csv")

@@ -59,9 +59,14 @@ CONFIG = Path(__file__).parents[2] / "experiments" / "configs" / "signature_bene
 def study(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("signature")
     make_signature_cohort(root / "cohort", 0)
-    config = load_config(CONFIG, manifest=root / "cohort" / "manifest.csv",
-                         features_dir=root / "cohort", out=root / "out", n_boot=20,
-                         risk_maps=1)
+    config = load_config(
+        CONFIG,
+        manifest=root / "cohort" / "manifest.csv",
+        features_dir=root / "cohort",
+        out=root / "out",
+        n_boot=20,
+        risk_maps=1,
+    )
     return run_signature_study(config), root / "out"
 
 
@@ -83,8 +88,14 @@ def test_generator_plants_the_interaction_in_its_true_groups(study) -> None:
     truth = pd.read_csv(out.parent / "cohort" / "ground_truth.csv")
     truth["true_group"] = np.where(truth["high_true"] == 1, "high", "low")
     for endpoint in ("os", "rfs"):
-        res = interaction_test(truth, f"{endpoint}_time", f"{endpoint}_event", "chemo",
-                               "true_group", group_reference="low")
+        res = interaction_test(
+            truth,
+            f"{endpoint}_time",
+            f"{endpoint}_event",
+            "chemo",
+            "true_group",
+            group_reference="low",
+        )
         by = res.by_group.set_index("group")
         assert by.loc["high", "hazard_ratio"] < 1 and by.loc["high", "p_value"] < 0.05
         assert by.loc["low", "ci_low"] < 1 < by.loc["low", "ci_high"]
@@ -95,7 +106,10 @@ def test_both_endpoints_are_reported_with_their_figures(study) -> None:
     assert set(result.tables) == {"os", "rfs"}
     for endpoint in ("os", "rfs"):
         assert set(result.tables[endpoint]["concordance"]["cohort"]) == {
-            "train", "internal", "external"}
+            "train",
+            "internal",
+            "external",
+        }
         assert (out / endpoint / f"km_{endpoint}.png").is_file()
         assert (out / endpoint / "meta_analysis.csv").is_file()
     text = (out / "report.md").read_text()

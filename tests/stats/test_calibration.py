@@ -52,22 +52,34 @@ def close(actual, expected, rtol: float = RTOL) -> None:
 
 # ---- logistic recalibration against rms::val.prob and glm ------------------------------------
 
+
 def test_intercept_slope_match_rms_and_glm(ref, data):
     y, p, _ = data
     r = ref["recalibration"]
     fit = calibration_intercept_slope(y, p)
     close(fit.slope.estimate, r["val_prob"]["Slope"])
     close(fit.intercept.estimate, r["val_prob"]["Intercept"])
-    close([fit.slope.estimate, fit.slope.se, fit.slope.ci_low, fit.slope.ci_high,
-           fit.slope.p_value], [r["slope"], r["slope_se"], *r["slope_ci"], r["slope_p_vs_1"]])
-    close([fit.intercept.se, fit.intercept.ci_low, fit.intercept.ci_high, fit.intercept.p_value],
-          [r["joint_intercept_se"], *r["joint_intercept_ci"], r["joint_intercept_p"]])
+    close(
+        [fit.slope.estimate, fit.slope.se, fit.slope.ci_low, fit.slope.ci_high, fit.slope.p_value],
+        [r["slope"], r["slope_se"], *r["slope_ci"], r["slope_p_vs_1"]],
+    )
+    close(
+        [fit.intercept.se, fit.intercept.ci_low, fit.intercept.ci_high, fit.intercept.p_value],
+        [r["joint_intercept_se"], *r["joint_intercept_ci"], r["joint_intercept_p"]],
+    )
     large = fit.intercept_in_the_large
-    close([large.estimate, large.se, large.ci_low, large.ci_high, large.p_value],
-          [r["intercept_in_the_large"], r["intercept_in_the_large_se"],
-           *r["intercept_in_the_large_ci"], r["intercept_in_the_large_p"]])
-    close([fit.reliability_chi2, fit.reliability_p],
-          [r["val_prob"]["U:Chi-sq"], r["val_prob"]["U:p"]])
+    close(
+        [large.estimate, large.se, large.ci_low, large.ci_high, large.p_value],
+        [
+            r["intercept_in_the_large"],
+            r["intercept_in_the_large_se"],
+            *r["intercept_in_the_large_ci"],
+            r["intercept_in_the_large_p"],
+        ],
+    )
+    close(
+        [fit.reliability_chi2, fit.reliability_p], [r["val_prob"]["U:Chi-sq"], r["val_prob"]["U:p"]]
+    )
     # the two intercepts are different quantities and must not be confused
     assert abs(large.estimate - fit.intercept.estimate) > 0.01
     assert fit.n == ref["n"] and fit.slope.level == 0.95
@@ -101,8 +113,11 @@ def test_recalibration_is_invariant_to_subject_order(data):
     y, p, _ = data
     order = np.random.default_rng(3).permutation(y.shape[0])
     a, b = calibration_intercept_slope(y, p), calibration_intercept_slope(y[order], p[order])
-    close([a.slope.estimate, a.slope.se, a.intercept_in_the_large.estimate],
-          [b.slope.estimate, b.slope.se, b.intercept_in_the_large.estimate], rtol=1e-10)
+    close(
+        [a.slope.estimate, a.slope.se, a.intercept_in_the_large.estimate],
+        [b.slope.estimate, b.slope.se, b.intercept_in_the_large.estimate],
+        rtol=1e-10,
+    )
 
 
 def test_recalibration_rejects_bad_input():
@@ -134,9 +149,11 @@ def test_as_probability_names_argument_and_index():
 
 # ---- Hosmer-Lemeshow -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("key", "column", "g"), [("new_g10", "p_new", 10),
-                                                   ("old_g10", "p_old", 10),
-                                                   ("new_g8", "p_new", 8)])
+
+@pytest.mark.parametrize(
+    ("key", "column", "g"),
+    [("new_g10", "p_new", 10), ("old_g10", "p_old", 10), ("new_g8", "p_new", 8)],
+)
 def test_hosmer_lemeshow_matches_r(ref, key, column, g):
     y, p = np.asarray(ref["y"]), np.asarray(ref[column])
     expected = ref["hosmer_lemeshow"][key]
@@ -171,7 +188,8 @@ def test_hosmer_lemeshow_is_invariant_to_subject_order(data):
     y, p, _ = data
     order = np.random.default_rng(5).permutation(y.shape[0])
     assert hosmer_lemeshow(y, p).statistic == pytest.approx(
-        hosmer_lemeshow(y[order], p[order]).statistic, rel=1e-12)
+        hosmer_lemeshow(y[order], p[order]).statistic, rel=1e-12
+    )
 
 
 def test_hosmer_lemeshow_rejects_bad_input():
@@ -185,6 +203,7 @@ def test_hosmer_lemeshow_rejects_bad_input():
 
 
 # ---- calibration curve -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("strategy", ["quantile", "uniform"])
 def test_calibration_curve_matches_r_and_sklearn(ref, data, strategy):
@@ -213,8 +232,16 @@ def test_calibration_curve_edges_bins_and_frame():
     np.testing.assert_array_equal(curve.count, [1, 2, 1, 1])
     close(curve.observed, [0.0, 0.5, 1.0, 1.0])
     frame = curve.to_frame()
-    assert list(frame.columns) == ["bin_low", "bin_high", "count", "events", "mean_predicted",
-                                   "observed", "ci_low", "ci_high"]
+    assert list(frame.columns) == [
+        "bin_low",
+        "bin_high",
+        "count",
+        "events",
+        "mean_predicted",
+        "observed",
+        "ci_low",
+        "ci_high",
+    ]
     assert len(frame) == 4
     with pytest.raises(ValueError):
         curve.count[0] = 3  # the arrays of a result are read-only
@@ -231,6 +258,7 @@ def test_calibration_curve_rejects_bad_input():
 
 
 # ---- Brier score -----------------------------------------------------------------------------
+
 
 def test_brier_matches_rms(ref, data):
     y, p, _ = data

@@ -93,11 +93,11 @@ def test_kang_covariance_equals_brute_force_on_seven_subjects():
     result = compare_concordance(time, event, risk_a, risk_b)
     var_diff = cov_ref[0, 0] + cov_ref[1, 1] - 2 * cov_ref[0, 1]
     assert result.se == pytest.approx(np.sqrt(var_diff), rel=1e-10)
-    assert result.statistic == pytest.approx((c_ref[0] - c_ref[1]) / np.sqrt(var_diff),
-                                             rel=1e-10)
+    assert result.statistic == pytest.approx((c_ref[0] - c_ref[1]) / np.sqrt(var_diff), rel=1e-10)
     for r in (risk_a, risk_b):
         assert c[0 if r is risk_a else 1] == pytest.approx(
-            concordance_index_censored(event, time, r)[0], abs=1e-14)
+            concordance_index_censored(event, time, r)[0], abs=1e-14
+        )
 
 
 def test_kang_matches_the_compareC_worked_example():
@@ -169,10 +169,18 @@ def test_permuting_subjects_changes_nothing(method):
     time, event, risk_a, risk_b = _data(130, 3)
     patients = np.arange(130)
     order = np.random.default_rng(0).permutation(130)
-    a = compare_concordance(time, event, risk_a, risk_b, method=method, n_boot=200,
-                            patient_ids=patients)
-    b = compare_concordance(time[order], event[order], risk_a[order], risk_b[order],
-                            method=method, n_boot=200, patient_ids=patients[order])
+    a = compare_concordance(
+        time, event, risk_a, risk_b, method=method, n_boot=200, patient_ids=patients
+    )
+    b = compare_concordance(
+        time[order],
+        event[order],
+        risk_a[order],
+        risk_b[order],
+        method=method,
+        n_boot=200,
+        patient_ids=patients[order],
+    )
     assert a.as_dict() == pytest.approx(b.as_dict(), abs=1e-13, nan_ok=True)
 
 
@@ -217,8 +225,9 @@ def test_paired_bootstrap_equals_a_sksurv_loop_on_the_same_resamples():
 def test_paired_bootstrap_of_uno_c():
     time, event, risk_a, risk_b = _data(150, 7)
     tau = float(np.quantile(time, 0.8))
-    result = paired_bootstrap_difference(time, event, risk_a, risk_b, kind="uno", tau=tau,
-                                         n_boot=200)
+    result = paired_bootstrap_difference(
+        time, event, risk_a, risk_b, kind="uno", tau=tau, n_boot=200
+    )
     assert result.extra["kind"] == "uno" and result.extra["n_valid"] == 200
     assert result.ci_low <= result.difference <= result.ci_high
 
@@ -249,8 +258,9 @@ def test_corrected_ttest_equals_scipy_ttest_rescaled():
     plain = stats.ttest_1samp(d, 0.0)
     scale = np.sqrt((1 / 50) / (1 / 50 + 40 / 160))
     assert result.statistic == pytest.approx(plain.statistic * scale, rel=1e-12)
-    assert result.p_value == pytest.approx(2 * stats.t.sf(abs(plain.statistic * scale), 49),
-                                           rel=1e-12)
+    assert result.p_value == pytest.approx(
+        2 * stats.t.sf(abs(plain.statistic * scale), 49), rel=1e-12
+    )
     se = np.sqrt((1 / 50 + 40 / 160) * d.var(ddof=1))
     assert result.ci_low == pytest.approx(d.mean() - stats.t.ppf(0.95, 49) * se, rel=1e-12)
     assert result.estimate_a == pytest.approx(a.mean()) and result.estimate_b == b.mean()
@@ -275,8 +285,9 @@ def test_corrected_ttest_properties():
 
 
 def test_fold_differences_and_bad_input():
-    np.testing.assert_array_equal(paired_fold_differences([[1, 2], [3, 4]], [[0, 2], [1, 1]]),
-                                  [1, 0, 2, 3])
+    np.testing.assert_array_equal(
+        paired_fold_differences([[1, 2], [3, 4]], [[0, 2], [1, 1]]), [1, 0, 2, 3]
+    )
     with pytest.raises(ValueError, match="scores_b: shape"):
         paired_fold_differences(np.zeros((2, 5)), np.zeros((5, 2)))
     with pytest.raises(ValueError, match="scores_a: non-finite"):
@@ -296,8 +307,10 @@ def test_paired_bootstrap_of_model_averages_equals_the_mean_of_single_models():
     risks_a = -time[None] + rng.normal(scale=[[0.5], [1.0]], size=(2, n))
     risks_b = rng.normal(size=(2, n))
     block = paired_bootstrap_difference(time, event, risks_a, risks_b, n_boot=300, seed=2)
-    singles = [paired_bootstrap_difference(time, event, a, b, n_boot=300, seed=2)
-               for a, b in zip(risks_a, risks_b)]
+    singles = [
+        paired_bootstrap_difference(time, event, a, b, n_boot=300, seed=2)
+        for a, b in zip(risks_a, risks_b)
+    ]
     assert block.estimate_a == pytest.approx(np.mean([s.estimate_a for s in singles]), abs=1e-12)
     assert block.difference == pytest.approx(np.mean([s.difference for s in singles]), abs=1e-12)
     assert block.ci_low > 0 and block.p_value < 0.01

@@ -117,8 +117,9 @@ def test_risk_ties_within_tolerance_count_half():
     # Risks 1e-9 apart are tied (scikit-survival's tied_tol=1e-8); a pair of them scores 1/2.
     time, event, risk = [1.0, 2.0], [1, 1], [0.5, 0.5 + 1e-9]
     assert harrell_c(time, event, risk) == 0.5
-    assert concordance_index_censored(np.array([True, True]), np.array(time),
-                                      np.array(risk))[0] == 0.5
+    assert (
+        concordance_index_censored(np.array([True, True]), np.array(time), np.array(risk))[0] == 0.5
+    )
 
 
 @pytest.mark.parametrize("tau", [None, 400.0])
@@ -135,11 +136,20 @@ def test_uno_c_with_training_data_equals_sksurv(ref):
     risk = np.asarray(ref["lung"]["predictors"]["lp"]["risk"])
     train, test = np.arange(time.size) % 3 != 0, np.arange(time.size) % 3 == 0
     test &= time <= time[train].max()
-    expected = concordance_index_ipcw(Surv.from_arrays(event[train], time[train]),
-                                      Surv.from_arrays(event[test], time[test]), risk[test],
-                                      tau=500.0)[0]
-    value = uno_c(time[test], event[test], risk[test], tau=500.0, time_train=time[train],
-                  event_train=event[train])
+    expected = concordance_index_ipcw(
+        Surv.from_arrays(event[train], time[train]),
+        Surv.from_arrays(event[test], time[test]),
+        risk[test],
+        tau=500.0,
+    )[0]
+    value = uno_c(
+        time[test],
+        event[test],
+        risk[test],
+        tau=500.0,
+        time_train=time[train],
+        event_train=event[train],
+    )
     assert value == pytest.approx(expected, abs=1e-12)
 
 
@@ -150,7 +160,10 @@ def test_vectorised_bootstrap_equals_sksurv_loop_on_the_same_resamples():
     time, event, risk = _tied_data(120, 3)
     loop = bootstrap_statistic(
         lambda rows: concordance_index_censored(event[rows], time[rows], risk[rows])[0],
-        time.size, n_boot=40, seed=7)
+        time.size,
+        n_boot=40,
+        seed=7,
+    )
     ours = weighted_concordance(time, event, risk, bootstrap_weights(None, time.size, 40, 7))[0]
     np.testing.assert_allclose(ours, loop, rtol=0, atol=1e-14)
 
@@ -173,8 +186,9 @@ def test_uno_bootstrap_reestimates_censoring_like_sksurv_on_each_resample():
         return concordance_index_ipcw(y, y, risk[rows], tau=tau)[0]
 
     loop = bootstrap_statistic(uno_on, time.size, n_boot=30, seed=2)
-    ours = weighted_concordance(time, event, risk, bootstrap_weights(None, time.size, 30, 2),
-                                kind="uno", tau=tau)[0]
+    ours = weighted_concordance(
+        time, event, risk, bootstrap_weights(None, time.size, 30, 2), kind="uno", tau=tau
+    )[0]
     np.testing.assert_allclose(ours, loop, rtol=0, atol=1e-12)
 
 
@@ -182,9 +196,12 @@ def test_float32_products_are_exact():
     # Integer multiplicities take the float32 path; halving them (same C) forces float64.
     time, event, risk = _tied_data(300, 6)
     weights = bootstrap_weights(None, 300, 20, 0)
-    np.testing.assert_allclose(weighted_concordance(time, event, risk, weights),
-                               weighted_concordance(time, event, risk, weights / 2.0),
-                               rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        weighted_concordance(time, event, risk, weights),
+        weighted_concordance(time, event, risk, weights / 2.0),
+        rtol=0,
+        atol=1e-15,
+    )
 
 
 def test_bca_matches_resampling_bca_fed_by_a_sksurv_loop():
@@ -200,8 +217,10 @@ def test_bca_matches_resampling_bca_fed_by_a_sksurv_loop():
     assert (est.ci_low, est.ci_high) == pytest.approx((low, high), abs=1e-12)
     assert est.method == "bootstrap-bca" and est.extra["n_valid"] == 200
     np.testing.assert_allclose(
-        weighted_concordance(time, event, risk, jackknife_weights(None, time.size))[0], jack,
-        atol=1e-14)
+        weighted_concordance(time, event, risk, jackknife_weights(None, time.size))[0],
+        jack,
+        atol=1e-14,
+    )
 
 
 def test_percentile_interval_and_se_come_from_the_resamples():
@@ -232,8 +251,9 @@ def test_perfect_score_gives_one_with_a_finite_interval():
 
 def test_reversed_score_gives_one_minus_c():
     time, event, risk = _tied_data(100, 10)
-    assert harrell_c(time, event, -risk) == pytest.approx(1.0 - harrell_c(time, event, risk),
-                                                          abs=1e-14)
+    assert harrell_c(time, event, -risk) == pytest.approx(
+        1.0 - harrell_c(time, event, risk), abs=1e-14
+    )
 
 
 def test_permuting_subjects_changes_nothing():
@@ -242,8 +262,14 @@ def test_permuting_subjects_changes_nothing():
     order = np.random.default_rng(1).permutation(120)
     for method in ("noether", "bootstrap"):
         a = concordance_ci(time, event, risk, method=method, n_boot=100, patient_ids=patients)
-        b = concordance_ci(time[order], event[order], risk[order], method=method, n_boot=100,
-                           patient_ids=patients[order])
+        b = concordance_ci(
+            time[order],
+            event[order],
+            risk[order],
+            method=method,
+            n_boot=100,
+            patient_ids=patients[order],
+        )
         assert a.as_dict() == pytest.approx(b.as_dict(), abs=1e-14, nan_ok=True)
 
 
@@ -279,8 +305,12 @@ def test_time_dependent_auc_resample_equals_a_direct_call():
     result = time_dependent_auc(time, event, time, event, risk, horizons, n_boot=5, seed=3)
     y = Surv.from_arrays(event, time)
     rows = bootstrap_indices(None, 5, 3, 100)
-    boot = np.array([cumulative_dynamic_auc(y, Surv.from_arrays(event[r], time[r]), risk[r],
-                                            horizons)[0] for r in rows])
+    boot = np.array(
+        [
+            cumulative_dynamic_auc(y, Surv.from_arrays(event[r], time[r]), risk[r], horizons)[0]
+            for r in rows
+        ]
+    )
     for j, est in enumerate(result):
         assert (est.ci_low, est.ci_high) == pytest.approx(percentile_interval(boot[:, j]))
 
@@ -296,21 +326,30 @@ def test_time_dependent_auc_rejects_horizons_outside_follow_up():
 # --- bad input ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda t, e, r: harrell_c(t, e, r[:-1]), "risk: has 59 entries, expected 60"),
-    (lambda t, e, r: harrell_c(t, e, np.where(r > 0, np.nan, r)), "risk: .* non-finite"),
-    (lambda t, e, r: harrell_c(t, np.zeros_like(e), r), "event: no events"),
-    (lambda t, e, r: harrell_c(np.ones_like(t), np.ones_like(e), r), "no comparable pair"),
-    (lambda t, e, r: concordance_ci(t, e, r, kind="harrell", tau=10.0), "tau"),
-    (lambda t, e, r: concordance_ci(t, e, r, method="noether", kind="uno"), "noether"),
-    (lambda t, e, r: concordance_ci(t, e, r, method="jackknife"), "method"),
-    (lambda t, e, r: concordance_ci(t, e, r, level=95), "level"),
-    (lambda t, e, r: concordance_ci(t, e, r, method="noether",
-                                    patient_ids=np.arange(60) // 2), "patient_ids"),
-    (lambda t, e, r: uno_c(t, e, r, time_train=t[:10] / 100, event_train=e[:10]),
-     "largest training time"),
-    (lambda t, e, r: concordance_covariance(t[:3], e[:3], [r[:3]]), "at least 4"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda t, e, r: harrell_c(t, e, r[:-1]), "risk: has 59 entries, expected 60"),
+        (lambda t, e, r: harrell_c(t, e, np.where(r > 0, np.nan, r)), "risk: .* non-finite"),
+        (lambda t, e, r: harrell_c(t, np.zeros_like(e), r), "event: no events"),
+        (lambda t, e, r: harrell_c(np.ones_like(t), np.ones_like(e), r), "no comparable pair"),
+        (lambda t, e, r: concordance_ci(t, e, r, kind="harrell", tau=10.0), "tau"),
+        (lambda t, e, r: concordance_ci(t, e, r, method="noether", kind="uno"), "noether"),
+        (lambda t, e, r: concordance_ci(t, e, r, method="jackknife"), "method"),
+        (lambda t, e, r: concordance_ci(t, e, r, level=95), "level"),
+        (
+            lambda t, e, r: concordance_ci(
+                t, e, r, method="noether", patient_ids=np.arange(60) // 2
+            ),
+            "patient_ids",
+        ),
+        (
+            lambda t, e, r: uno_c(t, e, r, time_train=t[:10] / 100, event_train=e[:10]),
+            "largest training time",
+        ),
+        (lambda t, e, r: concordance_covariance(t[:3], e[:3], [r[:3]]), "at least 4"),
+    ],
+)
 def test_bad_input_raises_a_clear_value_error(call, match):
     time, event, risk = _tied_data(60, 14)
     event[0] = True

@@ -42,8 +42,9 @@ def _planted(seed: int, n: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarr
 @pytest.mark.parametrize("name", CASES)
 def test_logrank_scores_match_exactranktests(name):
     time, event, _, _ = _case(name)
-    np.testing.assert_allclose(logrank_scores(time, event), REFERENCE[name]["logrank_scores"],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        logrank_scores(time, event), REFERENCE[name]["logrank_scores"], rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -72,14 +73,16 @@ def test_lausen_p_values_match_maxstat(name, method, key):
 def test_conditional_monte_carlo_agrees_with_maxstat_within_its_error(name):
     time, event, x, minprop = _case(name)
     n_perm = 20_000
-    fit = optimal_cutpoint(time, event, x, min_fraction=minprop, pvalue="condmc",
-                           n_perm=n_perm, seed=11)
+    fit = optimal_cutpoint(
+        time, event, x, min_fraction=minprop, pvalue="condmc", n_perm=n_perm, seed=11
+    )
     reference, b_ref = REFERENCE[name]["p_condmc"], REFERENCE[name]["condmc_b"]
     se = np.sqrt(reference * (1.0 - reference) * (1.0 / n_perm + 1.0 / b_ref))
     assert abs(fit.p_value - reference) < 4.0 * se
     assert fit.extra == {"n_perm": n_perm, "seed": 11}
-    again = optimal_cutpoint(time, event, x, min_fraction=minprop, pvalue="condmc",
-                             n_perm=n_perm, seed=11)
+    again = optimal_cutpoint(
+        time, event, x, min_fraction=minprop, pvalue="condmc", n_perm=n_perm, seed=11
+    )
     assert again.p_value == fit.p_value
 
 
@@ -122,14 +125,14 @@ def test_monotone_transformation_moves_the_cutpoint_and_keeps_the_statistic():
         assert moved.p_value == fit.p_value
 
 
-@pytest.mark.parametrize(("name", "method"), [("lung_age", "lausen94"),
-                                              ("dlbcl_mge", "condmc")])
+@pytest.mark.parametrize(("name", "method"), [("lung_age", "lausen94"), ("dlbcl_mge", "condmc")])
 def test_permuting_subjects_changes_nothing(name, method):
     time, event, x, minprop = _case(name)
     order = np.random.default_rng(5).permutation(x.shape[0])
     fit = optimal_cutpoint(time, event, x, min_fraction=minprop, pvalue=method, n_perm=2000)
-    shuffled = optimal_cutpoint(time[order], event[order], x[order], min_fraction=minprop,
-                                pvalue=method, n_perm=2000)
+    shuffled = optimal_cutpoint(
+        time[order], event[order], x[order], min_fraction=minprop, pvalue=method, n_perm=2000
+    )
     assert shuffled.cutpoint == fit.cutpoint
     assert shuffled.fraction_above == fit.fraction_above
     np.testing.assert_allclose(shuffled.statistics, fit.statistics, rtol=1e-12)
@@ -142,8 +145,9 @@ def test_apply_cutpoint_reproduces_the_training_split_and_is_unchanged_on_new_da
     assert np.mean(apply_cutpoint(score[:1000], fit)) == fit.fraction_above
     validation = score[1000:]
     np.testing.assert_array_equal(apply_cutpoint(validation, fit), validation > fit.cutpoint)
-    np.testing.assert_array_equal(apply_cutpoint(validation, fit.cutpoint),
-                                  apply_cutpoint(validation, fit))
+    np.testing.assert_array_equal(
+        apply_cutpoint(validation, fit.cutpoint), apply_cutpoint(validation, fit)
+    )
 
 
 def test_min_fraction_follows_maxstats_sample_size_rule():
@@ -155,23 +159,29 @@ def test_min_fraction_follows_maxstats_sample_size_rule():
     assert isinstance(fit, Cutpoint) and fit.min_fraction == 0.2
 
 
-@pytest.mark.parametrize(("kwargs", "argument"), [
-    ({"event": np.zeros(40)}, "event"),
-    ({"min_fraction": 0.0}, "min_fraction"),
-    ({"min_fraction": 0.5}, "min_fraction"),
-    ({"min_fraction": -0.1}, "min_fraction"),
-    ({"min_fraction": np.nan}, "min_fraction"),
-    ({"score": np.r_[np.nan, np.arange(39.0)]}, "score"),
-    ({"score": np.arange(39.0)}, "score"),
-    ({"score": np.ones(40)}, "score"),
-    ({"time": np.r_[np.nan, np.ones(39)]}, "time"),
-    ({"pvalue": "exact"}, "pvalue"),
-    ({"pvalue": "condmc", "n_perm": 0}, "n_perm"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"event": np.zeros(40)}, "event"),
+        ({"min_fraction": 0.0}, "min_fraction"),
+        ({"min_fraction": 0.5}, "min_fraction"),
+        ({"min_fraction": -0.1}, "min_fraction"),
+        ({"min_fraction": np.nan}, "min_fraction"),
+        ({"score": np.r_[np.nan, np.arange(39.0)]}, "score"),
+        ({"score": np.arange(39.0)}, "score"),
+        ({"score": np.ones(40)}, "score"),
+        ({"time": np.r_[np.nan, np.ones(39)]}, "time"),
+        ({"pvalue": "exact"}, "pvalue"),
+        ({"pvalue": "condmc", "n_perm": 0}, "n_perm"),
+    ],
+)
 def test_bad_input_names_the_argument(kwargs, argument):
     rng = np.random.default_rng(1)
-    arguments = {"time": rng.exponential(size=40), "event": rng.uniform(size=40) < 0.6,
-                 "score": rng.normal(size=40)}
+    arguments = {
+        "time": rng.exponential(size=40),
+        "event": rng.uniform(size=40) < 0.6,
+        "score": rng.normal(size=40),
+    }
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=argument):
         optimal_cutpoint(**arguments)

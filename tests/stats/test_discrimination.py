@@ -91,8 +91,9 @@ def test_paired_delong_test_equals_proc_roc_test(pair):
 
 def test_unpaired_delong_test_equals_proc_roc_test():
     reference = REFERENCE["unpaired"]
-    ours = delong_test_unpaired(reference["label_a"], reference["score_a"],
-                                reference["label_b"], reference["score_b"])
+    ours = delong_test_unpaired(
+        reference["label_a"], reference["score_a"], reference["label_b"], reference["score_b"]
+    )
     assert ours.estimate_a == pytest.approx(reference["auc_a"], abs=TOL)
     assert ours.estimate_b == pytest.approx(reference["auc_b"], abs=TOL)
     assert ours.statistic == pytest.approx(reference["statistic"], abs=TOL)
@@ -111,15 +112,17 @@ def test_youden_threshold_gives_proc_best_coords():
     ours = binary_metrics(LABEL, score, threshold)
     for name in ("sensitivity", "specificity", "ppv", "npv", "accuracy"):
         assert getattr(ours, name).estimate == pytest.approx(reference[name], abs=TOL), name
-    assert (ours.tp, ours.fp, ours.tn, ours.fn) == tuple(reference[k] for k in ("tp", "fp", "tn",
-                                                                                 "fn"))
+    assert (ours.tp, ours.fp, ours.tn, ours.fn) == tuple(
+        reference[k] for k in ("tp", "fp", "tn", "fn")
+    )
 
 
 def test_wilson_intervals_equal_prop_test():
     reference = REFERENCE["fixed_threshold"]
     ours = binary_metrics(LABEL, SCORES["s100b"], reference["threshold"])
-    assert (ours.tp, ours.fp, ours.tn, ours.fn) == tuple(reference[k] for k in ("tp", "fp", "tn",
-                                                                                 "fn"))
+    assert (ours.tp, ours.fp, ours.tn, ours.fn) == tuple(
+        reference[k] for k in ("tp", "fp", "tn", "fn")
+    )
     for name in ("sensitivity", "specificity", "ppv", "npv", "accuracy"):
         metric, expected = getattr(ours, name), reference[name]
         assert metric.method == "wilson" and metric.n == expected["n"]
@@ -147,8 +150,15 @@ def test_fast_delong_equals_the_quadratic_textbook_computation():
 def test_vectorised_bootstrap_equals_a_loop_over_sklearn(patients):
     label, score, _ = tied_sample(80, seed=2)
     n_boot, seed = 300, 4
-    ours = auc_ci(label, score, method="bootstrap", n_boot=n_boot, seed=seed,
-                  patient_ids=patients, bootstrap_interval="bca")
+    ours = auc_ci(
+        label,
+        score,
+        method="bootstrap",
+        n_boot=n_boot,
+        seed=seed,
+        patient_ids=patients,
+        bootstrap_interval="bca",
+    )
 
     def auc(rows: np.ndarray) -> float:
         if label[rows].all() or not label[rows].any():
@@ -168,8 +178,7 @@ def test_bootstrap_agrees_with_delong_on_asah():
     for name in SCORES:
         delong = auc_ci(LABEL, SCORES[name])
         for kind in ("bca", "percentile"):
-            boot = auc_ci(LABEL, SCORES[name], method="bootstrap", seed=1,
-                          bootstrap_interval=kind)
+            boot = auc_ci(LABEL, SCORES[name], method="bootstrap", seed=1, bootstrap_interval=kind)
             assert boot.estimate == delong.estimate
             assert boot.ci_low < delong.estimate < boot.ci_high
             width_ratio = (boot.ci_high - boot.ci_low) / (delong.ci_high - delong.ci_low)
@@ -196,7 +205,8 @@ def test_binary_metrics_by_hand_and_f1_by_bootstrap():
     table = ours.as_dict()
     assert table["sensitivity_ci_low"] == ours.sensitivity.ci_low and table["tp"] == tp
     assert set(table) == {"threshold", "tp", "fp", "tn", "fn"} | {
-        f"{name}{suffix}" for name in BINARY_METRICS for suffix in ("", "_ci_low", "_ci_high")}
+        f"{name}{suffix}" for name in BINARY_METRICS for suffix in ("", "_ci_low", "_ci_high")
+    }
 
 
 def test_undefined_proportions_are_nan_with_a_reason():
@@ -254,8 +264,10 @@ def test_permuting_subjects_changes_nothing():
     for field in ("difference", "p_value", "ci_low", "ci_high"):
         assert getattr(paired, field) == pytest.approx(getattr(permuted, field), abs=1e-14)
     assert choose_threshold(label, a) == choose_threshold(label[order], a[order])
-    assert binary_metrics(label, a, 0.3).as_dict()["tp"] == binary_metrics(
-        label[order], a[order], 0.3).as_dict()["tp"]
+    assert (
+        binary_metrics(label, a, 0.3).as_dict()["tp"]
+        == binary_metrics(label[order], a[order], 0.3).as_dict()["tp"]
+    )
 
 
 def test_perfect_separation_gives_auc_one_with_a_finite_interval():
@@ -302,7 +314,8 @@ def test_threshold_rules_by_brute_force():
     low = choose_threshold(label, score, "specificity", target=0.9)
     assert low == min(t for t in candidates if specificity(t) >= 0.9)
     assert choose_threshold(label, score, "specificity", target=1.0) == (
-        np.inf if score[~label].max() == score.max() else score[score > score[~label].max()].min())
+        np.inf if score[~label].max() == score.max() else score[score > score[~label].max()].min()
+    )
 
 
 def test_youden_threshold_maximises_j_by_brute_force():
@@ -338,8 +351,9 @@ def test_classification_metrics_use_the_training_threshold():
     predicted = score_test >= threshold
     ours = evaluate_classification(score_train, label_train, score_test, label_test)
     assert ours["auroc"] == pytest.approx(roc_auc_score(label_test, score_test), abs=1e-12)
-    assert ours["auprc"] == pytest.approx(average_precision_score(label_test, score_test),
-                                          abs=1e-12)
+    assert ours["auprc"] == pytest.approx(
+        average_precision_score(label_test, score_test), abs=1e-12
+    )
     assert ours["accuracy"] == np.mean(predicted == label_test)
     tp = np.sum(predicted & label_test)
     tn = np.sum(~predicted & ~label_test)
@@ -352,8 +366,9 @@ def test_classification_metrics_use_the_training_threshold():
 def test_classification_bootstrap_equals_a_loop_over_sklearn():
     label, score, _ = tied_sample(60, seed=9)
     patients = np.arange(60) // 2
-    ours = evaluate_classification(score, label, score, label, patient_ids=patients,
-                                   n_boot=200, seed=1)
+    ours = evaluate_classification(
+        score, label, score, label, patient_ids=patients, n_boot=200, seed=1
+    )
     rows_of = bootstrap_indices(patients, 200, 1)
     auprc = [average_precision_score(label[rows], score[rows]) for rows in rows_of]
     low, high = np.percentile(auprc, [2.5, 97.5])
@@ -365,8 +380,9 @@ def test_classification_bootstrap_equals_a_loop_over_sklearn():
 def test_classification_metrics_of_a_single_class_fold_are_nan_where_undefined():
     label_train, score_train = np.array([0, 1, 0, 1]), np.array([0.1, 0.8, 0.3, 0.6])
     with pytest.warns(UserWarning, match="undefined on 20 of 20 resamples"):
-        ours = evaluate_classification(score_train, label_train, [0.2, 0.7, 0.9], [1, 1, 1],
-                                       n_boot=20)
+        ours = evaluate_classification(
+            score_train, label_train, [0.2, 0.7, 0.9], [1, 1, 1], n_boot=20
+        )
     assert math.isnan(ours["auroc"]) and math.isnan(ours["auprc"])
     assert math.isnan(ours["specificity"]) and math.isnan(ours["auprc_ci_low"])
     assert ours["accuracy"] == ours["sensitivity"] == pytest.approx(2 / 3)
@@ -380,21 +396,24 @@ def test_classification_rejects_non_binary_labels():
 # ------------------------------------------------------------------------------ bad input
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3]), "score: .*lengths differ"),
-    (lambda: auc_ci([1, 1, 1], [0.1, 0.2, 0.3]), "label: a single class"),
-    (lambda: auc_ci([0, 1, 0, 1], [0.1, np.nan, 0.3, 0.4]), "score: .*NaN"),
-    (lambda: auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], method="wald"), "method"),
-    (lambda: auc_ci([0, 1, 0], [0.1, 0.2, 0.3]), "label: DeLong's variance needs"),
-    (lambda: auc_ci([0, 1, 0, 1], [1, 2, 3, 4], patient_ids=[1, 1, 2, 3]), "patient_ids"),
-    (lambda: delong_test([0, 1, 0, 1], [1, 2, 3, 4], [1, 2, 3]), "score_b: .*lengths differ"),
-    (lambda: delong_test_unpaired([0, 1, 0, 1], [1, 2, 3, 4], [1, 1], [1, 2]), "label_b"),
-    (lambda: delong_matrix([0, 1, 0, 1], {"m": [1, 2, np.nan, 4]}), "scores\\['m'\\]"),
-    (lambda: binary_metrics([0, 1], [0.1, 0.2], np.nan), "threshold"),
-    (lambda: choose_threshold([0, 1, 1], [1, 2, 3], "sensitivity"), "target"),
-    (lambda: choose_threshold([0, 1, 1], [1, 2, 3], "youden", target=0.5), "target"),
-    (lambda: choose_threshold([0, 1, 1], [1, 2, 3], "best"), "rule"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3]), "score: .*lengths differ"),
+        (lambda: auc_ci([1, 1, 1], [0.1, 0.2, 0.3]), "label: a single class"),
+        (lambda: auc_ci([0, 1, 0, 1], [0.1, np.nan, 0.3, 0.4]), "score: .*NaN"),
+        (lambda: auc_ci([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], method="wald"), "method"),
+        (lambda: auc_ci([0, 1, 0], [0.1, 0.2, 0.3]), "label: DeLong's variance needs"),
+        (lambda: auc_ci([0, 1, 0, 1], [1, 2, 3, 4], patient_ids=[1, 1, 2, 3]), "patient_ids"),
+        (lambda: delong_test([0, 1, 0, 1], [1, 2, 3, 4], [1, 2, 3]), "score_b: .*lengths differ"),
+        (lambda: delong_test_unpaired([0, 1, 0, 1], [1, 2, 3, 4], [1, 1], [1, 2]), "label_b"),
+        (lambda: delong_matrix([0, 1, 0, 1], {"m": [1, 2, np.nan, 4]}), "scores\\['m'\\]"),
+        (lambda: binary_metrics([0, 1], [0.1, 0.2], np.nan), "threshold"),
+        (lambda: choose_threshold([0, 1, 1], [1, 2, 3], "sensitivity"), "target"),
+        (lambda: choose_threshold([0, 1, 1], [1, 2, 3], "youden", target=0.5), "target"),
+        (lambda: choose_threshold([0, 1, 1], [1, 2, 3], "best"), "rule"),
+    ],
+)
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()

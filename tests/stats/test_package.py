@@ -8,7 +8,6 @@ import pytest
 
 import radiograph.stats as stats
 
-
 MODULE_OF = {name: module for module, names in stats.EXPORTS.items() for name in names}
 
 

@@ -17,9 +17,19 @@ REFERENCE = json.loads((Path(__file__).parent / "reference" / "pooling_reference
 CASES = ("bcg", "four_centres", "four_centres_90", "homogeneous")
 METHODS = ("DL", "REML", "FE")
 # our field -> metafor's
-FIELDS = {"estimate": "estimate", "se": "se", "ci_low": "ci_lb", "ci_high": "ci_ub", "z": "zval",
-          "p_value": "pval", "tau2": "tau2", "i2": "I2", "h2": "H2", "q": "QE",
-          "q_p_value": "QEp"}
+FIELDS = {
+    "estimate": "estimate",
+    "se": "se",
+    "ci_low": "ci_lb",
+    "ci_high": "ci_ub",
+    "z": "zval",
+    "p_value": "pval",
+    "tau2": "tau2",
+    "i2": "I2",
+    "h2": "H2",
+    "q": "QE",
+    "q_p_value": "QEp",
+}
 
 
 def _bcg() -> tuple[np.ndarray, np.ndarray]:
@@ -33,8 +43,13 @@ def test_matches_metafor_rma(case, method):
     data, expected = REFERENCE[case], REFERENCE[case][method]
     fit = meta_analysis(data["yi"], data["sei"], method=method, level=data["level"])
     for ours, theirs in FIELDS.items():
-        np.testing.assert_allclose(getattr(fit, ours), expected[theirs], rtol=1e-6, atol=0,
-                                   err_msg=f"{case} {method} {ours}")
+        np.testing.assert_allclose(
+            getattr(fit, ours),
+            expected[theirs],
+            rtol=1e-6,
+            atol=0,
+            err_msg=f"{case} {method} {ours}",
+        )
     np.testing.assert_allclose(fit.weights, expected["weights"], rtol=1e-6, atol=0)
     assert fit.tau == pytest.approx(np.sqrt(expected["tau2"]), rel=1e-6)
     assert fit.q_df == len(data["yi"]) - 1
@@ -125,12 +140,14 @@ def test_forest_frame_rows_weights_and_exponentiation():
     assert list(frame["label"]) == [*labels, "Pooled (REML)"]
     assert frame["weight"].iloc[:-1].sum() == pytest.approx(100.0, rel=1e-12)
     np.testing.assert_allclose(frame["estimate"].iloc[:-1], np.exp(y), rtol=1e-14)
-    np.testing.assert_allclose(frame["ci_low"].iloc[:-1], np.exp(y - 1.959963984540054 * se),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        frame["ci_low"].iloc[:-1], np.exp(y - 1.959963984540054 * se), rtol=1e-12
+    )
     pooled = frame.iloc[-1]
     expected = np.exp([fit.estimate, fit.ci_low, fit.ci_high])
-    np.testing.assert_allclose(pooled[["estimate", "ci_low", "ci_high"]].astype(float), expected,
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+        pooled[["estimate", "ci_low", "ci_high"]].astype(float), expected, rtol=1e-14
+    )
     log_frame = meta_analysis(y, se, method="REML").forest_frame()
     np.testing.assert_allclose(log_frame["estimate"], np.log(frame["estimate"]), rtol=1e-12)
 
@@ -141,24 +158,31 @@ def test_as_estimate_carries_the_pooled_numbers():
     estimate = fit.as_estimate()
     assert isinstance(estimate, Estimate)
     assert (estimate.estimate, estimate.se, estimate.p_value, estimate.n) == (
-        fit.estimate, fit.se, fit.p_value, 13)
+        fit.estimate,
+        fit.se,
+        fit.p_value,
+        13,
+    )
     ratio = meta_analysis(y, se, method="DL", exponentiate=True).as_estimate()
     assert ratio.estimate == pytest.approx(np.exp(fit.estimate), rel=1e-14)
     assert ratio.extra["se_log"] == fit.se
 
 
-@pytest.mark.parametrize(("kwargs", "argument"), [
-    ({"estimates": [0.1, 0.2, 0.3], "standard_errors": [0.1, 0.2]}, "standard_errors"),
-    ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.0]}, "standard_errors"),
-    ({"estimates": [0.1, 0.2], "standard_errors": [0.1, -0.2]}, "standard_errors"),
-    ({"estimates": [0.1, 0.2], "standard_errors": [0.1, np.nan]}, "standard_errors"),
-    ({"estimates": [0.1, np.nan], "standard_errors": [0.1, 0.2]}, "estimates"),
-    ({"estimates": [0.1], "standard_errors": [0.1]}, "estimates"),
-    ({"estimates": [0.1], "standard_errors": [0.1], "method": "REML"}, "estimates"),
-    ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.2], "method": "PM"}, "method"),
-    ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.2], "labels": ["a"]}, "labels"),
-    ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.2], "level": 95}, "level"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"estimates": [0.1, 0.2, 0.3], "standard_errors": [0.1, 0.2]}, "standard_errors"),
+        ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.0]}, "standard_errors"),
+        ({"estimates": [0.1, 0.2], "standard_errors": [0.1, -0.2]}, "standard_errors"),
+        ({"estimates": [0.1, 0.2], "standard_errors": [0.1, np.nan]}, "standard_errors"),
+        ({"estimates": [0.1, np.nan], "standard_errors": [0.1, 0.2]}, "estimates"),
+        ({"estimates": [0.1], "standard_errors": [0.1]}, "estimates"),
+        ({"estimates": [0.1], "standard_errors": [0.1], "method": "REML"}, "estimates"),
+        ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.2], "method": "PM"}, "method"),
+        ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.2], "labels": ["a"]}, "labels"),
+        ({"estimates": [0.1, 0.2], "standard_errors": [0.1, 0.2], "level": 95}, "level"),
+    ],
+)
 def test_bad_input_names_the_argument(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         meta_analysis(**kwargs)

@@ -65,23 +65,26 @@ def skewed():
 @pytest.mark.parametrize("method", ["BCa", "percentile"])
 def test_intervals_agree_with_scipy(skewed, method):
     n_boot = 20_000
-    values = bootstrap_statistic(lambda rows: float(np.mean(skewed[rows])), skewed.size,
-                                 n_boot=n_boot, seed=0)
+    values = bootstrap_statistic(
+        lambda rows: float(np.mean(skewed[rows])), skewed.size, n_boot=n_boot, seed=0
+    )
     if method == "BCa":
         jack = jackknife_statistic(lambda rows: float(np.mean(skewed[rows])), skewed.size)
         low, high = bca_interval(values, float(skewed.mean()), jack, 0.95)
     else:
         low, high = percentile_interval(values, 0.95)
-    reference = stats.bootstrap((skewed,), np.mean, n_resamples=n_boot, method=method,
-                                confidence_level=0.95, random_state=1).confidence_interval
+    reference = stats.bootstrap(
+        (skewed,), np.mean, n_resamples=n_boot, method=method, confidence_level=0.95, random_state=1
+    ).confidence_interval
     width = reference.high - reference.low
     assert low == pytest.approx(reference.low, abs=0.03 * width)
     assert high == pytest.approx(reference.high, abs=0.03 * width)
 
 
 def test_bca_moves_the_interval_toward_the_skew(skewed):
-    values = bootstrap_statistic(lambda rows: float(np.mean(skewed[rows])), skewed.size,
-                                 n_boot=4000, seed=2)
+    values = bootstrap_statistic(
+        lambda rows: float(np.mean(skewed[rows])), skewed.size, n_boot=4000, seed=2
+    )
     jack = jackknife_statistic(lambda rows: float(np.mean(skewed[rows])), skewed.size)
     bca = bca_interval(values, float(skewed.mean()), jack)
     percentile = percentile_interval(values)

@@ -43,6 +43,7 @@ def close(actual, expected, rtol: float = RTOL) -> None:
 
 # ---- decision curve ----------------------------------------------------------------------------
 
+
 def test_decision_curve_matches_r_hand_computation(ref, data):
     y, _, p = data
     expected = ref["decision_curve"]
@@ -71,8 +72,14 @@ def test_decision_curve_hand_example_and_treat_all_identity():
     close(curve.interventions_avoided[1], (0.125 - (0.5 - 0.5)) / 1.0 * 50, rtol=1e-15)
     frame = curve.to_frame()
     assert len(frame) == 3 and frame["threshold"].tolist() == [0.3, 0.5, 0.04]
-    assert {"net_benefit", "treat_all", "treat_none", "interventions_avoided",
-            "net_benefit_low", "interventions_avoided_high"} <= set(frame.columns)
+    assert {
+        "net_benefit",
+        "treat_all",
+        "treat_none",
+        "interventions_avoided",
+        "net_benefit_low",
+        "interventions_avoided_high",
+    } <= set(frame.columns)
 
 
 def _naive_net_benefit(y, p, pt, indices):
@@ -129,14 +136,17 @@ def test_decision_curve_rejects_bad_input():
 
 # ---- IDI and NRI against R -------------------------------------------------------------------
 
+
 def test_idi_matches_hmisc_improveprob(ref, data):
     y, old, new = data
     r = ref["improve_prob"]
     result = idi(y, old, new)
     close([result.estimate, result.se], [r["idi"], r["se_idi"]])
     close(result.p_value, 2 * norm.sf(abs(r["z_idi"])))
-    close([result.extra["idi_events"], result.extra["idi_nonevents"]],
-          [r["improved_sens"], r["improved_spec"]])
+    close(
+        [result.extra["idi_events"], result.extra["idi_nonevents"]],
+        [r["improved_sens"], r["improved_spec"]],
+    )
     slope_new = new[y == 1].mean() - new[y == 0].mean()
     slope_old = old[y == 1].mean() - old[y == 0].mean()
     close(result.extra["relative_idi"], slope_new / slope_old - 1, rtol=1e-12)
@@ -146,8 +156,10 @@ def test_category_free_nri_matches_hmisc_and_r(ref, data):
     y, old, new = data
     r = ref["improve_prob"]
     result = nri(y, old, new)
-    close([result.estimate, result.extra["nri_events"], result.extra["nri_nonevents"]],
-          [r["nri"], r["nri_ev"], r["nri_ne"]])
+    close(
+        [result.estimate, result.extra["nri_events"], result.extra["nri_nonevents"]],
+        [r["nri"], r["nri_ev"], r["nri_ne"]],
+    )
     close(result.se, ref["reclassification"]["continuous_pencina_se"])
     # Hmisc's multinomial variance = Pencina's minus NRI_class^2 / n_class in each class
     n_e, n_ne = result.extra["n_events"], result.extra["n_nonevents"]
@@ -158,9 +170,16 @@ def test_categorical_nri_matches_r_hand_computation(ref, data):
     y, old, new = data
     r = ref["reclassification"]["categorical"]
     result = nri(y, old, new, cutoffs=r["cutoffs"])
-    close([result.estimate, result.se, result.p_value, result.extra["nri_events"],
-           result.extra["nri_nonevents"]],
-          [r["nri"], r["se"], r["p_value"], r["nri_events"], r["nri_nonevents"]])
+    close(
+        [
+            result.estimate,
+            result.se,
+            result.p_value,
+            result.extra["nri_events"],
+            result.extra["nri_nonevents"],
+        ],
+        [r["nri"], r["se"], r["p_value"], r["nri_events"], r["nri_nonevents"]],
+    )
     assert result.extra["cutoffs"] == r["cutoffs"] and result.method == "pencina-2008-categorical"
 
 
@@ -179,10 +198,16 @@ def test_idi_hand_computation():
     estimate = 0.1 + 0.4 / 6
     se = np.sqrt(var_e / 4 + var_ne / 6)
     result = idi(Y, OLD, NEW, level=0.9)
-    close([result.estimate, result.se, result.p_value], [estimate, se, 2 * norm.sf(estimate / se)],
-          rtol=1e-12)
-    close([result.ci_low, result.ci_high],
-          [estimate - norm.ppf(0.95) * se, estimate + norm.ppf(0.95) * se], rtol=1e-12)
+    close(
+        [result.estimate, result.se, result.p_value],
+        [estimate, se, 2 * norm.sf(estimate / se)],
+        rtol=1e-12,
+    )
+    close(
+        [result.ci_low, result.ci_high],
+        [estimate - norm.ppf(0.95) * se, estimate + norm.ppf(0.95) * se],
+        rtol=1e-12,
+    )
     close([result.extra["idi_events"], result.extra["idi_nonevents"]], [0.1, 0.4 / 6], rtol=1e-12)
     # discrimination slopes: old 1.6/4 - 1.7/6, new 2.0/4 - 1.3/6
     close(result.extra["relative_idi"], (0.5 - 1.3 / 6) / (0.4 - 1.7 / 6) - 1, rtol=1e-12)
@@ -193,8 +218,11 @@ def test_category_free_nri_hand_computation():
     estimate = (3 - 1) / 4 + (3 - 1) / 6
     se = np.sqrt((3 + 1) / 4 / 4 + (1 + 3) / 6 / 6)
     result = nri(Y, OLD, NEW)
-    close([result.estimate, result.se, result.p_value],
-          [estimate, se, 2 * norm.sf(estimate / se)], rtol=1e-12)
+    close(
+        [result.estimate, result.se, result.p_value],
+        [estimate, se, 2 * norm.sf(estimate / se)],
+        rtol=1e-12,
+    )
     assert result.extra["cutoffs"] is None and result.method == "pencina-2011-category-free"
 
 
@@ -205,9 +233,16 @@ def test_categorical_nri_hand_computation():
     se = np.sqrt((2 + 1) / 4 / 4 + (0 + 1) / 6 / 6)
     result = nri(Y, OLD, NEW, cutoffs=[0.25, 0.45])
     close([result.estimate, result.se], [estimate, se], rtol=1e-12)
-    close([result.extra["up_events"], result.extra["down_events"],
-           result.extra["up_nonevents"], result.extra["down_nonevents"]],
-          [0.5, 0.25, 0.0, 1 / 6], rtol=1e-12)
+    close(
+        [
+            result.extra["up_events"],
+            result.extra["down_events"],
+            result.extra["up_nonevents"],
+            result.extra["down_nonevents"],
+        ],
+        [0.5, 0.25, 0.0, 1 / 6],
+        rtol=1e-12,
+    )
 
 
 def test_categorical_nri_risk_on_a_cutoff_joins_the_higher_category():
@@ -217,6 +252,7 @@ def test_categorical_nri_risk_on_a_cutoff_joins_the_higher_category():
 
 
 # ---- IDI and NRI: properties -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("measure", [idi, nri, lambda y, a, b: nri(y, a, b, cutoffs=[0.4, 0.6])])
 def test_swapping_old_and_new_flips_the_sign(data, measure):

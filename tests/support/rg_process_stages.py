@@ -52,8 +52,13 @@ def _pool(folder: str, n: str) -> None:
 
     out = Path(folder)
     tasks = [Task(f"S{i}", (out / f"S{i}.txt",), str(out)) for i in range(int(n))]
-    run_cohort(tasks, stages.mark_and_sleep, record_path=out / "run.json",
-               backend=ProcessPoolBackend(2), progress=False)
+    run_cohort(
+        tasks,
+        stages.mark_and_sleep,
+        record_path=out / "run.json",
+        backend=ProcessPoolBackend(2),
+        progress=False,
+    )
 
 
 def _gated_cli(gate: str, *argv: str) -> int:
@@ -93,6 +98,10 @@ def _hold_lock(folder: str) -> None:
 
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    drivers = {"pool": _pool, "gated-cli": _gated_cli, "hold-temp": _hold_temp,
-               "hold-lock": _hold_lock}
+    drivers = {
+        "pool": _pool,
+        "gated-cli": _gated_cli,
+        "hold-temp": _hold_temp,
+        "hold-lock": _hold_lock,
+    }
     sys.exit(drivers[command](*rest) or 0)

@@ -14,7 +14,7 @@ def write_square(task: Task) -> None:
     if task.payload == "fail":
         raise ValueError(f"subject {task.key}: broken input")
     with atomic_open(task.outputs[0], "w") as fh:
-        fh.write(f"{task.payload ** 2} pid={os.getpid()}\n")
+        fh.write(f"{task.payload**2} pid={os.getpid()}\n")
 
 
 def write_slowly(task: Task) -> None:

@@ -47,9 +47,7 @@ def test_rsf_reproduces_user_guide_c_index_on_gbsg2():
     grade = OrdinalEncoder(categories=[["I", "II", "III"]]).fit_transform(grade)
     Xt = OneHotEncoder().fit_transform(X.drop("tgrade", axis=1))
     Xt.loc[:, "tgrade"] = grade
-    X_train, X_test, y_train, y_test = train_test_split(
-        Xt, y, test_size=0.25, random_state=20
-    )
+    X_train, X_test, y_train, y_test = train_test_split(Xt, y, test_size=0.25, random_state=20)
     settings = {
         "screening": False,
         "seed": 20,
@@ -66,9 +64,9 @@ def test_rsf_reproduces_user_guide_c_index_on_gbsg2():
 
 def test_coxnet_predicts_at_the_cv_chosen_alpha():
     X, y, _ = planted_cohort()
-    model = make_baseline(
-        "coxnet", screening=False, seed=0, model_params={"n_alphas": 20}
-    ).fit(X, y)
+    model = make_baseline("coxnet", screening=False, seed=0, model_params={"n_alphas": 20}).fit(
+        X, y
+    )
     path = model.path_alphas_
     best = model.chosen_alpha_
     scores = model.cv_results_["mean_test_score"]
@@ -81,8 +79,9 @@ def test_coxnet_predicts_at_the_cv_chosen_alpha():
     Xs = StandardScaler().fit_transform(X)
     reference = CoxnetSurvivalAnalysis(l1_ratio=0.5, n_alphas=20).fit(Xs, y)
     np.testing.assert_allclose(reference.alphas_, path)
-    np.testing.assert_allclose(model.predict(X), reference.predict(Xs, alpha=best),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        model.predict(X), reference.predict(Xs, alpha=best), rtol=1e-6, atol=1e-9
+    )
     assert np.abs(model.predict(X) - reference.predict(Xs, alpha=path[-1])).max() > 1e-2
 
 

@@ -131,6 +131,7 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_seeded(fold):
 def test_resamples_are_those_of_the_former_survival_bootstrap(patients):
     """evaluate_survival's intervals are unchanged by the move to radiograph.stats.resampling:
     the former implementation (sorted patients, one rng.integers draw) gives the same rows."""
+
     def former(patient_ids, n_boot, seed):
         ids, inverse = np.unique(patient_ids, return_inverse=True)
         rows_of = [np.flatnonzero(inverse == k) for k in range(ids.shape[0])]

@@ -132,8 +132,12 @@ def test_selector_in_pipeline_screens_training_rows_only(breast_cancer):
     ],
 )
 def test_bad_input_is_named(kwargs, message):
-    args = {"X": np.array([[1.0], [2.0]]), "time": np.array([1.0, 2.0]),
-            "event": np.array([1, 0]), "ties": "efron"}
+    args = {
+        "X": np.array([[1.0], [2.0]]),
+        "time": np.array([1.0, 2.0]),
+        "event": np.array([1, 0]),
+        "ties": "efron",
+    }
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         univariate_cox(args["X"], args["time"], args["event"], ties=args["ties"])

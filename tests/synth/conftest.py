@@ -13,8 +13,13 @@ from radiograph.synth import make_cohort
 @pytest.fixture(scope="session")
 def small_settings() -> dict[str, Any]:
     """Keyword arguments of ``make_cohort`` for small, fast cohorts (small slides and CTs)."""
-    return dict(slide_size=(1536, 1024), ct_size=(64, 64, 32), ct_spacing=(1.0, 1.0, 2.0),
-                workers=1, progress=False)
+    return dict(
+        slide_size=(1536, 1024),
+        ct_size=(64, 64, 32),
+        ct_spacing=(1.0, 1.0, 2.0),
+        workers=1,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="session")

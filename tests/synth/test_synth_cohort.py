@@ -18,8 +18,7 @@ from scipy.stats import spearmanr
 
 from radiograph.io.atomic import partial_files, read_json
 from radiograph.manifest import load_manifest
-from radiograph.synth import SynthParams, make_cohort, plan_cohort, true_log_hazard
-from radiograph.synth import commands
+from radiograph.synth import SynthParams, commands, make_cohort, plan_cohort, true_log_hazard
 from radiograph.synth.cohort import oracle_c_index
 
 
@@ -70,14 +69,16 @@ def test_times_follow_the_known_hazard():
     nuisance regions; the censored fraction is the requested 35%."""
     params = SynthParams()
     table = plan_cohort(4000, 11, params).drop_duplicates("patient_id")
-    data = pd.DataFrame({
-        "z_path": (table["path_fraction"] - 0.02) / (0.04 / math.sqrt(12)),
-        "z_rad": (table["rad_fraction"] - 0.075) / (0.15 / math.sqrt(12)),
-        "age": (table["age"] - 62) / 11,
-        "stage": table["stage"],
-        "time": table["time"],
-        "event": table["event"],
-    })
+    data = pd.DataFrame(
+        {
+            "z_path": (table["path_fraction"] - 0.02) / (0.04 / math.sqrt(12)),
+            "z_rad": (table["rad_fraction"] - 0.075) / (0.15 / math.sqrt(12)),
+            "age": (table["age"] - 62) / 11,
+            "stage": table["stage"],
+            "time": table["time"],
+            "event": table["event"],
+        }
+    )
     fit = CoxPHFitter().fit(data, "time", "event")
     coef, se = fit.params_, fit.standard_errors_
     for name in ("z_path", "z_rad"):
@@ -107,8 +108,7 @@ def test_risk_recomputed_from_the_written_files(small_cohort):
     true log hazard (the images carry the signal that sets the risk)."""
     truth = pd.read_csv(small_cohort / "ground_truth.csv", keep_default_na=False)
     summary = read_json(small_cohort / "ground_truth.json")
-    assert summary["cohort"]["oracle_c_index"] == pytest.approx(
-        oracle_c_index(plan_cohort(6, 0)))
+    assert summary["cohort"]["oracle_c_index"] == pytest.approx(oracle_c_index(plan_cohort(6, 0)))
     checked = 0
     for _, gt in truth.iterrows():
         if not (gt["has_slide"] and gt["has_ct"]):
@@ -161,9 +161,23 @@ def test_rerun_resumes_and_other_settings_are_refused(tmp_path, small_settings):
 def test_synth_command(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     commands.register(parser.add_subparsers())
-    args = parser.parse_args(["synth", str(tmp_path / "out"), "--subjects", "2", "--seed", "1",
-                              "--slide-mpp", "0.25", "--slide-size", "1024", "768",
-                              "--workers", "1"])
+    args = parser.parse_args(
+        [
+            "synth",
+            str(tmp_path / "out"),
+            "--subjects",
+            "2",
+            "--seed",
+            "1",
+            "--slide-mpp",
+            "0.25",
+            "--slide-size",
+            "1024",
+            "768",
+            "--workers",
+            "1",
+        ]
+    )
     assert args.func(args) == 0
     assert "oracle C-index" in capsys.readouterr().out
     manifest = load_manifest(tmp_path / "out" / "manifest.csv")

@@ -105,8 +105,10 @@ def test_planted_regions_differ_in_colour_in_the_written_files(small_cohort):
     assert len(planted_rgb) >= 20 and len(other_rgb) >= 200
     # darker (lower mean intensity) and bluer (blue over red higher) than the rest
     assert planted_rgb.mean() < other_rgb.mean() - 30
-    darkness_auc = roc_auc_score(np.r_[np.ones(len(planted_rgb)), np.zeros(len(other_rgb))],
-                                 -np.r_[planted_rgb.mean(1), other_rgb.mean(1)])
+    darkness_auc = roc_auc_score(
+        np.r_[np.ones(len(planted_rgb)), np.zeros(len(other_rgb))],
+        -np.r_[planted_rgb.mean(1), other_rgb.mean(1)],
+    )
     assert darkness_auc > 0.97
     blue_red = lambda x: x[:, 2] / x[:, 0]  # noqa: E731
     assert np.median(blue_red(planted_rgb)) > np.median(blue_red(other_rgb)) + 0.1

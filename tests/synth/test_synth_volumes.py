@@ -76,8 +76,9 @@ def test_planted_subregions_enhance_in_the_written_files(small_cohort):
     assert len(planted_hu) > 500
     assert 95 < planted_hu.mean() < 145
     assert 15 < tumour_hu.mean() < 65
-    auc = roc_auc_score(np.r_[np.ones(len(planted_hu)), np.zeros(len(tumour_hu))],
-                        np.r_[planted_hu, tumour_hu])
+    auc = roc_auc_score(
+        np.r_[np.ones(len(planted_hu)), np.zeros(len(tumour_hu))], np.r_[planted_hu, tumour_hu]
+    )
     assert auc > 0.97
 
 

@@ -77,8 +77,7 @@ def test_written_cohort_reads_back(tmp_path):
     manifest = load_manifest(manifest_path)
     assert [s.subject_id for s in manifest.subjects] == cohort.subject_ids
     np.testing.assert_allclose([s.time for s in manifest.subjects], cohort.time)
-    np.testing.assert_allclose([s.covariates["true_risk"] for s in manifest.subjects],
-                               cohort.risk)
+    np.testing.assert_allclose([s.covariates["true_risk"] for s in manifest.subjects], cohort.risk)
     loaded = load_graph_cohort(graphs_dir, manifest, ["pathology", "radiology"])
     for sid, graph in zip(cohort.subject_ids, cohort.graphs["radiology"]):
         assert ("radiology" in loaded.records[sid].graphs) == (graph is not None)
@@ -102,8 +101,9 @@ def test_planted_recovery_against_hand_counts():
 @pytest.fixture(scope="module")
 def focal():
     return make_planted_cohort(
-        PlantedParams.focal(n_subjects=80, n_nodes=400, dim=24, n_nodes_radiology=125,
-                            missing_radiology=0.25),
+        PlantedParams.focal(
+            n_subjects=80, n_nodes=400, dim=24, n_nodes_radiology=125, missing_radiology=0.25
+        ),
         seed=4,
     )
 
@@ -170,12 +170,15 @@ def test_mean_pooling_sees_the_appearance_mixed_with_the_distractors(focal):
     assert np.corrcoef(along, focal.appearance["pathology"])[0, 1] < 0.85
 
 
-@pytest.mark.parametrize("overrides, pattern", [
-    ({"signal": "size"}, "signal"),
-    ({"distractor_fraction": 0.02}, "distractor_fraction"),
-    ({"appearance": 0.0}, "appearance"),
-    ({"dim": 2}, "dim"),
-])
+@pytest.mark.parametrize(
+    "overrides, pattern",
+    [
+        ({"signal": "size"}, "signal"),
+        ({"distractor_fraction": 0.02}, "distractor_fraction"),
+        ({"appearance": 0.0}, "appearance"),
+        ({"dim": 2}, "dim"),
+    ],
+)
 def test_focal_settings_are_checked(overrides, pattern):
     with pytest.raises(ValueError, match=pattern):
         PlantedParams.focal(**overrides)

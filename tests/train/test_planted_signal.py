@@ -93,8 +93,12 @@ def selection(one_thread):
     """Per training seed: the region's and the distractor's recovery on the training subjects."""
     cohort = make_planted_cohort(PlantedParams.focal(n_subjects=64, n_nodes=250, dim=64), seed=0)
     graphs = cohort.graphs["pathology"]
-    records = [SubjectRecord(s, s, float(cohort.time[i]), int(cohort.event[i]), None,
-                             {"pathology": graphs[i]}) for i, s in enumerate(cohort.subject_ids)]
+    records = [
+        SubjectRecord(
+            s, s, float(cohort.time[i]), int(cohort.event[i]), None, {"pathology": graphs[i]}
+        )
+        for i, s in enumerate(cohort.subject_ids)
+    ]
     config = TrainConfig(graphs_dir=".", manifest=".", out_dir=".", lr=LR)
     runs = []
     for seed in SELECTION_SEEDS:
@@ -102,17 +106,35 @@ def selection(one_thread):
             torch.manual_seed(seed)
             model = build_aggregator("sparra", {"pathology": 64}, dropout=config.dropout)
             model.set_node_scaling(node_scaling(records, ["pathology"]))
-            fit(model, records, config, device=torch.device("cpu"),
-                generator=torch.Generator().manual_seed(seed), progress=False)
-        importance = [p["pathology"] for p in
-                      predict(model, records, config.batch_size, torch.device("cpu")).importance]
+            fit(
+                model,
+                records,
+                config,
+                device=torch.device("cpu"),
+                generator=torch.Generator().manual_seed(seed),
+                progress=False,
+            )
+        importance = [
+            p["pathology"]
+            for p in predict(model, records, config.batch_size, torch.device("cpu")).importance
+        ]
         region = planted_recovery(importance, [g.planted.numpy() for g in graphs])
         distractor = planted_recovery(importance, [g.distractor.numpy() for g in graphs])
-        runs.append({"seed": seed, "mass": region["mass"], "precision": region["precision"],
-                     "node_share": region["node_share"], "distractor_mass": distractor["mass"]})
+        runs.append(
+            {
+                "seed": seed,
+                "mass": region["mass"],
+                "precision": region["precision"],
+                "node_share": region["node_share"],
+                "distractor_mass": distractor["mass"],
+            }
+        )
     for run in runs:
-        print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                        for k, v in run.items()))
+        print(
+            ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in run.items()
+            )
+        )
     return runs
 
 
@@ -142,16 +164,24 @@ def cv(one_thread, tmp_path_factory):
     graphs_dir, manifest = cohort.write(root)
     index = {s: i for i, s in enumerate(cohort.subject_ids)}
     graphs = cohort.graphs["pathology"]
-    untrained = {"mean": np.stack([g.x.double().mean(0).numpy() for g in graphs]),
-                 "region": np.stack([g.x[g.planted].double().mean(0).numpy() for g in graphs])}
+    untrained = {
+        "mean": np.stack([g.x.double().mean(0).numpy() for g in graphs]),
+        "region": np.stack([g.x[g.planted].double().mean(0).numpy() for g in graphs]),
+    }
     y = Surv.from_arrays(cohort.event.astype(bool), cohort.time)
     runs = []
     for seed in CV_SEEDS:
         run = {"seed": seed}
         for aggregator in ("sparra", "abmil"):
-            config = TrainConfig(graphs_dir=graphs_dir, manifest=manifest,
-                                 out_dir=root / f"{aggregator}_{seed}", aggregator=aggregator,
-                                 lr=LR, run_folds=(0,), seed=seed)
+            config = TrainConfig(
+                graphs_dir=graphs_dir,
+                manifest=manifest,
+                out_dir=root / f"{aggregator}_{seed}",
+                aggregator=aggregator,
+                lr=LR,
+                run_folds=(0,),
+                seed=seed,
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 result = run_cross_validation(config, progress=False)[0]
@@ -166,19 +196,25 @@ def cv(one_thread, tmp_path_factory):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     model = make_baseline("coxph", seed=seed).fit(x[~test], y[rows][~test])
-                run[name] = harrell_c(cohort.time[rows][test], cohort.event[rows][test],
-                                      model.predict(x[test]))
+                run[name] = harrell_c(
+                    cohort.time[rows][test], cohort.event[rows][test], model.predict(x[test])
+                )
             test_ids = stored["subject_ids"][test]
-            importance = [np.load(result.fold_dir / "importance" / f"{s}.npz")
-                          ["pathology_importance"] for s in test_ids]
+            importance = [
+                np.load(result.fold_dir / "importance" / f"{s}.npz")["pathology_importance"]
+                for s in test_ids
+            ]
             for mask in ("planted", "distractor"):
                 truth = [getattr(graphs[index[s]], mask).numpy() for s in test_ids]
                 recovery = planted_recovery(importance, truth)
                 run[f"{aggregator}_{mask}_mass"] = recovery["mass"]
                 run["node_share"] = recovery["node_share"]
         runs.append(run)
-        print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                        for k, v in run.items()))
+        print(
+            ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in run.items()
+            )
+        )
     return runs
 
 

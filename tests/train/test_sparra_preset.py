@@ -17,8 +17,14 @@ from radiograph.train.trainer import Targets, fit, task_loss
 
 
 def _config(tiny, **overrides) -> TrainConfig:
-    settings = dict(graphs_dir=tiny.graphs_dir, manifest=tiny.manifest, out_dir=tiny.root / "out",
-                    aggregator="sparra", epochs=1, batch_size=8)
+    settings = dict(
+        graphs_dir=tiny.graphs_dir,
+        manifest=tiny.manifest,
+        out_dir=tiny.root / "out",
+        aggregator="sparra",
+        epochs=1,
+        batch_size=8,
+    )
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -38,8 +44,14 @@ def test_model_options_of_each_preset():
 
 
 def test_reference_preset_builds_a_model_that_keeps_seventy_percent_of_radiology():
-    model = build_aggregator("sparra", {"radiology": 4, "pathology": 4}, preset="reference",
-                             n_e=8, n_h=4, attention_dim=4)
+    model = build_aggregator(
+        "sparra",
+        {"radiology": 4, "pathology": 4},
+        preset="reference",
+        n_e=8,
+        n_h=4,
+        attention_dim=4,
+    )
     assert model.pools["radiology"].pool1.ratio == 0.7
     assert model.pools["pathology"].pool1.ratio == 0.2
 
@@ -76,8 +88,9 @@ def _reference_cox(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> flo
 
 def _breslow(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
     """Breslow's negative partial log-likelihood, summed over events (float64 loop)."""
-    return float(-sum(risk[i] - np.log(np.exp(risk[time >= time[i]]).sum())
-                      for i in np.flatnonzero(event)))
+    return float(
+        -sum(risk[i] - np.log(np.exp(risk[time >= time[i]]).sum()) for i in np.flatnonzero(event))
+    )
 
 
 def test_batch_mean_cox_loss_matches_the_reference_formula():
@@ -110,10 +123,17 @@ def test_reference_preset_drops_the_last_incomplete_batch(tiny, preset, batches)
         cohort = load_graph_cohort(tiny.graphs_dir, tiny.manifest, ["pathology"])
     records = list(cohort.records.values())
     assert len(records) == 29  # 3 full batches of 8 and one of 5
-    config = _config(tiny, aggregator_options={"preset": preset, "n_e": 8, "n_h": 4,
-                                               "attention_dim": 4})
+    config = _config(
+        tiny, aggregator_options={"preset": preset, "n_e": 8, "n_h": 4, "attention_dim": 4}
+    )
     torch.manual_seed(0)
     model = build_aggregator("sparra", cohort.in_dims, **config.aggregator_options)
-    log = fit(model, records, config, device=torch.device("cpu"),
-              generator=torch.Generator().manual_seed(0), progress=False)
+    log = fit(
+        model,
+        records,
+        config,
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     assert log[0]["batches"] == batches

@@ -27,18 +27,22 @@ def _main(argv: list[str]) -> int:
 def config_path(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     path = folder / "train.yaml"
-    path.write_text(yaml.safe_dump({
-        "graphs_dir": str(tiny.graphs_dir),
-        "manifest": str(tiny.manifest),
-        "out_dir": "out",
-        "modalities": ["radiology", "pathology"],
-        "aggregator": "sparra",
-        "aggregator_options": {"n_e": 16, "n_h": 8, "attention_dim": 8},
-        "epochs": 1,
-        "batch_size": 8,
-        "folds": 3,
-        "run_folds": [1],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "graphs_dir": str(tiny.graphs_dir),
+                "manifest": str(tiny.manifest),
+                "out_dir": "out",
+                "modalities": ["radiology", "pathology"],
+                "aggregator": "sparra",
+                "aggregator_options": {"n_e": 16, "n_h": 8, "attention_dim": 8},
+                "epochs": 1,
+                "batch_size": 8,
+                "folds": 3,
+                "run_folds": [1],
+            }
+        )
+    )
     return path
 
 
@@ -77,16 +81,28 @@ def test_bad_config_is_reported(tmp_path, capsys):
 
 
 def test_pick_extremes_orders_test_subjects_by_risk():
-    table = pd.DataFrame({
-        "subject_id": list("abcdef"),
-        "split": ["test", "train", "test", "test", "test", "train"],
-        "risk": [0.3, 9.0, -1.0, 2.0, 0.0, -9.0],
-    })
+    table = pd.DataFrame(
+        {
+            "subject_id": list("abcdef"),
+            "split": ["test", "train", "test", "test", "test", "train"],
+            "risk": [0.3, 9.0, -1.0, 2.0, 0.0, -9.0],
+        }
+    )
     picks = pick_extremes(table, n=2)
     assert [(p.rank, p.subject_id) for p in picks] == [
-        ("top1", "d"), ("top2", "a"), ("bottom1", "c"), ("bottom2", "e")]
-    logits = pd.DataFrame({"subject_id": ["x", "y"], "split": ["test", "test"],
-                           "logit_0": [2.0, 0.0], "logit_1": [0.0, 1.0]})
+        ("top1", "d"),
+        ("top2", "a"),
+        ("bottom1", "c"),
+        ("bottom2", "e"),
+    ]
+    logits = pd.DataFrame(
+        {
+            "subject_id": ["x", "y"],
+            "split": ["test", "test"],
+            "logit_0": [2.0, 0.0],
+            "logit_1": [0.0, 1.0],
+        }
+    )
     assert [p.subject_id for p in pick_extremes(logits)] == ["y", "x"]
     assert np.isclose(pick_extremes(logits)[0].risk, 1.0)
 

@@ -29,10 +29,19 @@ MODALITIES = ("radiology", "pathology")
 
 
 def _config(tiny, out, **overrides) -> TrainConfig:
-    settings = dict(graphs_dir=tiny.graphs_dir, manifest=tiny.manifest, out_dir=out,
-                    modalities=MODALITIES, aggregator="sparra", epochs=2, batch_size=8, folds=3,
-                    run_folds=(0,), seed=7, aggregator_options={"n_e": 16, "n_h": 8,
-                                                                "attention_dim": 8})
+    settings = dict(
+        graphs_dir=tiny.graphs_dir,
+        manifest=tiny.manifest,
+        out_dir=out,
+        modalities=MODALITIES,
+        aggregator="sparra",
+        epochs=2,
+        batch_size=8,
+        folds=3,
+        run_folds=(0,),
+        seed=7,
+        aggregator_options={"n_e": 16, "n_h": 8, "attention_dim": 8},
+    )
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -91,8 +100,17 @@ def test_fold_outputs(trained, tiny):
 
     log = pd.read_csv(fold_dir / "train_log.csv")
     assert log.epoch.tolist() == [1, 2]
-    for column in ("lr", "loss", "task_loss", "aux_loss", "kl", "mse", "batches",
-                   "batches_no_event", "seconds"):
+    for column in (
+        "lr",
+        "loss",
+        "task_loss",
+        "aux_loss",
+        "kl",
+        "mse",
+        "batches",
+        "batches_no_event",
+        "seconds",
+    ):
         assert column in log
     np.testing.assert_allclose(log.loss, log.task_loss + log.aux_loss, rtol=1e-6)
     assert log.lr.iloc[0] == pytest.approx(config.lr)
@@ -125,13 +143,16 @@ def test_importance_files(trained, tiny):
             assert imp.sum() == pytest.approx(1.0)  # weight_norm "modality": 1 per graph
             assert (imp >= 0).all() and np.count_nonzero(imp) == _kept(graph.num_nodes)
             np.testing.assert_array_equal(arrays[f"{modality}_pos"], graph.pos.numpy())
-            np.testing.assert_array_equal(arrays[f"{modality}_patch_importance"],
-                                          imp[graph.node_of_patch.numpy()])
+            np.testing.assert_array_equal(
+                arrays[f"{modality}_patch_importance"], imp[graph.node_of_patch.numpy()]
+            )
     two = np.load(fold_dir / "importance" / f"{tiny.two_patches_per_node}.npz")
-    np.testing.assert_array_equal(two["pathology_patch_importance"],
-                                  np.repeat(two["pathology_importance"], 2))
-    np.testing.assert_array_equal(two["pathology_patch_coords"],
-                                  np.repeat(two["pathology_pos"], 2, axis=0))
+    np.testing.assert_array_equal(
+        two["pathology_patch_importance"], np.repeat(two["pathology_importance"], 2)
+    )
+    np.testing.assert_array_equal(
+        two["pathology_patch_coords"], np.repeat(two["pathology_pos"], 2, axis=0)
+    )
 
 
 def test_same_seed_same_result_on_cpu(trained, tiny, tmp_path):
@@ -140,7 +161,8 @@ def test_same_seed_same_result_on_cpu(trained, tiny, tmp_path):
     _run(other)
     for name in ("predictions.csv",):
         assert (config.model_dir / "fold_0" / name).read_bytes() == (
-            other.model_dir / "fold_0" / name).read_bytes()
+            other.model_dir / "fold_0" / name
+        ).read_bytes()
     a = np.load(config.model_dir / "fold_0" / "embeddings.npz")["x"]
     b = np.load(other.model_dir / "fold_0" / "embeddings.npz")["x"]
     np.testing.assert_array_equal(a, b)
@@ -180,10 +202,12 @@ def test_node_scaling_comes_from_the_training_nodes_only(trained, tiny):
     train = cohort.select(read_json(config.splits_path)["folds"][0]["train"])
     model = load_fold_model(config.model_dir / "fold_0" / "checkpoint.pt")
     for modality in MODALITIES:
-        x = np.concatenate([r.graphs[modality].x.double().numpy() for r in train
-                            if modality in r.graphs])
-        np.testing.assert_allclose(getattr(model, f"node_mean_{modality}"), x.mean(0),
-                                   rtol=1e-5, atol=1e-6)
+        x = np.concatenate(
+            [r.graphs[modality].x.double().numpy() for r in train if modality in r.graphs]
+        )
+        np.testing.assert_allclose(
+            getattr(model, f"node_mean_{modality}"), x.mean(0), rtol=1e-5, atol=1e-6
+        )
         np.testing.assert_allclose(getattr(model, f"node_std_{modality}"), x.std(0), rtol=1e-5)
     everyone = node_scaling(list(cohort.records.values()), MODALITIES)
     assert not torch.allclose(everyone["pathology"][0], model.node_mean_pathology)
@@ -195,14 +219,32 @@ def test_model_scaling_equals_standardised_input(tiny):
         warnings.simplefilter("ignore")
         cohort = load_graph_cohort(tiny.graphs_dir, tiny.manifest, ["pathology"])
     records = list(cohort.records.values())[:10]
-    shifted = [SubjectRecord(r.subject_id, r.patient_id, r.time, r.event, None,
-                             {"pathology": r.graphs["pathology"].clone()}) for r in records]
+    shifted = [
+        SubjectRecord(
+            r.subject_id,
+            r.patient_id,
+            r.time,
+            r.event,
+            None,
+            {"pathology": r.graphs["pathology"].clone()},
+        )
+        for r in records
+    ]
     for r in shifted:
         r.graphs["pathology"].x = r.graphs["pathology"].x * 1000.0 + 50.0
     scaling = node_scaling(shifted, ["pathology"])
     mean, std = scaling["pathology"]
-    z = [SubjectRecord(r.subject_id, r.patient_id, r.time, r.event, None,
-                       {"pathology": r.graphs["pathology"].clone()}) for r in shifted]
+    z = [
+        SubjectRecord(
+            r.subject_id,
+            r.patient_id,
+            r.time,
+            r.event,
+            None,
+            {"pathology": r.graphs["pathology"].clone()},
+        )
+        for r in shifted
+    ]
     for r in z:
         r.graphs["pathology"].x = (r.graphs["pathology"].x - mean) / std
     torch.manual_seed(0)
@@ -222,13 +264,22 @@ def test_model_scaling_equals_standardised_input(tiny):
 def test_all_censored_batches_are_counted_and_give_zero_loss(tiny):
     """Cox loss of a batch without an event is 0; the log counts such batches."""
     cohort = load_graph_cohort(tiny.graphs_dir, tiny.manifest, ["pathology"])
-    censored = [SubjectRecord(r.subject_id, r.patient_id, r.time, 0, None, r.graphs)
-                for r in cohort.records.values()]
-    config = TrainConfig(graphs_dir=".", manifest=".", out_dir=".", aggregator="mean", epochs=2,
-                         batch_size=8)
+    censored = [
+        SubjectRecord(r.subject_id, r.patient_id, r.time, 0, None, r.graphs)
+        for r in cohort.records.values()
+    ]
+    config = TrainConfig(
+        graphs_dir=".", manifest=".", out_dir=".", aggregator="mean", epochs=2, batch_size=8
+    )
     model = build_aggregator("mean", cohort.in_dims)
-    log = fit(model, censored, config, device=torch.device("cpu"),
-              generator=torch.Generator().manual_seed(0), progress=False)
+    log = fit(
+        model,
+        censored,
+        config,
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     batches = math.ceil(len(censored) / 8)
     assert [row["batches_no_event"] for row in log] == [batches, batches]
     assert all(row["task_loss"] == 0.0 for row in log)
@@ -240,11 +291,18 @@ def test_classification(tiny, tmp_path):
     table["label"] = np.where(table.true_risk.astype(float) > 2.4, "high", "low")
     manifest = tmp_path / "manifest.csv"
     table.to_csv(manifest, index=False)
-    config = _config(tiny, tmp_path / "out", manifest=manifest, task="classification",
-                     aggregator="abmil", aggregator_options={"n_h": 8, "attention_dim": 8})
+    config = _config(
+        tiny,
+        tmp_path / "out",
+        manifest=manifest,
+        task="classification",
+        aggregator="abmil",
+        aggregator_options={"n_h": 8, "attention_dim": 8},
+    )
     (result,) = _run(config)
-    predictions = pd.read_csv(config.model_dir / "fold_0" / "predictions.csv",
-                              dtype={"subject_id": str})
+    predictions = pd.read_csv(
+        config.model_dir / "fold_0" / "predictions.csv", dtype={"subject_id": str}
+    )
     assert {"label", "logit_0", "logit_1"} <= set(predictions.columns)
     labels = dict(zip(table.subject_id, table.label))
     classes = ("high", "low")
@@ -257,8 +315,9 @@ def test_classification(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("scores, chosen", [((3.0, 1.0, 2.0), 1), ((1.0, 3.0, 2.0), 0)])
-def test_restarts_are_chosen_on_held_out_training_subjects(tiny, tmp_path, monkeypatch, scores,
-                                                            chosen):
+def test_restarts_are_chosen_on_held_out_training_subjects(
+    tiny, tmp_path, monkeypatch, scores, chosen
+):
     """Each restart is scored on a fifth of the training patients, never on a test subject; the
     lowest score wins, and the kept model is that initialisation retrained on the whole
     training fold (restart 0 retrained is exactly the single run)."""
@@ -275,12 +334,14 @@ def test_restarts_are_chosen_on_held_out_training_subjects(tiny, tmp_path, monke
     (result,) = _run(config)
     fold_dir = config.model_dir / "fold_0"
     split = read_json(config.splits_path)["folds"][0]
-    patients = dict(zip(*pd.read_csv(tiny.manifest, dtype=str)[["subject_id", "patient_id"]]
-                        .to_numpy().T))
+    patients = dict(
+        zip(*pd.read_csv(tiny.manifest, dtype=str)[["subject_id", "patient_id"]].to_numpy().T)
+    )
     assert len(scored_ids) == 3 and all(ids == scored_ids[0] for ids in scored_ids)
     held_out = set(scored_ids[0])
-    train_ids = set(split["train"]) & set(pd.read_csv(fold_dir / "predictions.csv", dtype=str)
-                                          .query("split == 'train'")["subject_id"])
+    train_ids = set(split["train"]) & set(
+        pd.read_csv(fold_dir / "predictions.csv", dtype=str).query("split == 'train'")["subject_id"]
+    )
     assert held_out < train_ids and not held_out & set(split["test"])
     assert 0.1 <= len(held_out) / len(train_ids) <= 0.3
     fitted = train_ids - held_out
@@ -299,6 +360,6 @@ def test_restarts_are_chosen_on_held_out_training_subjects(tiny, tmp_path, monke
         single_log = pd.read_csv(single.model_dir / "fold_0" / "train_log.csv")
         final = log[log.run == "final"].drop(columns=["run", "restart", "seconds"])
         pd.testing.assert_frame_equal(
-            final.reset_index(drop=True),
-            single_log.drop(columns=["run", "restart", "seconds"]))
+            final.reset_index(drop=True), single_log.drop(columns=["run", "restart", "seconds"])
+        )
         assert result.metrics == alone.metrics

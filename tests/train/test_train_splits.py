@@ -60,9 +60,11 @@ def test_folds_are_stratified_by_event():
 def test_seed_decides_the_splits():
     subjects, patients, events = _cohort()
     assert make_splits(subjects, patients, events, 5, seed=1) == make_splits(
-        subjects, patients, events, 5, seed=1)
+        subjects, patients, events, 5, seed=1
+    )
     assert make_splits(subjects, patients, events, 5, seed=1) != make_splits(
-        subjects, patients, events, 5, seed=2)
+        subjects, patients, events, 5, seed=2
+    )
 
 
 def test_written_once_and_reused(tmp_path):
