@@ -20,6 +20,10 @@
 It needs torch (and timm, scikit-learn) for the encoder, model and device checks, so it takes
 seconds where :func:`radiograph.study_config.load_study_config` takes milliseconds; building an
 encoder to load its weights costs its memory for a moment (UNI, ViT-L: about 1.2 GB).
+
+The other study kinds' preflights (``signature``, ``habitat-fusion``, ``longitudinal``: a
+``preflight`` function beside each kind's study) share :func:`kind_preflight` (timing and the
+output check), :func:`list_problems` and :func:`check_outcomes` from here.
 """
 
 from __future__ import annotations
@@ -106,6 +110,66 @@ def preflight(config: StudyConfig) -> PreflightReport:
     return PreflightReport(tuple(found.problems), tuple(found.notes), time.perf_counter() - start)
 
 
+def kind_preflight(out_dir: Path, checks: Callable[[_Findings], None]) -> PreflightReport:
+    """The report of a study kind's preflight: :func:`check_output` on ``out_dir``, then
+    ``checks(found)`` (which lists problems and notes in ``found``), timed."""
+    start = time.perf_counter()
+    found = _Findings()
+    check_output(out_dir, found)
+    checks(found)
+    return PreflightReport(tuple(found.problems), tuple(found.notes), time.perf_counter() - start)
+
+
+def list_problems(
+    problems: Sequence[str], found: _Findings, *, prefix: str = "", more: str = ""
+) -> None:
+    """Add ``problems`` (each after ``prefix``) to ``found``, the first :data:`MAX_LISTED`
+    of them and then one line counting the rest (``more``: where to see them all)."""
+    for problem in problems[:MAX_LISTED]:
+        found.problems.append(f"{prefix}{problem}")
+    if len(problems) > MAX_LISTED:
+        where = f" ({more})" if more else ""
+        found.problems.append(f"{prefix}... and {len(problems) - MAX_LISTED} more{where}")
+
+
+def error_lines(err: Exception) -> list[str]:
+    """The problems of a reader's one-message error: a header line ``<file>:`` or
+    ``<file>: N problem(s) ...:`` followed by one indented problem per line becomes one
+    ``<file>: <problem>`` per line; a one-line message stays one problem."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    if len(lines) < 2:
+        return lines
+    head = lines[0].rstrip(":")
+    source = head.split(": ")[0] if ": " in head else head
+    return [f"{source}: {line.strip()}" for line in lines[1:]]
+
+
+def check_outcomes(
+    found: _Findings, what: str, events: Sequence[int], *, folds: int | None = None
+) -> None:
+    """Notes (never problems: the kind's run decides) about the outcome ``events`` (0/1 per
+    subject) of cohort ``what``: every subject of one class (all censored, for survival),
+    or fewer subjects of the smaller class than ``folds`` (some folds then hold none)."""
+    n = len(events)
+    positives = int(sum(int(e) for e in events))
+    if n == 0:
+        found.notes.append(f"{what}: no subject")
+        return
+    if positives in (0, n):
+        found.notes.append(
+            f"warning: {what}: all {n} subjects have outcome {int(positives == n)} "
+            "(one class only, or all censored): no model or statistic can be estimated"
+        )
+        return
+    smaller = min(positives, n - positives)
+    if folds is not None and smaller < folds:
+        found.notes.append(
+            f"warning: {what}: {smaller} subject(s) in the smaller outcome class, "
+            f"fewer than the {folds} folds"
+        )
+    found.notes.append(f"{what}: {n} subjects, {positives} with outcome 1")
+
+
 def check_output(out_dir: Path, found: _Findings) -> None:
     """``out_dir`` (or the closest existing folder above it, where it would be created) is a
     folder in which a file can be created."""
@@ -133,13 +197,12 @@ def check_cohort(config: StudyConfig, found: _Findings) -> Manifest | None:
         return None
     manifest, problems = validate_manifest(path, check_files=True)
     key = "cohort.manifest" if "manifest" in config.cohort else "cohort.synthetic"
-    for problem in problems[:MAX_LISTED]:
-        found.problems.append(f"key {key!r}: {path}: {problem}")
-    if len(problems) > MAX_LISTED:
-        found.problems.append(
-            f"key {key!r}: ... and {len(problems) - MAX_LISTED} more "
-            f"(radiograph validate {path} lists them all)"
-        )
+    list_problems(
+        [f"{path}: {problem}" for problem in problems],
+        found,
+        prefix=f"key {key!r}: ",
+        more=f"radiograph validate {path} lists them all",
+    )
     if manifest is None or problems:
         return None
     for modality in config.modalities_in_use():

@@ -7,10 +7,11 @@ imported when used. ``radiograph study`` then
 
 1. reads and checks the whole config (exit status 2 and every problem, naming each key, in
    well under a second: :mod:`radiograph.study_config`);
-2. runs the preflight (exit status 2 and every problem, in seconds: :mod:`radiograph.preflight`);
-   ``--check`` stops here;
-3. runs the study holding the lock of its output folder (exit status 75 when another run holds
-   it, unless ``--wait``); subjects that fail a per-subject stage are left out and listed, and
+2. runs the kind's preflight (exit status 2 and every problem, in seconds:
+   :mod:`radiograph.preflight` and each kind's ``preflight``); ``--check`` stops here;
+3. runs the study holding the lock of its output folder, whatever the kind (taken here, in
+   :func:`_study`; exit status 75 naming the holder when another run holds it, unless
+   ``--wait``); subjects that fail a per-subject stage are left out and listed, and
    the exit status is 1 when more failed than ``--allow-failures`` (or the config's
    ``allow_failures``) accepts.
 """
@@ -34,6 +35,7 @@ from radiograph.runner import (
     add_where_arguments,
     announce_wait,
     backend_from_args,
+    lock_from_args,
 )
 from radiograph.study_config import (
     RADIOPATHOMICS,
@@ -74,14 +76,19 @@ class StudyKind:
         load: ``load(path, out_dir) -> config``; raises ConfigError or ValueError naming the
             problem.
         run: ``run(config, options: RunOptions) -> None``.
-        preflight: ``preflight(config) -> PreflightReport`` run before ``run``, or None.
+        preflight: ``preflight(config) -> PreflightReport`` run before ``run``.
+        out: the config's attribute holding the output folder (locked for the run).
         description: one line for the help.
+        saved: the config class whose fields the run saves as ``OUT/config.json`` (how
+            ``radiograph report`` knows the kind of a folder without ``study.yaml``), or None.
     """
 
     load: str
     run: str
-    preflight: str | None
+    preflight: str
+    out: str
     description: str
+    saved: str | None = None
 
     def function(self, role: str) -> Callable[..., Any]:
         """The function named by field ``role``, imported now."""
@@ -95,28 +102,35 @@ STUDY_KINDS: dict[str, StudyKind] = {
         load="radiograph.study_commands:load_radiopathomics",
         run="radiograph.study_commands:run_radiopathomics",
         preflight="radiograph.preflight:preflight",
+        out="out_dir",
         description="features -> graphs -> {Mean, ABMIL, SPARRA} x modality sets -> "
         "downstream survival models -> Table 1 (radiograph.study)",
     ),
     "signature": StudyKind(
         load="radiograph.study_commands:load_signature",
         run="radiograph.study_commands:run_signature",
-        preflight=None,
+        preflight="radiograph.signature.study:preflight",
+        out="out",
         description="pathomics signature and treatment benefit (radiograph.signature.study)",
+        saved="radiograph.signature.study:SignatureStudyConfig",
     ),
     "habitat-fusion": StudyKind(
         load="radiograph.fusion.config:load_fusion_config",
         run="radiograph.fusion.study:run_fusion_study",
-        preflight=None,
+        preflight="radiograph.fusion.study:preflight",
+        out="out_dir",
         description="clinical, MRI habitat and pathology models, stacking and MHA fusion, "
         "centre-held-out validation (radiograph.fusion.study)",
+        saved="radiograph.fusion.config:FusionStudyConfig",
     ),
     "longitudinal": StudyKind(
         load="radiograph.study_commands:load_longitudinal",
         run="radiograph.study_commands:run_longitudinal",
-        preflight=None,
+        preflight="radiograph.longitudinal.study:preflight",
+        out="out",
         description="longitudinal missing-modality-robust response prediction "
         "(radiograph.longitudinal.study)",
+        saved="radiograph.longitudinal.study:LongitudinalStudyConfig",
     ),
 }
 
@@ -209,7 +223,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--check", action="store_true", help="check the config and run the preflight, then stop"
     )
     add_progress_argument(study)
-    add_lock_arguments(study, output=None)  # run_study locks out_dir itself
+    add_lock_arguments(study, output=None)  # _study locks the config's output folder itself
     add_failure_arguments(study, unit="subjects")
     study.set_defaults(allow_failures=None)  # None: the config's allow_failures (default 0)
     add_where_arguments(study, workers_default="the config's workers, else number of cores")
@@ -234,11 +248,10 @@ def _study(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as err:
         print(f"radiograph study: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    if kind.preflight is not None:
-        report = kind.function("preflight")(config)
-        print(report.format(), file=sys.stdout if report.ok else sys.stderr, flush=True)
-        if not report.ok:
-            return EXIT_CONFIG
+    report = kind.function("preflight")(config)
+    print(report.format(), file=sys.stdout if report.ok else sys.stderr, flush=True)
+    if not report.ok:
+        return EXIT_CONFIG
     if args.check:
         return 0
     from radiograph.study import SubjectsFailedError  # after the checks: it imports pandas
@@ -251,7 +264,10 @@ def _study(args: argparse.Namespace) -> int:
         backend=_backend(args),
     )
     try:
-        kind.function("run")(config, options)
+        # every kind's run holds its output folder's lock (re-entrant: run_study takes it too);
+        # a LockedError reaches radiograph.cli._run, which prints it and exits 75
+        with lock_from_args(args, getattr(config, kind.out), "radiograph study"):
+            kind.function("run")(config, options)
     except SubjectsFailedError as err:
         print(f"radiograph study: {err}", file=sys.stderr)
         return 1
@@ -270,6 +286,16 @@ def _report(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out_dir)
     saved = out_dir / STUDY_YAML
+    other = None if saved.is_file() else saved_kind(out_dir)
+    if other is not None:
+        print(
+            f"radiograph report: {out_dir} holds a {other!r} study ({out_dir / CONFIG_JSON}); "
+            "its report is written by 'radiograph study' at the end of the run, not rebuilt "
+            f"from saved results: rerun 'radiograph study CONFIG.yaml --out {out_dir}' with "
+            "the config of that run to write it again",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     if not saved.is_file():
         print(
             f"radiograph report: {saved} not found: OUT_DIR is the folder of a study run by "
@@ -292,6 +318,29 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     rebuild_report(config, results_path)
     return 0
+
+
+#: The config a study of another kind than radiopathomics saves in its output folder.
+CONFIG_JSON = "config.json"
+
+
+def saved_kind(out_dir: Path) -> str | None:
+    """The kind of the study whose ``config.json`` (:data:`CONFIG_JSON`) is in ``out_dir``:
+    the kind whose config class (:attr:`StudyKind.saved`) has exactly its keys; None when
+    there is no such file or no kind matches."""
+    import dataclasses
+    import json
+
+    try:
+        keys = set(json.loads((out_dir / CONFIG_JSON).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+    for name, kind in STUDY_KINDS.items():
+        if kind.saved is not None:
+            fields = {f.name for f in dataclasses.fields(kind.function("saved"))}
+            if keys == fields:
+                return name
+    return None
 
 
 def rebuild_report(config: Any, results_path: Path) -> None:

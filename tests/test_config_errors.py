@@ -526,10 +526,17 @@ def test_the_example_script_is_the_command(tmp_path, capsys):
     assert "unknown key 'trainig'" in capsys.readouterr().err
 
 
-def test_the_config_kind_picks_the_study(tmp_path, monkeypatch):
-    """``kind: signature`` goes to the signature study's reader and runner (stubbed here)."""
+def test_the_config_kind_picks_the_study(tmp_path, monkeypatch, capsys):
+    """``kind: signature`` goes to the signature study's reader, preflight (its manifest is not
+    generated here, so it fails naming it) and runner (preflight and runner stubbed here)."""
+    from radiograph.preflight import PreflightReport
+
     config = Path(__file__).resolve().parents[1] / "experiments/configs/signature_benefit.yaml"
-    assert main(["study", str(config), "--check"]) == 0
+    assert main(["study", str(config), "--check"]) == 2
+    assert "signature_synth/manifest.csv" in capsys.readouterr().err
+    monkeypatch.setattr(
+        "radiograph.signature.study.preflight", lambda study: PreflightReport((), (), 0.0)
+    )
     ran = []
     monkeypatch.setattr(
         "radiograph.study_commands.run_signature",

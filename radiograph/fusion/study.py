@@ -66,6 +66,7 @@ from radiograph.fusion.mha import MHAClassifier
 from radiograph.fusion.selection import make_selection_chain, selected_names
 from radiograph.fusion.stacking import StackingEnsemble
 from radiograph.io.atomic import atomic_open, read_json, write_json
+from radiograph.preflight import PreflightReport
 from radiograph.radiology.habitats import HabitatModel
 from radiograph.signature.slide_features import FEATURE_NAMES, PatchClassifier, slide_features
 from radiograph.stats import auc_ci, choose_threshold
@@ -157,6 +158,34 @@ def read_cohort(config: FusionStudyConfig, *, load: bool = True) -> Cohort:
         for sid in table.index[table["has_pathology"]]:
             patches[sid] = np.load(root / table.at[sid, "patches"]).astype(np.float64)
     return Cohort(table, volumes, patches, source)
+
+
+def preflight(config: FusionStudyConfig) -> PreflightReport:
+    """The checks of ``radiograph study --check`` for this kind, in seconds (no array is
+    read, nothing is fitted): the output folder is writable; the cohort table passes
+    :func:`read_cohort` (columns, ids, labels, clinical cells, every sequence, mask and
+    patch file exists, the design's centres occur), each of its problems listed; notes on the
+    labels of the whole cohort and of the training centres (one class only, or fewer of the
+    smaller class than ``outer_folds``)."""
+    from radiograph.preflight import check_outcomes, error_lines, kind_preflight, list_problems
+
+    def checks(found) -> None:
+        try:
+            cohort = read_cohort(config, load=False)
+        except ValueError as err:
+            list_problems(error_lines(err), found, prefix="key 'cohort': ")
+            return
+        table = cohort.table
+        check_outcomes(found, f"cohort {cohort.source}", table["label"].tolist())
+        home = table[table["centre"].astype(str).isin(config.design.train_centres)]
+        check_outcomes(
+            found,
+            f"training centre(s) {list(config.design.train_centres)}",
+            home["label"].tolist(),
+            folds=config.outer_folds,
+        )
+
+    return kind_preflight(Path(config.out_dir), checks)
 
 
 def _volume(root: Path, row: pd.Series, config: FusionStudyConfig) -> tuple[np.ndarray, np.ndarray]:

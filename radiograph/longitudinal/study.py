@@ -42,6 +42,7 @@ from radiograph.longitudinal.explain import image_attributions, permutation_impo
 from radiograph.longitudinal.fusion import ABLATIONS, MRPSystem, fit_system
 from radiograph.longitudinal.train import PatientImages, TrainSettings, load_patients
 from radiograph.nn.longitudinal import MRPConfig
+from radiograph.preflight import PreflightReport
 from radiograph.train.config import ConfigError
 
 #: Models compared with the MRP system by DeLong at every phase.
@@ -177,6 +178,48 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> LongitudinalStudyC
         except (TypeError, ValueError) as err:
             reader.fail("", str(err))
     raise ConfigError(reader.report())
+
+
+def preflight(config: LongitudinalStudyConfig) -> PreflightReport:
+    """The checks of ``radiograph study --check`` for this kind, in seconds (image headers
+    only, nothing trained): the output folder is writable; the manifest passes
+    :func:`read_longitudinal_manifest` (every problem listed: line, patient, phase, column,
+    file); ``model.mri_weights`` and ``model.mammo_weights`` exist; some centre is left to
+    train on besides ``external_centres``; notes on the labels of the internal patients
+    (one class only, or fewer of the smaller class than ``folds``)."""
+    from radiograph.preflight import check_outcomes, error_lines, kind_preflight, list_problems
+
+    def checks(found) -> None:
+        for key in ("mri_weights", "mammo_weights"):
+            weights = getattr(config.model, key)
+            if weights is not None and not Path(weights).is_file():
+                found.problems.append(f"key 'model.{key}': weights file not found: {weights}")
+        try:
+            cohort = read_longitudinal_manifest(
+                config.manifest,
+                config.phases,
+                config.clinical,
+                label_column=config.label_column,
+                reader_columns=config.reader_columns,
+            )
+        except ValueError as err:
+            list_problems(error_lines(err), found, prefix="key 'manifest': ")
+            return
+        internal = [p for p in cohort.patients if p.centre not in config.external_centres]
+        if not internal:
+            found.problems.append(
+                f"key 'external_centres': every centre of {config.manifest} is external "
+                f"{sorted(config.external_centres)}; nothing to train on"
+            )
+            return
+        check_outcomes(
+            found,
+            "internal patients (cross-validated)",
+            [p.label for p in internal],
+            folds=config.folds,
+        )
+
+    return kind_preflight(Path(config.out), checks)
 
 
 @dataclass

@@ -31,7 +31,13 @@ from sklearn.model_selection import train_test_split
 from sksurv.util import Surv
 
 from radiograph.io.features import read_features
-from radiograph.manifest import ManifestError, binary_column_problems, validate_manifest
+from radiograph.manifest import (
+    Manifest,
+    ManifestError,
+    binary_column_problems,
+    validate_manifest,
+)
+from radiograph.preflight import PreflightReport
 from radiograph.signature import report
 from radiograph.signature.model import SignatureModel
 from radiograph.signature.slide_features import PatchClassifier, outcome_labels, slide_features
@@ -268,8 +274,32 @@ def _check_failures(
     print(summary, file=sys.stderr)
 
 
-def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tuple]]:
-    """One row per usable subject (index subject_id), its patches and the problems found."""
+@dataclass
+class Screening:
+    """The manifest's subjects sorted before any feature is read (:func:`screen_subjects`).
+
+    Attributes:
+        manifest: the manifest (valid rows only).
+        problems: (subject, field, message naming the line, stage) of each subject left out
+            of some analysis (:data:`PROBLEM_COLUMNS`).
+        files: feature files of each usable subject (manifest order).
+        bad_treatment: usable subjects left out of the treatment analyses only.
+    """
+
+    manifest: Manifest
+    problems: list[tuple[str, str, str, str]]
+    files: dict[str, list[Path]]
+    bad_treatment: set[str]
+
+
+def screen_subjects(config: SignatureStudyConfig) -> Screening:
+    """Validate the manifest (bad rows kept out and listed), each subject's treatment cell,
+    endpoints and feature files (``features_dir/features/pathology/<subject>/*.h5``, found,
+    not read): the study's input checks, shared by the run and :func:`preflight`.
+
+    Raises:
+        ManifestError: the manifest cannot be read at all (every problem listed).
+    """
     manifest, found = validate_manifest(config.manifest, check_files=False, keep_valid_rows=True)
     if manifest is None:
         raise ManifestError(Path(config.manifest), found)
@@ -288,24 +318,93 @@ def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tu
                 )
             )
             bad_treatment.add(p.subject_id)
-    rows, patches = [], {}
+    files: dict[str, list[Path]] = {}
     for s in manifest.subjects:
-        files = sorted(
-            (Path(config.features_dir) / "features" / "pathology" / s.subject_id).glob("*.h5")
-        )
+        folder = Path(config.features_dir) / "features" / "pathology" / s.subject_id
+        found_files = sorted(folder.glob("*.h5"))
         missing = [e for e in config.endpoints if e not in s.endpoints]
-        if not files or missing:
-            what = "no feature file" if not files else f"endpoint(s) {missing} unknown"
+        if not found_files or missing:
+            what = (
+                f"no feature file (*.h5 in {folder})"
+                if not found_files
+                else f"endpoint(s) {missing} unknown"
+            )
             problems.append(
                 (
                     s.subject_id,
-                    "features" if not files else "endpoints",
+                    "features" if not found_files else "endpoints",
                     f"line {s.line}: {what}; left out",
                     "features",
                 )
             )
             continue
-        sets = [read_features(f) for f in files]
+        files[s.subject_id] = found_files
+    return Screening(manifest, problems, files, bad_treatment)
+
+
+def preflight(config: SignatureStudyConfig) -> PreflightReport:
+    """The checks of ``radiograph study --check`` for this kind, in seconds (no feature file
+    is read): the output folder is writable; the manifest, treatment cells, endpoints and
+    feature files as the run screens them (:func:`screen_subjects`), a problem when more
+    subjects would be left out than ``allow_failures`` accepts (each listed, naming its line
+    and field) or when the training centre has no usable subject; notes on each endpoint's
+    events (all censored) and on the labelling endpoint's events in the training centre."""
+    from radiograph.preflight import check_outcomes, error_lines, kind_preflight, list_problems
+    from radiograph.runner import allowed_failures
+
+    def checks(found) -> None:
+        try:
+            screening = screen_subjects(config)
+        except (ManifestError, ValueError) as err:
+            list_problems(error_lines(err), found, prefix="key 'manifest': ")
+            return
+        total = len(screening.manifest.subjects) + len(
+            {p[0] for p in screening.problems} - {s.subject_id for s in screening.manifest.subjects}
+        )
+        failed = sorted({p[0] for p in screening.problems})
+        allowed = allowed_failures(config.allow_failures, total)
+        listed = [
+            f"{config.manifest}: subject {sid}, field {field}: {message} ({stage})"
+            for sid, field, message, stage in screening.problems
+        ]
+        if len(failed) > allowed:
+            found.problems.append(
+                f"{len(failed)} of {total} subjects would be left out (key 'allow_failures' "
+                f"{config.allow_failures} accepts {allowed}):"
+            )
+            list_problems(listed, found, prefix="  ")
+        else:
+            found.notes += [f"left out: {line}" for line in listed]
+        usable = [s for s in screening.manifest.subjects if s.subject_id in screening.files]
+        home = [s for s in usable if s.centre == config.training_centre]
+        if not home:
+            found.problems.append(
+                f"key 'training_centre': no usable subject of centre "
+                f"{config.training_centre!r} in {config.manifest}"
+            )
+        for endpoint in config.endpoints:
+            check_outcomes(
+                found, f"endpoint {endpoint}", [s.endpoints[endpoint][1] for s in usable]
+            )
+        check_outcomes(
+            found,
+            f"training centre {config.training_centre}, endpoint {config.label_endpoint}",
+            [s.endpoints[config.label_endpoint][1] for s in home],
+            folds=2,  # the stratified internal split needs two of each class
+        )
+
+    return kind_preflight(Path(config.out), checks)
+
+
+def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tuple]]:
+    """One row per usable subject (index subject_id), its patches and the problems found."""
+    screening = screen_subjects(config)
+    problems = screening.problems
+    rows, patches = [], {}
+    for s in screening.manifest.subjects:
+        if s.subject_id not in screening.files:
+            continue
+        sets = [read_features(f) for f in screening.files[s.subject_id]]
         patches[s.subject_id] = (
             np.concatenate([f.features for f in sets]),
             [(f.coords, f.attrs) for f in sets],
@@ -313,7 +412,7 @@ def _subjects(config: SignatureStudyConfig) -> tuple[pd.DataFrame, dict, list[tu
         row = {"subject_id": s.subject_id, "centre": s.centre, **s.covariates}
         for e, (t, ev) in s.endpoints.items():
             row[f"{e}_time"], row[f"{e}_event"] = t, ev
-        if s.subject_id in bad_treatment:
+        if s.subject_id in screening.bad_treatment:
             row[config.treatment] = math.nan
         rows.append(row)
     table = pd.DataFrame(rows).set_index("subject_id")
