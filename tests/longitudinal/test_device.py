@@ -16,6 +16,7 @@ from radiograph.longitudinal.train import (
     PatientImages,
     TrainSettings,
     _ahead,
+    collate,
     fit_clinical_net,
     fit_model,
     model_device,
@@ -155,6 +156,28 @@ def test_background_batches_equal_inline_batches(case):
     assert next(got) is inline[0]
     with pytest.raises(RuntimeError, match="P003"):
         next(got)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_flips_in_collate_match_flipping_the_collated_batch(dims):
+    """``collate(..., flip_rng=)`` flips by a reversed-view copy (no extra pass); it equals
+    flipping each slot of the unflipped batch with the same draws (the earlier two-pass
+    implementation, kept here as the reference), absent slots included."""
+    rng = np.random.default_rng(2)
+    selected = [
+        tuple((k, rng.standard_normal((5, 6, 7)[:dims]).astype(np.float32)) for k in range(n))
+        for n in (3, 1, 0, 2)
+    ]
+    fused, phase, mask = collate(selected, dims, flip_rng=np.random.default_rng(9))
+    plain, phase0, mask0 = collate(selected, dims)
+    draws = np.random.default_rng(9).random((4 * 3, dims)) < 0.5
+    assert draws.any() and not draws.all()
+    flat = plain.reshape(12, *plain.shape[2:])
+    reference = torch.stack(
+        [x.flip([1 + a for a in range(dims) if d[a]]) for x, d in zip(flat, draws)]
+    ).reshape(plain.shape)
+    assert torch.equal(fused, reference) and not torch.equal(fused, plain)
+    assert torch.equal(phase, phase0) and torch.equal(mask, mask0)
 
 
 @CUDA
