@@ -45,6 +45,34 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_problem(name: str) -> str | None:
+    """Why this machine cannot run on device ``name`` (None: it can). ``auto`` and ``cpu``
+    always can; other names need torch to tell."""
+    if name in ("auto", "cpu"):
+        return None
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as err:
+        return f"not a device name ({str(err).splitlines()[0]}); use auto, cpu, cuda or cuda:N"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return (
+                "CUDA is not available on this machine (torch.cuda.is_available() is "
+                "False); use 'auto' (CUDA when present, else CPU) or 'cpu'"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return f"this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            return "Apple MPS is not available on this machine; use 'auto' or 'cpu'"
+    elif device.type != "cpu":
+        return f"device type {device.type!r} is not supported; use auto, cpu, cuda or cuda:N"
+    return None
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """Raise ValueError unless ``precision`` is one of :data:`PRECISIONS` and runs on
     ``device`` (fp16 needs CUDA: CPUs have no fast float16 products, and bf16 needs no loss

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from radiograph.devices import device_problem
 from radiograph.manifest import Manifest, validate_manifest
 from radiograph.study_config import StudyConfig, did_you_mean
 
@@ -228,34 +229,6 @@ def device_settings(config: StudyConfig) -> list[tuple[str, str]]:
         if options is not None and section in config.modalities_in_use():
             settings.append((f"{section}.device", str(options.get("device", "auto"))))
     return settings
-
-
-def device_problem(name: str) -> str | None:
-    """Why this machine cannot run on device ``name`` (None: it can). ``auto`` and ``cpu``
-    always can; other names need torch to tell."""
-    if name in ("auto", "cpu"):
-        return None
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError, ValueError) as err:
-        return f"not a device name ({str(err).splitlines()[0]}); use auto, cpu, cuda or cuda:N"
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return (
-                "CUDA is not available on this machine (torch.cuda.is_available() is "
-                "False); use 'auto' (CUDA when present, else CPU) or 'cpu'"
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            return f"this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            return "Apple MPS is not available on this machine; use 'auto' or 'cpu'"
-    elif device.type != "cpu":
-        return f"device type {device.type!r} is not supported; use auto, cpu, cuda or cuda:N"
-    return None
 
 
 def check_precision(precision: str, device: str, found: _Findings) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from radiograph.longitudinal.train import PatientImages, collate
+from radiograph.longitudinal.train import PatientImages, collate, model_device
 from radiograph.nn.longitudinal import MRPModel
 
 
@@ -48,9 +48,10 @@ def image_attributions(
     items = patient.items(model.config.modality, upto)
     if not items:
         return []
-    images, phase, mask = collate([items], model.config.spatial_dims)
+    device = model_device(model)
+    images, phase, mask = (t.to(device) for t in collate([items], model.config.spatial_dims))
     x = (
-        torch.from_numpy(np.asarray(clinical, np.float32))[None]
+        torch.from_numpy(np.asarray(clinical, np.float32))[None].to(device)
         if model.config.clinical_widths
         else None
     )
@@ -65,7 +66,8 @@ def image_attributions(
     attribution = IntegratedGradients(logit).attribute(
         images, torch.zeros_like(images), n_steps=steps
     )
-    return [(k, array, attribution[0, j, 0].detach().numpy()) for j, (k, array) in enumerate(items)]
+    attribution = attribution.detach().cpu()
+    return [(k, array, attribution[0, j, 0].numpy()) for j, (k, array) in enumerate(items)]
 
 
 def permutation_importance(

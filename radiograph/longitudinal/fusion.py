@@ -74,6 +74,8 @@ class MRPSystem:
         clinical_net: the clinical-only comparator.
         weight: the validation-chosen mammography weight.
         validation_ids: the inner-validation patients the weight was chosen on.
+        precision: arithmetic of the models' forward passes in :meth:`predictions` (the
+            training precision); the models run on the device they were trained on.
     """
 
     clinical: ClinicalFeatures
@@ -81,6 +83,7 @@ class MRPSystem:
     clinical_net: ClinicalNet
     weight: float
     validation_ids: tuple[str, ...]
+    precision: str = "fp32"
 
     def predictions(
         self, patients: Sequence[PatientImages], table: pd.DataFrame, *, upto: int | None = None
@@ -103,11 +106,11 @@ class MRPSystem:
     ) -> pd.DataFrame:
         """:meth:`predictions` from already encoded clinical inputs ``x`` (n, width)."""
         frame = pd.DataFrame(
-            {"clinical": predict_clinical(self.clinical_net, x)},
+            {"clinical": predict_clinical(self.clinical_net, x, self.precision)},
             index=pd.Index([p.patient_id for p in patients], name="patient_id"),
         )
         for name, model in self.models.items():
-            frame[name] = predict(model, patients, x, upto=upto)
+            frame[name] = predict(model, patients, x, upto=upto, precision=self.precision)
         base = frame["clinical"].to_numpy()
         frame["mrp"] = fuse(frame["mammo"].to_numpy(), frame["mri"].to_numpy(), base, self.weight)
         frame["mrp_equal"] = fuse(frame["mammo"].to_numpy(), frame["mri"].to_numpy(), base, 0.5)
@@ -181,7 +184,14 @@ def fit_system(
             cfg, [inner_p[i] for i in with_images], x[with_images], targets[with_images], settings
         )
     net = fit_clinical_net(x, labels[inner], clinical.widths_, settings)
-    system = MRPSystem(clinical, models, net, 0.5, tuple(patients[i].patient_id for i in val))
+    system = MRPSystem(
+        clinical,
+        models,
+        net,
+        0.5,
+        tuple(patients[i].patient_id for i in val),
+        settings.precision,
+    )
     val_frame = system.predictions([patients[i] for i in val], table.iloc[val])
     system.weight = choose_weight(
         labels[val],

@@ -61,6 +61,11 @@ class ModelSettings:
         epochs, batch_size, lr, weight_decay: optimisation (AdamW).
         flip: random flips of the training images.
         validation_fraction: training patients held out to choose the fusion weight.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``: where every
+            model trains and predicts.
+        precision: ``fp32`` (default), ``bf16`` (CPU or CUDA) or ``fp16`` (CUDA only): the
+            forward passes' arithmetic (:class:`~radiograph.longitudinal.train.TrainSettings`;
+            speed in ``benchmarks/README.md``, "Longitudinal study (issue 20)").
     """
 
     encoder: Literal["small", "resnet"] = "small"
@@ -74,9 +79,17 @@ class ModelSettings:
     weight_decay: float = 1e-4
     flip: bool = True
     validation_fraction: float = 0.25
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        TrainSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        TrainSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            device=self.device,
+            precision=self.precision,
+        )
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(
                 f"validation_fraction: must lie in (0, 1), got {self.validation_fraction}"
@@ -349,6 +362,8 @@ def _fit(
         weight_decay=m.weight_decay,
         seed=seed,
         flip=m.flip,
+        device=m.device,
+        precision=m.precision,
     )
     return fit_system(
         patients,

@@ -13,17 +13,34 @@ only (:class:`~radiograph.fusion.clinical.ClinicalEncoder`, then standardised wi
 means and deviations); the same object gives the cross-modal branch's targets (a level index
 for categorical and ordinal attributes, blank or ``Unknown`` masked as NaN; a standardised
 number for continuous ones).
+
+Device and precision (:class:`TrainSettings`): the models train and predict on
+``settings.device`` (``auto``: CUDA when present) with the forward pass under
+:func:`radiograph.devices.autocast` (fp16 with loss scaling); the losses are computed in
+float32 and the probabilities returned are float32 values on the host. On CUDA the host builds
+the next batch (subset draws,
+collate, flips, page-locked copy) in a background thread while the device runs the current
+step, and batches are copied asynchronously; on the CPU both run in turn, so at fp32 the
+arithmetic and the random draws are those of a CPU-only run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
+from radiograph.devices import (
+    autocast,
+    check_precision,
+    device_problem,
+    grad_scaler,
+    resolve_device,
+)
 from radiograph.fusion.clinical import UNKNOWN, ClinicalEncoder, ClinicalVariable
 from radiograph.nn.longitudinal import ClinicalNet, MRPConfig, MRPModel
 
@@ -166,6 +183,9 @@ class TrainSettings:
         lr: AdamW learning rate; weight_decay: its decoupled weight decay.
         seed: seeds the initialisation, the subset draws, the flips and the batch order.
         flip: augment each drawn image by a random flip along each spatial axis (p = 1/2).
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: the forward pass's arithmetic, ``fp32``, ``bf16`` (CPU or CUDA) or
+            ``fp16`` (CUDA only, with loss scaling); :func:`radiograph.devices.autocast`.
     """
 
     epochs: int = 30
@@ -174,6 +194,8 @@ class TrainSettings:
     weight_decay: float = 1e-4
     seed: int = 0
     flip: bool = True
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -181,6 +203,15 @@ class TrainSettings:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device: must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        problem = device_problem(self.device)
+        if problem:
+            raise ValueError(f"device: {self.device!r}: {problem}")
+        try:
+            check_precision(self.precision, resolve_device(self.device))
+        except ValueError as err:
+            raise ValueError(f"precision: {err}") from None
 
 
 def sample_subset(items: Sequence[Item], rng: np.random.Generator) -> tuple[Item, ...]:
@@ -193,21 +224,43 @@ def sample_subset(items: Sequence[Item], rng: np.random.Generator) -> tuple[Item
     return tuple(items[i] for i in keep)
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (where :func:`predict` runs it)."""
+    return next(model.parameters()).device
+
+
 def collate(
-    selected: Sequence[Sequence[Item]], dims: int
+    selected: Sequence[Sequence[Item]],
+    dims: int,
+    *,
+    flip_rng: np.random.Generator | None = None,
+    pin: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pad B patients' items into ``images`` (B, T, 1, *S), ``phase`` (B, T) long and
-    ``mask`` (B, T) bool, T the largest item count (at least 1)."""
-    t = max(1, max((len(s) for s in selected), default=0))
+    ``mask`` (B, T) bool, T the largest item count (at least 1).
+
+    Args:
+        flip_rng: when given, each image is flipped along each spatial axis with probability
+            1/2, from one draw of (B * T, dims) uniforms (absent slots included, row-major);
+            the flip is done by the copy into the batch (a reversed view), so it costs no
+            extra pass over the voxels (at 64^3 a separate flip took longer than the small
+            encoder's CPU training step).
+        pin: allocate the tensors in page-locked memory (asynchronous copies to CUDA).
+    """
+    b, t = len(selected), max(1, max((len(s) for s in selected), default=0))
     shape = next((item[1].shape for s in selected for item in s), (1,) * dims)
-    images = torch.zeros(len(selected), t, 1, *shape)
-    phase = torch.zeros(len(selected), t, dtype=torch.long)
-    mask = torch.zeros(len(selected), t, dtype=torch.bool)
-    for b, items in enumerate(selected):
+    images = torch.zeros(b, t, 1, *shape, pin_memory=pin)
+    phase = torch.zeros(b, t, dtype=torch.long, pin_memory=pin)
+    mask = torch.zeros(b, t, dtype=torch.bool, pin_memory=pin)
+    flips = None if flip_rng is None else (flip_rng.random((b * t, dims)) < 0.5).reshape(b, t, -1)
+    voxels = images.numpy()
+    for i, items in enumerate(selected):
         for j, (k, array) in enumerate(items):
-            images[b, j, 0] = torch.from_numpy(array)
-            phase[b, j] = k
-            mask[b, j] = True
+            if flips is not None:
+                array = array[tuple(slice(None, None, -1 if f else 1) for f in flips[i, j])]
+            voxels[i, j, 0] = array
+            phase[i, j] = k
+            mask[i, j] = True
     return images, phase, mask
 
 
@@ -228,50 +281,88 @@ def fit_model(
         settings: optimisation and seed.
 
     Returns:
-        The trained model, in eval mode.
+        The trained model, in eval mode, on ``settings.device`` (:func:`predict` runs it
+        there).
     """
     n = len(patients)
     if clinical.shape[0] != n or targets.shape[0] != n:
         raise ValueError(
             f"clinical, targets: need {n} rows, got {clinical.shape[0]} and {targets.shape[0]}"
         )
+    device = resolve_device(settings.device)
+    cuda = device.type == "cuda"
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    model = MRPModel(config)
+    model = MRPModel(config).to(device)
     optimiser = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
+    scaler = grad_scaler(device, settings.precision)
+    batches = training_batches(config, patients, clinical, targets, settings, rng, pin=cuda)
+    model.train()
+    for batch in _ahead(batches) if cuda else batches:
+        images, phase, mask, x, label, target = (
+            None if t is None else t.to(device, non_blocking=cuda) for t in batch
+        )
+        with autocast(device, settings.precision):
+            out = model(images, phase, mask, x)
+        loss = model.loss(out, label, target)
+        optimiser.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+    return model.eval()
+
+
+#: A training batch on the host: images, phase, mask, clinical inputs (None without a
+#: clinical input), labels and cross-modal targets of the batch's patients.
+HostBatch = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor
+]
+
+
+def training_batches(
+    config: MRPConfig,
+    patients: Sequence[PatientImages],
+    clinical: np.ndarray,
+    targets: np.ndarray,
+    settings: TrainSettings,
+    rng: np.random.Generator,
+    *,
+    pin: bool,
+) -> Iterator[HostBatch]:
+    """Every epoch's batches in training order (module docstring), built on the host.
+
+    ``rng`` draws, in this order, each epoch's patient order, then per batch the patients'
+    subsets and the flips: the only user of ``rng`` during training, so running this in a
+    background thread (:func:`_ahead`) leaves the draws unchanged. ``pin``: page-locked
+    tensors, for asynchronous copies to a CUDA device.
+    """
     labels = torch.tensor([p.label for p in patients], dtype=torch.float32)
     clinical_t, targets_t = torch.from_numpy(clinical), torch.from_numpy(targets)
-    model.train()
+    n = len(patients)
     for _ in range(settings.epochs):
         order = rng.permutation(n)
         for start in range(0, n, settings.batch_size):
             batch = order[start : start + settings.batch_size]
             selected = [sample_subset(patients[i].items(config.modality), rng) for i in batch]
-            images, phase, mask = collate(selected, config.spatial_dims)
-            if settings.flip:
-                images = _flip(images, config.spatial_dims, rng)
-            out = model(images, phase, mask, clinical_t[batch] if config.clinical_widths else None)
-            loss = model.loss(out, labels[batch], targets_t[batch])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    return model.eval()
+            images, phase, mask = collate(
+                selected, config.spatial_dims, flip_rng=rng if settings.flip else None, pin=pin
+            )
+            x = clinical_t[batch] if config.clinical_widths else None
+            rows = (x, labels[batch], targets_t[batch])
+            rows = tuple(t.pin_memory() if pin and t is not None else t for t in rows)
+            yield images, phase, mask, *rows
 
 
-def _flip(images: torch.Tensor, dims: int, rng: np.random.Generator) -> torch.Tensor:
-    """Flip each image of (B, T, 1, *S) along each spatial axis with probability 1/2."""
-    b, t = images.shape[:2]
-    flat = images.reshape(b * t, *images.shape[2:])
-    draws = rng.random((b * t, dims)) < 0.5
-    out = torch.stack(
-        [
-            x.flip([1 + a for a in range(dims) if d[a]]) if d.any() else x
-            for x, d in zip(flat, draws)
-        ]
-    )
-    return out.reshape(images.shape)
+def _ahead(items: Iterator[HostBatch]) -> Iterator[HostBatch]:
+    """``items`` in order, each next one produced in a background thread while the caller
+    works on the current one (one batch ahead; an error of ``items`` is raised here)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrp-batches") as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 @torch.no_grad()
@@ -282,13 +373,18 @@ def predict(
     *,
     upto: int | None = None,
     batch_size: int = 32,
+    precision: str = "fp32",
 ) -> np.ndarray:
-    """(n,) P(pCR) from every image of the model's modality at phase index <= ``upto``.
+    """(n,) P(pCR) from every image of the model's modality at phase index <= ``upto``, the
+    forward pass on the model's device at ``precision``, the probabilities computed in
+    float32 and returned on the host.
 
     A patient without such an image gets NaN (the modality model does not apply; the fused
     system falls back on the other model or the clinical-only one).
     """
     model.eval()
+    device = model_device(model)
+    cuda = device.type == "cuda"
     modality = model.config.modality
     out = np.full(len(patients), np.nan)
     for start in range(0, len(patients), batch_size):
@@ -296,38 +392,55 @@ def predict(
         rows = [i for i in chunk if patients[i].items(modality, upto)]
         if not rows:
             continue
-        images, phase, mask = collate(
-            [patients[i].items(modality, upto) for i in rows], model.config.spatial_dims
+        batch = collate(
+            [patients[i].items(modality, upto) for i in rows], model.config.spatial_dims, pin=cuda
         )
-        x = torch.from_numpy(clinical[rows]) if model.config.clinical_widths else None
-        out[rows] = torch.sigmoid(model(images, phase, mask, x).logit).double().numpy()
+        if model.config.clinical_widths:
+            x = torch.from_numpy(clinical[rows])
+            batch += (x.pin_memory() if cuda else x,)
+        images, phase, mask, *x = (t.to(device, non_blocking=cuda) for t in batch)
+        with autocast(device, precision):
+            logit = model(images, phase, mask, x[0] if x else None).logit
+        out[rows] = torch.sigmoid(logit.float()).double().cpu().numpy()
     return out
 
 
 def fit_clinical_net(
     clinical: np.ndarray, label: np.ndarray, widths: tuple[int, ...], settings: TrainSettings
 ) -> ClinicalNet:
-    """Train the clinical-only comparator (BCE, full batches of ``settings.batch_size``)."""
+    """Train the clinical-only comparator (BCE, full batches of ``settings.batch_size``) on
+    ``settings.device`` at ``settings.precision``; the whole table goes to the device once
+    (it is small) and each batch is indexed there."""
+    device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    net = ClinicalNet(widths)
+    net = ClinicalNet(widths).to(device)
     optimiser = torch.optim.AdamW(
         net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
-    x, y = torch.from_numpy(clinical), torch.as_tensor(label, dtype=torch.float32)
+    scaler = grad_scaler(device, settings.precision)
+    x = torch.from_numpy(clinical).to(device)
+    y = torch.as_tensor(label, dtype=torch.float32).to(device)
     net.train()
     for _ in range(settings.epochs):
         order = rng.permutation(len(y))
         for start in range(0, len(y), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[batch]), y[batch])
+            batch = torch.from_numpy(order[start : start + settings.batch_size]).to(device)
+            with autocast(device, settings.precision):
+                logit = net(x[batch])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit.float(), y[batch])
             optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
     return net.eval()
 
 
 @torch.no_grad()
-def predict_clinical(net: ClinicalNet, clinical: np.ndarray) -> np.ndarray:
-    """(n,) P(pCR) of the clinical-only model."""
-    return torch.sigmoid(net(torch.from_numpy(clinical))).double().numpy()
+def predict_clinical(net: ClinicalNet, clinical: np.ndarray, precision: str = "fp32") -> np.ndarray:
+    """(n,) P(pCR) of the clinical-only model, on the net's device at ``precision``, the
+    probabilities computed in float32 and returned on the host."""
+    device = model_device(net)
+    with autocast(device, precision):
+        logit = net(torch.from_numpy(clinical).to(device))
+    return torch.sigmoid(logit.float()).double().cpu().numpy()

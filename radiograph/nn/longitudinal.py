@@ -235,7 +235,8 @@ class MRPModel(nn.Module):
             if self.phase is not None:
                 onehot = F.one_hot(phase[mask], self.config.n_phases).to(present.dtype)
                 present = present + self.phase(onehot)
-            feature = feature.index_put((mask,), self.per_image(present))
+            # under autocast the per-image feature is bf16 / fp16; the pooled one stays float32
+            feature = feature.index_put((mask,), self.per_image(present).to(feature.dtype))
         count = mask.sum(dim=1, keepdim=True).clamp(min=1).to(feature.dtype)
         return feature.sum(dim=1) / count
 
@@ -275,7 +276,8 @@ class MRPModel(nn.Module):
 
     def loss(self, out: MRPOutput, label: Tensor, aux_targets: Tensor | None = None) -> Tensor:
         """``w_main BCE(logit) + w_image BCE(image_logit) + w_aux mean_a L_a`` (scalar; the
-        last two only with ``cross_modal``).
+        last two only with ``cross_modal``), in float32 whatever the outputs' dtype (outputs
+        of an autocast forward pass are bf16 / fp16).
 
         Args:
             label: (B,) 0/1 response.
@@ -284,24 +286,26 @@ class MRPModel(nn.Module):
                 observed target in the batch is left out of the mean.
         """
         c = self.config
-        y = label.to(out.logit.dtype)
-        total = c.w_main * F.binary_cross_entropy_with_logits(out.logit, y)
+        y = label.float()
+        total = c.w_main * F.binary_cross_entropy_with_logits(out.logit.float(), y)
         if c.cross_modal:
-            total = total + c.w_image * F.binary_cross_entropy_with_logits(out.image_logit, y)
+            total = total + c.w_image * F.binary_cross_entropy_with_logits(
+                out.image_logit.float(), y
+            )
         if not out.aux:
             return total
         if aux_targets is None or aux_targets.shape != (y.shape[0], len(out.aux)):
             raise ValueError(f"aux_targets: expected shape ({y.shape[0]}, {len(out.aux)})")
         terms = []
         for a, (pred, k) in enumerate(zip(out.aux, c.aux_classes)):
-            target = aux_targets[:, a]
+            pred, target = pred.float(), aux_targets[:, a]
             seen = ~torch.isnan(target)
             if not seen.any():
                 continue
             if k:
                 terms.append(F.cross_entropy(pred[seen], target[seen].long()))
             else:
-                terms.append(F.mse_loss(pred[seen], target[seen].to(pred.dtype)))
+                terms.append(F.mse_loss(pred[seen], target[seen].float()))
         if terms:
             total = total + c.w_aux * torch.stack(terms).mean()
         return total
