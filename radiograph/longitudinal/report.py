@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
+from radiograph.io.atomic import atomic_open
 from radiograph.io.figures import save_figure
 
 if TYPE_CHECKING:
@@ -195,7 +196,8 @@ def write_markdown(
         ", ".join(f"{k}: {v:.1f}" for k, v in result.timings.items()),
         "",
     ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    with atomic_open(path, encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
 
 
 def _md(frame: pd.DataFrame) -> str:

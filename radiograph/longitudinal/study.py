@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 import typing
@@ -32,6 +31,7 @@ import pandas as pd
 import torch
 
 from radiograph.fusion.clinical import ClinicalVariable
+from radiograph.io.atomic import atomic_path, write_json
 from radiograph.longitudinal import evaluate
 from radiograph.longitudinal.cohort import (
     LongitudinalCohort,
@@ -259,14 +259,16 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(_plain(dataclasses.asdict(config)), indent=2))
+    write_json(out / "config.json", _plain(dataclasses.asdict(config)))
     result = StudyResult()
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
+        """Record the stage's wall seconds and print one line for it (a log, or a terminal)."""
         nonlocal clock
         now = time.perf_counter()
         result.timings[stage] = round(now - clock, 2)
+        print(f"== {stage}: {now - clock:.1f} s", flush=True)
         clock = now
 
     cohort = read_longitudinal_manifest(
@@ -294,6 +296,11 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
     preds, vals, externals, systems = [], [], [], []
     for fold, (train, test) in enumerate(patient_folds(sub, config.folds, config.seed)):
         train, test = internal[train], internal[test]
+        print(
+            f"   fold {fold + 1}/{config.folds}: training on {len(train)} patients, "
+            f"testing on {len(test)}",
+            flush=True,
+        )
         system = _fit(
             config, cohort, [patients[i] for i in train], table.iloc[train], seed=config.seed + fold
         )
@@ -329,13 +336,15 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
     lap("evaluate")
     _explain(config, cohort, patients, table, systems, result)
     lap("explain")
-    result.predictions.to_csv(out / "predictions.csv", index=False)
+    with atomic_path(out / "predictions.csv") as path:
+        result.predictions.to_csv(path, index=False)
     for name, frame in result.tables.items():
-        frame.to_csv(out / f"{name}.csv", index=False)
+        with atomic_path(out / f"{name}.csv") as path:
+            frame.to_csv(path, index=False)
     report.write_figures(out, config, result)
     lap("report")
     report.write_markdown(out / "report.md", config, cohort, result)
-    (out / "timings.json").write_text(json.dumps(result.timings, indent=2))
+    write_json(out / "timings.json", result.timings)
     return result
 
 
