@@ -260,6 +260,35 @@ class _Row:
     cells: dict[str, str]
 
 
+class CsvError(ValueError):
+    """A CSV text the ``csv`` module cannot parse; ``line`` is where it stopped (1-based)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def csv_records(text: str) -> list[tuple[int, list[str]]]:
+    """The non-blank records of a CSV ``text``: (line the record starts on, 1-based; its cells
+    stripped of surrounding spaces). Blank lines are skipped but counted, so the lines match
+    what an editor shows, quoted line breaks included.
+
+    Raises:
+        CsvError: the text is not readable CSV (naming the line).
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    records: list[tuple[int, list[str]]] = []
+    end = 0
+    try:
+        for cells in reader:
+            start, end = end + 1, reader.line_num
+            if any(c.strip() for c in cells):
+                records.append((start, [c.strip() for c in cells]))
+    except csv.Error as err:
+        raise CsvError(reader.line_num, f"not a readable CSV file ({err})") from err
+    return records
+
+
 def _read_rows(path: Path) -> tuple[list[str], list[_Row], list[Problem]]:
     """The header and the data rows of a manifest CSV, cells stripped of surrounding spaces.
 
@@ -290,16 +319,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[_Row], list[Problem]]:
                 )
             ],
         )
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
-    records: list[tuple[int, list[str]]] = []
-    end = 0
     try:
-        for cells in reader:
-            start, end = end + 1, reader.line_num
-            if any(c.strip() for c in cells):
-                records.append((start, [c.strip() for c in cells]))
-    except csv.Error as err:
-        return [], [], [Problem(reader.line_num, "", "-", f"not a readable CSV file ({err})")]
+        records = csv_records(text)
+    except CsvError as err:
+        return [], [], [Problem(err.line, "", "-", str(err))]
     if not records:
         return (
             [],

@@ -38,8 +38,6 @@ points never sit in two folds.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -52,6 +50,7 @@ import SimpleITK as sitk
 
 from radiograph.fusion.clinical import ClinicalVariable, check_clinical
 from radiograph.io.paths import safe_name
+from radiograph.manifest import CsvError, csv_records
 
 REQUIRED_COLUMNS = ("patient_id", "centre", "phase")
 VOLUME_COLUMN = "volume_path"
@@ -432,18 +431,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: not UTF-8 text ({err}); save it as 'CSV UTF-8'") from err
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
-    records: list[tuple[int, list[str]]] = []
-    end = 0
     try:
-        for cells in reader:
-            start, end = end + 1, reader.line_num
-            if any(c.strip() for c in cells):
-                records.append((start, [c.strip() for c in cells]))
-    except csv.Error as err:
-        raise ValueError(
-            f"{path}: line {reader.line_num}: not a readable CSV file ({err})"
-        ) from err
+        records = csv_records(text)
+    except CsvError as err:
+        raise ValueError(f"{path}: line {err.line}: {err}") from err
     if not records:
         raise ValueError(
             f"{path}: the file is empty; expected a header "

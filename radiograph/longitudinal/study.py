@@ -193,6 +193,18 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> LongitudinalStudyC
     raise ConfigError(reader.report())
 
 
+def read_cohort(config: LongitudinalStudyConfig) -> LongitudinalCohort:
+    """The study's manifest, read and checked with its declared phases, clinical variables,
+    label and reader columns (:func:`radiograph.longitudinal.cohort.read_longitudinal_manifest`)."""
+    return read_longitudinal_manifest(
+        config.manifest,
+        config.phases,
+        config.clinical,
+        label_column=config.label_column,
+        reader_columns=config.reader_columns,
+    )
+
+
 def preflight(config: LongitudinalStudyConfig) -> PreflightReport:
     """The checks of ``radiograph study --check`` for this kind, in seconds (image headers
     only, nothing trained): the output folder is writable; the manifest passes
@@ -208,13 +220,7 @@ def preflight(config: LongitudinalStudyConfig) -> PreflightReport:
             if weights is not None and not Path(weights).is_file():
                 found.problems.append(f"key 'model.{key}': weights file not found: {weights}")
         try:
-            cohort = read_longitudinal_manifest(
-                config.manifest,
-                config.phases,
-                config.clinical,
-                label_column=config.label_column,
-                reader_columns=config.reader_columns,
-            )
+            cohort = read_cohort(config)
         except ValueError as err:
             list_problems(error_lines(err), found, prefix="key 'manifest': ")
             return
@@ -271,13 +277,7 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
         print(f"== {stage}: {now - clock:.1f} s", flush=True)
         clock = now
 
-    cohort = read_longitudinal_manifest(
-        config.manifest,
-        config.phases,
-        config.clinical,
-        label_column=config.label_column,
-        reader_columns=config.reader_columns,
-    )
+    cohort = read_cohort(config)
     patients = load_patients(cohort, config.volume_shape, config.image_shape)
     table = cohort.clinical_table()
     lap("load")
