@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo_out
+# test processes (pytest-xdist; each test file runs whole in one of them)
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo lint test bench clean-demo
 
@@ -25,7 +27,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
