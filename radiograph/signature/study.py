@@ -30,6 +30,7 @@ import yaml
 from sklearn.model_selection import train_test_split
 from sksurv.util import Surv
 
+from radiograph.io.atomic import atomic_open
 from radiograph.io.features import read_features
 from radiograph.manifest import (
     Manifest,
@@ -670,5 +671,6 @@ def _meta(data: pd.DataFrame, time: str, event: str) -> pd.DataFrame:
 
 
 def save_config(config: SignatureStudyConfig, path: str | os.PathLike) -> None:
-    """Write the config as JSON (paths as text) beside the results."""
-    Path(path).write_text(json.dumps(dataclasses.asdict(config), default=str, indent=2))
+    """Write the config as JSON (paths as text) beside the results, atomically."""
+    with atomic_open(path, encoding="utf-8") as handle:
+        handle.write(json.dumps(dataclasses.asdict(config), default=str, indent=2))
