@@ -83,6 +83,45 @@ class SubjectsFailedError(RuntimeError):
         self.results = results
 
 
+def check_failures(
+    excluded: pd.DataFrame,
+    total: int,
+    allow_failures: int | float | None,
+    listed_in: Path,
+    scope: str,
+    results: pd.DataFrame,
+) -> None:
+    """Print the left-out subjects, or raise when more were left out than allowed.
+
+    Args:
+        excluded: the left-out subjects (:data:`EXCLUDED_COLUMNS`: subject_id, stage, error).
+        total: subjects the run started with.
+        allow_failures: a count or a fraction of ``total``
+            (:func:`radiograph.runner.allowed_failures`).
+        listed_in: the file that lists them (named in the message).
+        scope: what they were left out of (``"the study"``, ``"an analysis"``).
+        results: what the run produced from the others (carried by the error).
+
+    Raises:
+        SubjectsFailedError: more distinct subjects in ``excluded`` than allowed.
+    """
+    failed = excluded["subject_id"].nunique()
+    if not failed:
+        return
+    allowed = allowed_failures(allow_failures, total)
+    summary = (
+        f"{failed} of {total} subjects left out of {scope} "
+        f"(at most {allowed} allowed by allow_failures {allow_failures}), see {listed_in}:\n"
+        + "\n".join(
+            f"  {row.subject_id} ({row.stage}): {row.error}"
+            for row in excluded.itertuples(index=False)
+        )
+    )
+    if failed > allowed:
+        raise SubjectsFailedError(summary, excluded, results)
+    print(summary, file=sys.stderr)
+
+
 def run_study(
     config: StudyConfig,
     *,
@@ -166,21 +205,14 @@ def _run_study(
         write_report(config, manifest, results)
     timer.save(config.report_dir / "stage_seconds.json")
     print(timer.table())
-    failed = excluded["subject_id"].nunique()
-    if failed:
-        allowed = allowed_failures(allow_failures, len(manifest.subjects))
-        summary = (
-            f"{failed} of {len(manifest.subjects)} subjects left out of the study "
-            f"(at most {allowed} allowed by allow_failures {allow_failures}), see "
-            f"{config.report_dir / EXCLUDED_CSV}:\n"
-            + "\n".join(
-                f"  {row.subject_id} ({row.stage}): {row.error}"
-                for row in excluded.itertuples(index=False)
-            )
-        )
-        if failed > allowed:
-            raise SubjectsFailedError(summary, excluded, results)
-        print(summary, file=sys.stderr)
+    check_failures(
+        excluded,
+        len(manifest.subjects),
+        allow_failures,
+        config.report_dir / EXCLUDED_CSV,
+        "the study",
+        results,
+    )
     return results
 
 

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,27 +251,19 @@ def excluded_subjects(problems: pd.DataFrame) -> pd.DataFrame:
 def _check_failures(
     config: SignatureStudyConfig, excluded: pd.DataFrame, result: StudyResult
 ) -> None:
-    """Raise SubjectsFailedError when more subjects were left out than allowed."""
-    failed = excluded["subject_id"].nunique()
-    if not failed:
-        return
-    from radiograph.runner import allowed_failures
-    from radiograph.study import SubjectsFailedError
+    """Raise SubjectsFailedError when more subjects were left out than allowed
+    (:func:`radiograph.study.check_failures`)."""
+    from radiograph.study import check_failures
 
     total = len(result.subjects) + len(set(excluded["subject_id"]) - set(result.subjects.index))
-    allowed = allowed_failures(config.allow_failures, total)
-    summary = (
-        f"{failed} of {total} subjects left out of an analysis (at most {allowed} "
-        f"allowed by allow_failures {config.allow_failures}), see "
-        f"{Path(config.out) / 'excluded_subjects.csv'}:\n"
-        + "\n".join(
-            f"  {row.subject_id} ({row.stage}): {row.error}"
-            for row in excluded.itertuples(index=False)
-        )
+    check_failures(
+        excluded,
+        total,
+        config.allow_failures,
+        Path(config.out) / "excluded_subjects.csv",
+        "an analysis",
+        pd.DataFrame(),
     )
-    if failed > allowed:
-        raise SubjectsFailedError(summary, excluded, pd.DataFrame())
-    print(summary, file=sys.stderr)
 
 
 @dataclass
