@@ -42,6 +42,10 @@ class HabitatSettings:
             2..10).
         voxels_per_subject: tumour voxels sampled per training subject for K-means.
         n_init: K-means restarts per k.
+        selection_voxels: k is chosen by Calinski-Harabasz on a seeded subsample of this many
+            pooled voxels and only the chosen k is fitted on all of them
+            (:meth:`radiograph.radiology.habitats.HabitatModel.fit`); null scores every k on
+            all pooled voxels.
         radiomics: add pyradiomics first-order features per habitat x sequence.
         spacing_mm: voxel spacing (z, y, x) of the volumes.
         normalise: ``background_median`` divides each sequence by the median of its
@@ -52,6 +56,7 @@ class HabitatSettings:
     k_max: int = 10
     voxels_per_subject: int = 2000
     n_init: int = 4
+    selection_voxels: int | None = 100_000
     radiomics: bool = True
     spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0)
     normalise: Literal["background_median", "none"] = "background_median"
@@ -63,6 +68,11 @@ class HabitatSettings:
             )
         if self.voxels_per_subject < 10 or self.n_init < 1:
             raise ValueError("voxels_per_subject, n_init: need >= 10 and >= 1")
+        if self.selection_voxels is not None and self.selection_voxels < 10 * self.k_max:
+            raise ValueError(
+                f"selection_voxels: need null or >= 10 x k_max ({10 * self.k_max}), "
+                f"got {self.selection_voxels}"
+            )
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -57,6 +58,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from radiograph.classify.baselines import make_classifier, positive_probability
 from radiograph.fusion.clinical import ClinicalModel, check_clinical, fit_clinical_model
@@ -68,6 +70,7 @@ from radiograph.fusion.stacking import StackingEnsemble
 from radiograph.io.atomic import atomic_open, read_json, write_json
 from radiograph.preflight import PreflightReport
 from radiograph.radiology.habitats import HabitatModel
+from radiograph.runner import Backend, InProcessBackend, Task, default_backend, run_cohort
 from radiograph.signature.slide_features import FEATURE_NAMES, PatchClassifier, slide_features
 from radiograph.stats import auc_ci, choose_threshold
 
@@ -235,10 +238,21 @@ def run_fusion_study(
 ) -> dict[str, DesignResult]:
     """Run every design (module docstring) and write the report (:mod:`radiograph.fusion.report`).
 
+    Designs are independent: those not finished with this config run as tasks of
+    ``options.backend`` (``radiograph study --workers N``; without it one process per core,
+    at most one per design), each reading the cohort itself and using one thread (K-means,
+    torch, OpenMP) so that workers do not oversubscribe the cores; without ``options`` (a call
+    from Python) they run one after another in this process. Every stage prints one line
+    (design, stage, wall and CPU seconds). A design that fails does not stop the others; the
+    finished ones are kept (a rerun resumes) and the study then stops with the failures named.
+
     Args:
         config: the checked config.
-        options: the ``radiograph study`` run options (unused: one process, no per-subject
-            stage to distribute).
+        options: the ``radiograph study`` run options (:class:`radiograph.study_commands.
+            RunOptions`; ``backend`` and ``progress`` are used), or None.
+
+    Raises:
+        RuntimeError: a design failed (its error is in the message).
     """
     from radiograph.fusion import report
 
@@ -247,17 +261,59 @@ def run_fusion_study(
     cohort = read_cohort(config)
     fingerprint = config_fingerprint(config)
     write_json(out / "config.json", _plain_config(config))
-    results = {}
-    for name, assignment in designs(config, cohort.table).items():
-        folder = out / "designs" / name
-        done = folder / "done.json"
-        if done.is_file() and read_json(done).get("fingerprint") == fingerprint:
-            results[name] = load_design(folder)
-            continue
-        results[name] = run_design(config, cohort, assignment, folder)
-        write_json(done, {"fingerprint": fingerprint, "design": name})
+    names = list(designs(config, cohort.table))
+    todo = [name for name in names if _done_fingerprint(out / "designs" / name) != fingerprint]
+    if todo:
+        if options is None:
+            backend: Backend = InProcessBackend()
+        else:
+            backend = getattr(options, "backend", None) or default_backend(
+                min(len(todo), os.cpu_count() or 1)
+            )
+        parallel = not isinstance(backend, InProcessBackend)
+        tasks = [
+            Task(
+                key=name,
+                outputs=(out / "designs" / name / "done.json",),
+                payload=(config, name, fingerprint, 1 if parallel else None),
+            )
+            for name in todo
+        ]
+        print(f"habitat-fusion: {len(todo)} design(s) to fit ({', '.join(todo)}) on {backend.name}")
+        record = run_cohort(
+            tasks,
+            _design_task,
+            record_path=out / "designs_run.json",
+            stage="designs",
+            backend=backend,
+            overwrite=True,
+            progress=bool(getattr(options, "progress", False)),
+        )
+        if record.failed:
+            raise RuntimeError(
+                f"{len(record.failed)} design(s) failed (finished designs are kept; a rerun "
+                "resumes): " + "; ".join(f"{name}: {error}" for name, error in record.failed)
+            )
+    results = {name: load_design(out / "designs" / name) for name in names}
     report.write_report(out, config, cohort.table, results)
     return results
+
+
+def _done_fingerprint(folder: Path) -> str | None:
+    """The config fingerprint a finished design recorded in its ``done.json``, else None."""
+    done = folder / "done.json"
+    return read_json(done).get("fingerprint") if done.is_file() else None
+
+
+def _design_task(task: Task) -> None:
+    """Fit one design (a :class:`radiograph.runner.Task` of :func:`run_fusion_study`): read
+    the cohort, :func:`run_design`, then ``done.json`` with the config's fingerprint."""
+    config, name, fingerprint, threads = task.payload
+    with threadpool_limits(limits=threads):
+        cohort = read_cohort(config)
+        folder = Path(task.outputs[0]).parent
+        run_design(config, cohort, designs(config, cohort.table)[name], folder)
+    write_json(task.outputs[0], {"fingerprint": fingerprint, "design": name})
 
 
 def config_fingerprint(config: FusionStudyConfig) -> str:
@@ -313,21 +369,26 @@ class _Modality:
 
 class _Clock:
     """Wall and process CPU seconds per stage (CPU time is the figure to compare on shared
-    cores, where wall time depends on the other jobs)."""
+    cores, where wall time depends on the other jobs), one printed line per finished stage."""
 
-    def __init__(self) -> None:
+    def __init__(self, design: str) -> None:
+        self.design = design
         self.rows: list[dict] = []
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         wall, cpu = time.perf_counter(), time.process_time()
         yield
-        self.rows.append(
-            {
-                "stage": name,
-                "seconds": round(time.perf_counter() - wall, 3),
-                "cpu_seconds": round(time.process_time() - cpu, 3),
-            }
+        row = {
+            "stage": name,
+            "seconds": round(time.perf_counter() - wall, 3),
+            "cpu_seconds": round(time.process_time() - cpu, 3),
+        }
+        self.rows.append(row)
+        print(
+            f"  design {self.design}: {name} {row['seconds']:.1f} s "
+            f"(CPU {row['cpu_seconds']:.1f} s)",
+            flush=True,
         )
 
 
@@ -341,7 +402,7 @@ def run_design(
     _write(folder / "split.csv", table[["subject_id", "patient_id", "centre", "cohort", "label"]])
     train = table[table["cohort"] == "train"]
     fold = _folds(train, config)
-    clock = _Clock()
+    clock = _Clock(folder.name)
     selected: list[dict] = []
     with clock.stage("habitat_fit"):
         model = HabitatModel.fit(
@@ -351,6 +412,7 @@ def run_design(
             seed=config.seed,
             n_init=config.habitat.n_init,
             subjects=list(train.index[train["has_habitat"]]),
+            selection_voxels=config.habitat.selection_voxels,
         )
         model.save(folder / "habitat_model.json")
     with clock.stage("habitat_features"):

@@ -1,4 +1,4 @@
-"""MRI / CT habitats: K-means sub-regions of the tumour fitted across a training cohort.
+r"""MRI / CT habitats: K-means sub-regions of the tumour fitted across a training cohort.
 
 As in the habitat study (seeds/000): every tumour voxel is a point whose coordinates are its
 intensities in all channels (e.g. T2, CE-T1, DWI, ADC); K-means with the squared Euclidean
@@ -16,6 +16,18 @@ is meant for multi-parametric MRI as in seeds/000. Narrow the candidates (``k_ra
 
 Channels are standardised with the mean and standard deviation of the pooled training sample
 before clustering, so each channel weighs the same whatever its unit.
+
+Choosing K on a subsample (``selection_voxels``): the score of a K-means partition is
+:math:`CH(K) = \frac{B_K / (K - 1)}{W_K / (n - K)}` (between- and within-cluster dispersion).
+For :math:`n \gg K` the factor :math:`(n - K)` is the same for every candidate up to
+:math:`K/n`, and :math:`B_K / W_K` is a ratio of means over voxels that a seeded random
+subsample of the pooled voxels estimates consistently; so the K that maximises
+CH on 10^5 voxels is the K that maximises it on 10^6 unless two candidates score within the
+subsample's sampling error. With ``selection_voxels`` set and the pool larger, K is chosen on
+such a subsample and only the chosen K is then fitted (``n_init`` restarts) on all pooled
+voxels: 9 candidates x ``n_init`` full K-means fits become 1 x ``n_init``
+(``benchmarks/fusion.py``: 10^6 voxels, the same K). The default (None) scores every K on
+all pooled voxels.
 
 Leakage: the model is fitted on the subjects it is given. For a leak-free cross-validated
 estimate, fit one model per training fold (``HabitatModel.fit`` on that fold's subjects, or
@@ -74,6 +86,8 @@ class HabitatModel:
         seed: seed of the voxel sample and of K-means.
         n_fit_voxels: voxels in the pooled fitting sample.
         subjects: subject ids the model was fitted on.
+        n_selection_voxels: voxels the Calinski-Harabasz scores were computed on (equal to
+            ``n_fit_voxels`` unless K was chosen on a subsample).
     """
 
     centres: np.ndarray
@@ -83,6 +97,7 @@ class HabitatModel:
     seed: int = 0
     n_fit_voxels: int = 0
     subjects: tuple[str, ...] = ()
+    n_selection_voxels: int = 0
 
     @property
     def k(self) -> int:
@@ -104,6 +119,7 @@ class HabitatModel:
         n_init: int = 10,
         subjects: Sequence[str] = (),
         threads: int | None = 1,
+        selection_voxels: int | None = None,
     ) -> HabitatModel:
         """Fit on the tumour voxels of training subjects; choose K by Calinski-Harabasz.
 
@@ -118,10 +134,14 @@ class HabitatModel:
             subjects: subject ids, recorded in the model.
             threads: OpenMP threads for K-means; 1 (default) avoids oversubscribing the cores
                 when several processes run, None uses every core.
+            selection_voxels: when the pooled sample is larger, K is chosen on a seeded random
+                subsample of this many voxels and only the chosen K is fitted on all of them
+                (module docstring); None (default) scores every K on all pooled voxels.
 
         Raises:
             HabitatModelError: no samples, channel counts differ, or too few voxels for the
                 largest K.
+            ValueError: ``selection_voxels`` is not None and smaller than 10 x the largest K.
         """
         if not samples:
             raise HabitatModelError("no training subjects to fit habitats on")
@@ -147,20 +167,35 @@ class HabitatModel:
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0
         z = (x - mean) / scale
+        if selection_voxels is not None and selection_voxels < 10 * k_range[-1]:
+            raise ValueError(
+                f"selection_voxels: need >= 10 x the largest K ({10 * k_range[-1]}); "
+                f"got {selection_voxels}"
+            )
+        subsample = selection_voxels is not None and len(z) > selection_voxels
+        z_select = (
+            z[np.sort(rng.choice(len(z), selection_voxels, replace=False))] if subsample else z
+        )
         scores: dict[int, float] = {}
         fits: dict[int, np.ndarray] = {}
         with threadpool_limits(limits=threads):
             for k in k_range:
-                km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
+                km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z_select)
                 if len(np.unique(km.labels_)) < 2:
                     continue
-                scores[k] = float(calinski_harabasz_score(z, km.labels_))
+                scores[k] = float(calinski_harabasz_score(z_select, km.labels_))
                 fits[k] = km.cluster_centers_
-        if not scores:
-            raise HabitatModelError(
-                "K-means found a single cluster for every K (constant intensities?)"
-            )
-        best = max(scores, key=lambda k: scores[k])
+            if not scores:
+                raise HabitatModelError(
+                    "K-means found a single cluster for every K (constant intensities?)"
+                )
+            best = max(scores, key=lambda k: scores[k])
+            if subsample:
+                fits[best] = (
+                    KMeans(n_clusters=best, n_init=n_init, random_state=seed)
+                    .fit(z)
+                    .cluster_centers_
+                )
         centres = fits[best]
         centres = centres[np.lexsort(centres.T[::-1])]
         return cls(
@@ -171,6 +206,7 @@ class HabitatModel:
             seed=seed,
             n_fit_voxels=len(x),
             subjects=tuple(subjects),
+            n_selection_voxels=len(z_select),
         )
 
     def transform(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -239,6 +275,7 @@ class HabitatModel:
                 "calinski_harabasz": {str(k): v for k, v in self.calinski_harabasz.items()},
                 "seed": self.seed,
                 "n_fit_voxels": self.n_fit_voxels,
+                "n_selection_voxels": self.n_selection_voxels,
                 "subjects": list(self.subjects),
             },
         )
@@ -271,4 +308,5 @@ class HabitatModel:
             seed=int(data.get("seed", 0)),
             n_fit_voxels=int(data.get("n_fit_voxels", 0)),
             subjects=tuple(data.get("subjects", ())),
+            n_selection_voxels=int(data.get("n_selection_voxels", data.get("n_fit_voxels", 0))),
         )

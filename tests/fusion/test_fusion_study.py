@@ -4,7 +4,9 @@ any fitting, the config checked key by key."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ import pytest
 
 from radiograph.fusion import study
 from radiograph.fusion.config import load_fusion_config
+from radiograph.runner import ProcessPoolBackend
 from radiograph.study_config import ConfigError
 
 from .conftest import small_config
@@ -77,6 +80,24 @@ def test_resume_reuses_a_finished_design(finished, monkeypatch):
             na_values=[""],
         ),
     )
+
+
+def test_designs_in_worker_processes_equal_the_in_process_run(finished, tmp_path, capsys):
+    """Designs fitted by two spawned worker processes (``radiograph study --workers 2``): all
+    five finish, each stage printed one line, and the main design's predictions and selected
+    features equal the in-process run's (same seeds: nothing depends on where it ran)."""
+    config, results, _ = finished
+    parallel = dataclasses.replace(config, out_dir=tmp_path / "out", leave_one_centre_out=True)
+    options = SimpleNamespace(backend=ProcessPoolBackend(2), progress=False)
+    again = study.run_fusion_study(parallel, options)
+    assert set(again) == {"split", "loco_A", "loco_B", "loco_C", "loco_D"}
+    for table in ("predictions", "selected", "thresholds"):
+        pd.testing.assert_frame_equal(
+            getattr(again["split"], table), getattr(results["split"], table)
+        )
+    assert "5 design(s) to fit" in capsys.readouterr().out
+    for name in again:
+        assert (tmp_path / "out" / "designs" / name / "done.json").is_file()
 
 
 def _broken(fusion_cohort: Path, tmp_path: Path, edit) -> Path:

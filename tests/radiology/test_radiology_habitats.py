@@ -25,6 +25,31 @@ def test_habitats_recover_planted_subregions_and_their_number(k):
     assert ari >= 0.9, ari
 
 
+@pytest.mark.parametrize("k", [3, 4])
+def test_k_chosen_on_a_subsample_matches_every_k_on_all_voxels(k, tmp_path):
+    """``selection_voxels``: Calinski-Harabasz on a seeded subsample picks the k that scoring on
+    all pooled voxels picks, and the chosen k's fit on all voxels labels a new tumour as the
+    full fit does."""
+    train = [planted_habitats(k=k, seed=s)[:2] for s in range(4)]
+    full = HabitatModel.fit(train, voxels_per_subject=5000, seed=0)
+    sub = HabitatModel.fit(train, voxels_per_subject=5000, seed=0, selection_voxels=2000)
+    assert full.n_fit_voxels == sub.n_fit_voxels == 20_000
+    assert (full.n_selection_voxels, sub.n_selection_voxels) == (20_000, 2000)
+    assert sub.k == full.k == k, (sub.calinski_harabasz, full.calinski_harabasz)
+    # CH scales with n: the subsample's scores are about n_sub / n of the full ones
+    ratio = sub.calinski_harabasz[k] / full.calinski_harabasz[k]
+    assert ratio == pytest.approx(2000 / 20_000, rel=0.1)
+    image, mask, truth = planted_habitats(k=k, seed=99)
+    assert (
+        adjusted_rand_score(full.transform(image, mask)[mask], sub.transform(image, mask)[mask])
+        > 0.99
+    )
+    sub.save(tmp_path / "m.json")
+    assert HabitatModel.load(tmp_path / "m.json").n_selection_voxels == 2000
+    with pytest.raises(ValueError, match="selection_voxels"):
+        HabitatModel.fit(train, voxels_per_subject=5000, selection_voxels=50)
+
+
 def test_saved_model_assigns_the_same_habitats(tmp_path):
     train = [planted_habitats(seed=s)[:2] for s in range(2)]
     model = HabitatModel.fit(train, voxels_per_subject=800, seed=3, k_range=range(2, 6))
