@@ -3,10 +3,11 @@ r"""The synthetic cohort: subjects, the known hazard, survival times, and the fi
 Subjects and patients
     ``n_subjects`` rows; about ``repeat_patients`` (10%) of the patients contribute two subjects
     (two samples of the same tumour: same outcome, label, centre and clinical covariates, and
-    the same latent planted fractions, but independently drawn and rendered images). Each
+    the same latent planted fractions and focal scores, but independently drawn and rendered
+    images). Each
     patient is seen at centre A, B or C (stain and scanner appearance differ per centre).
 
-Planted signal and the hazard
+Planted signal and the hazard (``signal="abundance"``, the default)
     Each patient's tumour has a latent pathology fraction :math:`p \sim U(0, p_\max)`
     (``p_max = 0.04``: planted area over tissue area on the slide) and radiology fraction
     :math:`r \sim U(0, r_\max)` (``r_max = 0.15``: planted volume over tumour volume). The true
@@ -23,6 +24,30 @@ Planted signal and the hazard
     is nuisance with zero effect: the nuisance texture on the slide and the necrosis in the CT
     (fractions drawn independently of :math:`\eta`), stain and scanner appearance per centre and
     subject, tissue and tumour shapes, age and stage.
+
+The focal signal (``signal="focal"``)
+    The pathology term is set by what one small region of the slide looks like, not by how
+    large it is. Each patient's slide has one compact region (one blob) covering a fraction
+    :math:`f \sim U(p_\max/2, p_\max)` of the tissue (at most :math:`k^2 = 4\%`, what SPARRA's
+    two TopK(0.2) layers keep), drawn independently of the hazard, marked by the planted
+    class's purple, haematoxylin-rich background; and a disjoint distractor region of the same
+    area marked by a deep pink, eosin-rich background under the same nuclei. The appearance is
+    the nuclear size, a property independent of both markers and of the regions' size: with
+    per-patient scores :math:`z, z' \sim N(0, 1)` independent, the nuclei of the region have
+    radius :math:`4\,\mu m \cdot e^{0.2 z}` and those of the distractor
+    :math:`4\,\mu m \cdot e^{0.2 z'}` (``slides.NUCLEUS_LOG_RADIUS_PER_SD``; x 1.22 per
+    standard deviation, nuclear area x 1.49), and
+
+    .. math::
+
+        \eta = \beta_p \, z + \beta_r \, \frac{r - r_\max/2}{r_\max/\sqrt{12}} .
+
+    The region's size, the distractor (its size and its appearance :math:`z'`) and the nuisance
+    texture carry nothing. The CT keeps the abundance signal (the radiology term above, the
+    same planted enhancing fraction :math:`r`): the question the focal signal asks is about the
+    selection of slide patches, and a CT term that a mean already sees keeps the cohort's
+    radiology side comparable with the abundance cohort's. ``rad_log_hr = 0`` gives a cohort
+    whose hazard is the focal signal alone. ``path_max_fraction`` must be at most 0.25.
 
 Survival times
     Event times are exponential with rate :math:`\lambda_0 e^{\eta}`,
@@ -43,14 +68,20 @@ Files (paths relative to ``OUT``)
     ``ground_truth.json`` (the generation settings, the hazard and the oracle C-index);
     ``ground_truth/<subject>_slide_{planted,nuisance,tissue}.png`` (label maps at one pixel per
     4-um cell, downsample ``slide.label_downsample`` of ``ground_truth.json``; 255 = yes) and
-    ``ground_truth/<subject>_ct_{planted,nuisance}.nii.gz`` (uint8, the CT's geometry);
+    ``ground_truth/<subject>_ct_{planted,nuisance}.nii.gz`` (uint8, the CT's geometry). The
+    focal signal adds ``ground_truth/<subject>_slide_distractor.png`` (the planted map is the
+    focal region), the columns :data:`FOCAL_TRUTH_COLUMNS` of ``ground_truth.csv`` (abundance
+    cohorts have neither) and ``signal: "focal"`` in ``ground_truth.json`` (and in its
+    settings; a file without it is an abundance cohort's, as before the focal option existed);
     ``synth_record.json`` (the run record). Every file is written atomically; a second run on
     the same folder with the same settings resumes, with other settings it is refused unless
     ``overwrite``.
 
 Randomness: patient-level draws use ``default_rng([seed, 0])``; subject ``i``'s slide and CT use
 ``default_rng([seed, 1, i])`` and ``default_rng([seed, 2, i])``, so the output is a pure function
-of the seed and the settings, whatever the number of workers.
+of the seed and the settings, whatever the number of workers. The focal scores :math:`z, z'` use
+``default_rng([seed, 3])``: the focal cohort of a seed has the abundance cohort's patients,
+centres, covariates, missing modalities, CT fractions and image streams.
 """
 
 from __future__ import annotations
@@ -73,6 +104,8 @@ MANIFEST_NAME = "manifest.csv"
 TRUTH_CSV = "ground_truth.csv"
 TRUTH_JSON = "ground_truth.json"
 RECORD_NAME = "synth_record.json"
+#: What carries the pathology term of the hazard (module docstring).
+SIGNALS = ("abundance", "focal")
 #: Columns of ``ground_truth.csv``.
 TRUTH_COLUMNS = (
     "subject_id",
@@ -90,6 +123,9 @@ TRUTH_COLUMNS = (
     "ct_planted_path",
     "ct_nuisance_path",
 )
+#: Columns that the focal signal appends to ``ground_truth.csv``: the region's appearance score
+#: z (sets the hazard), the distractor's z' (noise) and the distractor's label map.
+FOCAL_TRUTH_COLUMNS = ("path_appearance", "path_distractor_appearance", "slide_distractor_path")
 STAGES = (1, 2, 3, 4)
 STAGE_PROBABILITIES = (0.45, 0.15, 0.25, 0.15)
 
@@ -99,12 +135,15 @@ class SynthParams:
     """Settings of the cohort model (see the module docstring).
 
     Attributes:
+        signal: what sets the pathology term of the hazard: ``"abundance"`` (the planted
+            fraction) or ``"focal"`` (the appearance of one small region; its fraction is
+            uniform in ``[path_max_fraction / 2, path_max_fraction]`` and has no effect).
         path_max_fraction: upper end of the uniform planted fraction of the tissue area.
         rad_max_fraction: upper end of the uniform planted fraction of the tumour volume.
         path_nuisance_range: range of the uniform nuisance-texture fraction of the tissue.
         rad_nuisance_range: range of the uniform necrosis fraction of the tumour.
         path_log_hr: log hazard ratio per population standard deviation of the pathology
-            planted fraction.
+            planted fraction (abundance) or of the region's appearance score (focal).
         rad_log_hr: the same for the radiology planted fraction.
         baseline_median_days: median event time at log hazard 0.
         censored_fraction: expected fraction of censored subjects, in [0, 1).
@@ -114,6 +153,7 @@ class SynthParams:
         centres: centre names (keys of the slide and scanner appearance tables).
     """
 
+    signal: str = "abundance"
     path_max_fraction: float = 0.04
     rad_max_fraction: float = 0.15
     path_nuisance_range: tuple[float, float] = (0.05, 0.25)
@@ -128,6 +168,13 @@ class SynthParams:
     centres: tuple[str, ...] = ("A", "B", "C")
 
     def __post_init__(self) -> None:
+        if self.signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {SIGNALS}; got {self.signal!r}")
+        if self.signal == "focal" and self.path_max_fraction > 0.25:
+            raise ValueError(
+                "path_max_fraction must be <= 0.25 for the focal signal (the region and the "
+                f"distractor are each that large); got {self.path_max_fraction}"
+            )
         for name in ("path_max_fraction", "rad_max_fraction"):
             if not 0.0 < getattr(self, name) <= 0.5:
                 raise ValueError(f"{name} must be in (0, 0.5]; got {getattr(self, name)}")
@@ -159,7 +206,12 @@ class SubjectSpec:
         rad_fraction, rad_nuisance: CT planted and necrosis fractions of the tumour.
         slide_mpp: level-0 microns per pixel; slide_size: level-0 (width, height) px.
         ct_size: (x, y, z) voxels; ct_spacing: (x, y, z) mm.
-        slide, slide_planted, slide_nuisance, slide_tissue: output files of the slide.
+        signal: ``"abundance"`` or ``"focal"`` (then ``path_fraction`` is the area of the
+            region and of the distractor).
+        path_appearance, path_distractor_appearance: focal: appearance scores z and z' of the
+            region and of the distractor.
+        slide, slide_planted, slide_nuisance, slide_tissue, slide_distractor: output files of
+            the slide (the distractor's map for the focal signal only).
         ct, mask, ct_planted, ct_nuisance: output files of the CT.
     """
 
@@ -174,10 +226,14 @@ class SubjectSpec:
     slide_size: tuple[int, int]
     ct_size: tuple[int, int, int]
     ct_spacing: tuple[float, float, float]
+    signal: str = "abundance"
+    path_appearance: float = 0.0
+    path_distractor_appearance: float = 0.0
     slide: Path | None = None
     slide_planted: Path | None = None
     slide_nuisance: Path | None = None
     slide_tissue: Path | None = None
+    slide_distractor: Path | None = None
     ct: Path | None = None
     mask: Path | None = None
     ct_planted: Path | None = None
@@ -190,6 +246,7 @@ class SubjectSpec:
             "slide_planted",
             "slide_nuisance",
             "slide_tissue",
+            "slide_distractor",
             "ct",
             "mask",
             "ct_planted",
@@ -199,15 +256,18 @@ class SubjectSpec:
 
 
 def true_log_hazard(
-    path_fraction: np.ndarray, rad_fraction: np.ndarray, params: SynthParams
+    path_value: np.ndarray, rad_fraction: np.ndarray, params: SynthParams
 ) -> np.ndarray:
-    """The cohort's true log relative hazard (module docstring): standardised planted fractions
-    weighted by ``params.path_log_hr`` and ``params.rad_log_hr``.
+    """The cohort's true log relative hazard (module docstring): the pathology variable
+    (standardised planted fraction, or the focal region's appearance score, already standard)
+    and the standardised radiology planted fraction, weighted by ``params.path_log_hr`` and
+    ``params.rad_log_hr``.
 
     Args:
-        path_fraction: (N,) planted fraction of the tissue area on the slide.
+        path_value: (N,) abundance: planted fraction of the tissue area on the slide; focal:
+            the region's appearance score z.
         rad_fraction: (N,) planted fraction of the tumour volume in the CT.
-        params: the cohort settings (maximum fractions and log hazard ratios).
+        params: the cohort settings (signal, maximum fractions and log hazard ratios).
 
     Returns:
         (N,) float64 log hazard ratios (population mean 0).
@@ -216,9 +276,13 @@ def true_log_hazard(
     def standardise(value: np.ndarray, high: float) -> np.ndarray:
         return (np.asarray(value, dtype=np.float64) - high / 2.0) / (high / math.sqrt(12.0))
 
-    return params.path_log_hr * standardise(
-        path_fraction, params.path_max_fraction
-    ) + params.rad_log_hr * standardise(rad_fraction, params.rad_max_fraction)
+    if params.signal == "focal":
+        path_term = np.asarray(path_value, dtype=np.float64)
+    else:
+        path_term = standardise(path_value, params.path_max_fraction)
+    return params.path_log_hr * path_term + params.rad_log_hr * standardise(
+        rad_fraction, params.rad_max_fraction
+    )
 
 
 def censoring_rate(hazard: np.ndarray, censored_fraction: float) -> float:
@@ -250,7 +314,9 @@ def plan_cohort(n_subjects: int, seed: int, params: SynthParams = SynthParams())
     Returns:
         DataFrame with columns subject_id, patient_id, centre, age, stage, path_fraction,
         rad_fraction, path_nuisance, rad_nuisance, true_log_hazard, time (days), event (0/1),
-        label (0/1), has_slide, has_ct (bool), in subject order (a patient's subjects adjacent).
+        label (0/1), has_slide, has_ct (bool), and for the focal signal path_appearance and
+        path_distractor_appearance (z and z'), in subject order (a patient's subjects
+        adjacent).
     """
     if n_subjects < 2:
         raise ValueError(f"n_subjects must be >= 2; got {n_subjects}")
@@ -261,9 +327,15 @@ def plan_cohort(n_subjects: int, seed: int, params: SynthParams = SynthParams())
     twice[rng.choice(n_patients, size=repeats, replace=False)] = True
     patient_of = np.repeat(np.arange(n_patients), np.where(twice, 2, 1))
 
-    path = rng.uniform(0.0, params.path_max_fraction, n_patients)
+    focal = params.signal == "focal"
+    path_low = params.path_max_fraction / 2.0 if focal else 0.0
+    path = rng.uniform(path_low, params.path_max_fraction, n_patients)
     rad = rng.uniform(0.0, params.rad_max_fraction, n_patients)
-    eta = true_log_hazard(path, rad, params)
+    if focal:
+        appearance, distractor = np.random.default_rng([seed, 3]).standard_normal((2, n_patients))
+        eta = true_log_hazard(appearance, rad, params)
+    else:
+        eta = true_log_hazard(path, rad, params)
     hazard = math.log(2.0) / params.baseline_median_days * np.exp(eta)
     event_time = rng.exponential(1.0 / hazard)
     mu = censoring_rate(hazard, params.censored_fraction)
@@ -287,7 +359,7 @@ def plan_cohort(n_subjects: int, seed: int, params: SynthParams = SynthParams())
 
     width = max(3, len(str(n_subjects)))
     p = patient_of
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "subject_id": [f"syn{i + 1:0{width}d}" for i in range(n_subjects)],
             "patient_id": [f"pat{j + 1:0{width}d}" for j in p],
@@ -306,6 +378,10 @@ def plan_cohort(n_subjects: int, seed: int, params: SynthParams = SynthParams())
             "has_ct": has_ct,
         }
     )
+    if focal:
+        table["path_appearance"] = appearance[p]
+        table["path_distractor_appearance"] = distractor[p]
+    return table
 
 
 def make_cohort(
@@ -360,7 +436,7 @@ def make_cohort(
     settings = {
         "seed": int(seed),
         "n_subjects": int(n_subjects),
-        "params": asdict(params),
+        "params": _params_settings(params),
         "slide": {"mpp": float(slide_mpp), "size": list(slide_size)},
         "ct": {"size": [int(s) for s in ct_size], "spacing": [float(s) for s in ct_spacing]},
     }
@@ -372,10 +448,10 @@ def make_cohort(
                 f"{out} holds a synthetic cohort made with other settings "
                 f"({truth_json}); choose another folder or pass overwrite"
             )
-    write_json(truth_json, _summary(settings, table, slide_mpp))
+    write_json(truth_json, _summary(settings, table, slide_mpp, params.signal))
 
     specs = [
-        _subject_spec(out, row, i, seed, slide_mpp, slide_size, ct_size, ct_spacing)
+        _subject_spec(out, row, i, seed, slide_mpp, slide_size, ct_size, ct_spacing, params)
         for i, row in enumerate(table.itertuples(index=False))
     ]
     tasks = [
@@ -394,7 +470,7 @@ def make_cohort(
     )
     if record.failed:
         raise RuntimeError(f"synthetic cohort {out}: some subjects failed\n{record.report()}")
-    _write_truth_csv(out / TRUTH_CSV, table, specs, out)
+    _write_truth_csv(out / TRUTH_CSV, table, specs, out, params.signal)
     return _write_manifest(out / MANIFEST_NAME, table, specs, out)
 
 
@@ -403,15 +479,27 @@ def write_subject(task: Task) -> None:
     spec: SubjectSpec = task.payload
     if spec.slide is not None:
         rng = np.random.default_rng([spec.seed, 1, spec.index])
-        layout = slides.slide_layout(
-            rng, spec.slide_size, spec.slide_mpp, spec.path_fraction, spec.path_nuisance
-        )
+        if spec.signal == "focal":
+            layout = slides.focal_layout(
+                rng, spec.slide_size, spec.slide_mpp, spec.path_fraction, spec.path_nuisance
+            )
+            scores = {
+                slides.PLANTED: spec.path_appearance,
+                slides.DISTRACTOR: spec.path_distractor_appearance,
+            }
+        else:
+            layout = slides.slide_layout(
+                rng, spec.slide_size, spec.slide_mpp, spec.path_fraction, spec.path_nuisance
+            )
+            scores = None
         slides.write_slide(
-            spec.slide, slides.render_slide(rng, layout, spec.centre), spec.slide_mpp
+            spec.slide, slides.render_slide(rng, layout, spec.centre, scores), spec.slide_mpp
         )
         slides.write_layout_png(spec.slide_planted, layout.labels == slides.PLANTED)
         slides.write_layout_png(spec.slide_nuisance, layout.labels == slides.NUISANCE)
         slides.write_layout_png(spec.slide_tissue, layout.tissue)
+        if spec.slide_distractor is not None:
+            slides.write_layout_png(spec.slide_distractor, layout.labels == slides.DISTRACTOR)
     if spec.ct is not None:
         rng = np.random.default_rng([spec.seed, 2, spec.index])
         layout = volumes.ct_layout(
@@ -454,9 +542,11 @@ def _subject_spec(
     slide_size: tuple[int, int],
     ct_size: tuple[int, int, int],
     ct_spacing: tuple[float, float, float],
+    params: SynthParams,
 ) -> SubjectSpec:
     sid = row.subject_id
     truth = out / "ground_truth"
+    focal = params.signal == "focal"
     slide_files: dict[str, Path | None] = {}
     if row.has_slide:
         slide_files = {
@@ -464,6 +554,14 @@ def _subject_spec(
             "slide_planted": truth / f"{sid}_slide_planted.png",
             "slide_nuisance": truth / f"{sid}_slide_nuisance.png",
             "slide_tissue": truth / f"{sid}_slide_tissue.png",
+        }
+        if focal:
+            slide_files["slide_distractor"] = truth / f"{sid}_slide_distractor.png"
+    scores: dict[str, float] = {}
+    if focal:
+        scores = {
+            "path_appearance": float(row.path_appearance),
+            "path_distractor_appearance": float(row.path_distractor_appearance),
         }
     ct_files: dict[str, Path | None] = {}
     if row.has_ct:
@@ -485,6 +583,8 @@ def _subject_spec(
         slide_size=tuple(slide_size),
         ct_size=tuple(int(s) for s in ct_size),
         ct_spacing=tuple(float(s) for s in ct_spacing),
+        signal=params.signal,
+        **scores,
         **slide_files,
         **ct_files,
     )
@@ -516,7 +616,9 @@ def _write_manifest(path: Path, table: pd.DataFrame, specs: list[SubjectSpec], o
     return path
 
 
-def _write_truth_csv(path: Path, table: pd.DataFrame, specs: list[SubjectSpec], out: Path) -> None:
+def _write_truth_csv(
+    path: Path, table: pd.DataFrame, specs: list[SubjectSpec], out: Path, signal: str
+) -> None:
     truth = pd.DataFrame(
         {
             "subject_id": table["subject_id"],
@@ -536,41 +638,71 @@ def _write_truth_csv(path: Path, table: pd.DataFrame, specs: list[SubjectSpec], 
         },
         columns=list(TRUTH_COLUMNS),
     )
+    if signal == "focal":
+        truth["path_appearance"] = table["path_appearance"]
+        truth["path_distractor_appearance"] = table["path_distractor_appearance"]
+        truth["slide_distractor_path"] = [_relative(s.slide_distractor, out) for s in specs]
     with atomic_open(path, "w", encoding="utf-8", newline="") as fh:
         truth.to_csv(fh, index=False, float_format="%.10g")
 
 
-def _summary(settings: dict[str, Any], table: pd.DataFrame, slide_mpp: float) -> dict[str, Any]:
-    """Content of ground_truth.json: settings, the hazard, label maps and cohort statistics."""
-    return _jsonable(
-        {
-            "settings": settings,
-            "hazard": "true_log_hazard = path_log_hr * (p - p_max/2) / (p_max/sqrt(12)) + "
-            "rad_log_hr * (r - r_max/2) / (r_max/sqrt(12)); p = path_planted_fraction, "
-            "r = rad_planted_fraction; event rate = ln(2)/baseline_median_days * "
-            "exp(true_log_hazard) per day",
-            "slide": {
-                "label_downsample": slides.cell_pixels(slide_mpp),
-                "cell_um": slides.cell_pixels(slide_mpp) * slide_mpp,
-                "levels_downsample": list(
-                    slides.pyramid_downsamples(tuple(settings["slide"]["size"][::-1]))
-                ),
-                "planted_appearance": asdict(slides.APPEARANCE[slides.PLANTED]),
-                "tissue_appearance": asdict(slides.APPEARANCE[slides.TISSUE]),
-                "nuisance_appearance": asdict(slides.APPEARANCE[slides.NUISANCE]),
-            },
-            "ct": {"hounsfield_units": {k: list(v) for k, v in volumes.HU.items()}},
-            "cohort": {
-                "subjects": int(len(table)),
-                "patients": int(table["patient_id"].nunique()),
-                "events": int(table["event"].sum()),
-                "censored_fraction": float(1.0 - table["event"].mean()),
-                "without_slide": int((~table["has_slide"]).sum()),
-                "without_ct": int((~table["has_ct"]).sum()),
-                "oracle_c_index": oracle_c_index(table),
-            },
+def _params_settings(params: SynthParams) -> dict[str, Any]:
+    """The ``params`` entry of the settings. Without ``signal`` for the abundance signal, so an
+    abundance cohort's settings and ground_truth.json are those written before the focal option
+    existed (and such a cohort still resumes)."""
+    settings = asdict(params)
+    if params.signal == "abundance":
+        del settings["signal"]
+    return settings
+
+
+def _summary(
+    settings: dict[str, Any], table: pd.DataFrame, slide_mpp: float, signal: str
+) -> dict[str, Any]:
+    """Content of ground_truth.json: settings, the hazard, label maps and cohort statistics
+    (plus the signal, its hazard and the distractor's appearance for the focal signal)."""
+    summary = {
+        "settings": settings,
+        "hazard": "true_log_hazard = path_log_hr * (p - p_max/2) / (p_max/sqrt(12)) + "
+        "rad_log_hr * (r - r_max/2) / (r_max/sqrt(12)); p = path_planted_fraction, "
+        "r = rad_planted_fraction; event rate = ln(2)/baseline_median_days * "
+        "exp(true_log_hazard) per day",
+        "slide": {
+            "label_downsample": slides.cell_pixels(slide_mpp),
+            "cell_um": slides.cell_pixels(slide_mpp) * slide_mpp,
+            "levels_downsample": list(
+                slides.pyramid_downsamples(tuple(settings["slide"]["size"][::-1]))
+            ),
+            "planted_appearance": asdict(slides.APPEARANCE[slides.PLANTED]),
+            "tissue_appearance": asdict(slides.APPEARANCE[slides.TISSUE]),
+            "nuisance_appearance": asdict(slides.APPEARANCE[slides.NUISANCE]),
+        },
+        "ct": {"hounsfield_units": {k: list(v) for k, v in volumes.HU.items()}},
+        "cohort": {
+            "subjects": int(len(table)),
+            "patients": int(table["patient_id"].nunique()),
+            "events": int(table["event"].sum()),
+            "censored_fraction": float(1.0 - table["event"].mean()),
+            "without_slide": int((~table["has_slide"]).sum()),
+            "without_ct": int((~table["has_ct"]).sum()),
+            "oracle_c_index": oracle_c_index(table),
+        },
+    }
+    if signal == "focal":
+        summary = {
+            "signal": signal,
+            **summary,
+            "hazard": "true_log_hazard = path_log_hr * z + rad_log_hr * (r - r_max/2) / "
+            "(r_max/sqrt(12)); z = path_appearance (N(0, 1) per patient: the focal region's "
+            "nuclei have radius nucleus_um * exp(nucleus_log_radius_per_sd * z)), "
+            "r = rad_planted_fraction; the region's and the distractor's area "
+            "(path_planted_fraction) and the distractor's score (path_distractor_appearance) "
+            "have no effect; event rate = ln(2)/baseline_median_days * exp(true_log_hazard) "
+            "per day",
         }
-    )
+        summary["slide"]["distractor_appearance"] = asdict(slides.APPEARANCE[slides.DISTRACTOR])
+        summary["slide"]["nucleus_log_radius_per_sd"] = slides.NUCLEUS_LOG_RADIUS_PER_SD
+    return _jsonable(summary)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,4 +1,10 @@
-"""The ``radiograph synth`` command: write a synthetic cohort with a planted signal."""
+"""The ``radiograph synth`` command: write a synthetic cohort with a planted signal.
+
+``--signal focal`` (radiopathomics kind) writes the focal-signal cohort of
+:mod:`radiograph.synth.cohort`: the slide's term of the hazard is the nuclear size of one small
+marked region (a distractor region of the same size has its own marker and a nuclear size that
+is noise), not the abundance of a pattern; the CT keeps its abundance signal.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,8 @@ from radiograph.runner import add_backend_arguments, backend_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``synth OUT_DIR --subjects N --seed S [--slide-mpp MPP]`` to the ``radiograph``
-    command."""
+    """Add ``synth OUT_DIR --subjects N --seed S [--slide-mpp MPP] [--signal focal]`` to the
+    ``radiograph`` command."""
     parser = subparsers.add_parser(
         "synth",
         help="write a synthetic cohort (slides, CT, masks, survival) with a planted signal",
@@ -30,6 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="radiopathomics",
         help="signature: the 3-centre pathomics-signature / treatment-benefit "
         "stand-in (radiograph.synth.signature_cohort; --subjects unused)",
+    )
+    parser.add_argument(
+        "--signal",
+        choices=("abundance", "focal"),
+        default="abundance",
+        help="what sets the slide's term of the hazard (radiopathomics kind only): abundance "
+        "(default: the planted fraction of the tissue) or focal (the nuclear size of one small "
+        "marked region, beside a distractor region of the same size; the CT keeps its "
+        "abundance signal); see radiograph.synth.cohort",
     )
     parser.add_argument(
         "--slide-mpp",
@@ -51,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    if args.signal != "abundance" and args.kind != "radiopathomics":
+        print(f"radiograph synth: --signal {args.signal} is for the radiopathomics kind only")
+        return 1
     if args.kind == "longitudinal":
         from radiograph.synth.longitudinal_cohort import make_longitudinal_cohort
 
@@ -85,7 +103,7 @@ def _synth(args: argparse.Namespace) -> int:
             return 1
         print(f"wrote {path}")
         return 0
-    from radiograph.synth.cohort import TRUTH_JSON, make_cohort
+    from radiograph.synth.cohort import TRUTH_JSON, SynthParams, make_cohort
 
     start = time.perf_counter()
     try:
@@ -95,6 +113,7 @@ def _synth(args: argparse.Namespace) -> int:
             args.seed,
             slide_mpp=args.slide_mpp,
             slide_size=tuple(args.slide_size) if args.slide_size else None,
+            params=SynthParams(signal=args.signal),
             backend=backend_from_args(args),
             overwrite=args.overwrite,
             progress=not args.no_progress,

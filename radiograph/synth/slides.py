@@ -8,11 +8,16 @@ A slide is made in two steps:
    ``PLANTED`` (the prognostic pattern: dense, large, dark nuclei in a purple,
    haematoxylin-rich background). Tissue is one or two irregular pieces; planted and nuisance
    regions are compact blobs placed inside the tissue, sized so that their area is the
-   requested fraction of the tissue area (exactly, up to one cell).
+   requested fraction of the tissue area (exactly, up to one cell). :func:`focal_layout`
+   draws the layout of the focal signal instead: ``PLANTED`` is one compact region and
+   ``DISTRACTOR`` a second, disjoint one of the same area (a deep pink, eosin-rich background
+   under the same nuclei as the planted purple one), beside the nuisance texture.
 2. :func:`render_slide` paints the level-0 RGB image of a layout: stain concentrations per
    pixel (eosin texture, haematoxylin nuclei stamped as soft discs, vacuoles as white holes)
    are turned into colour by the Beer-Lambert law with haematoxylin and eosin optical-density
-   vectors that vary per centre and per subject (stain nuisance).
+   vectors that vary per centre and per subject (stain nuisance). Optional appearance scores
+   per class scale that class's nucleus radius by ``exp(NUCLEUS_LOG_RADIUS_PER_SD * score)``
+   (the focal signal's appearance; the centres of the nuclei do not depend on it).
 
 Every level-0 pixel belongs to exactly one layout cell, so the layout map written beside the
 slide (downsample = cell size in pixels) is the exact ground truth of which pixels are planted.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +39,8 @@ from radiograph.io.atomic import atomic_path
 from radiograph.pathology.slide import write_pyramidal_tiff
 from radiograph.synth.regions import blobs, smooth_noise
 
-#: Label values of a slide layout.
-BACKGROUND, TISSUE, NUISANCE, PLANTED = 0, 1, 2, 3
+#: Label values of a slide layout (``DISTRACTOR`` only in the layouts of the focal signal).
+BACKGROUND, TISSUE, NUISANCE, PLANTED, DISTRACTOR = 0, 1, 2, 3, 4
 #: Side of one layout cell in microns (the ground-truth maps have this resolution).
 CELL_UM = 4.0
 #: Field of view (width, height) in microns when no slide size is given: 3000 x 2000 px at
@@ -44,6 +50,9 @@ DEFAULT_FIELD_UM = (1500.0, 1000.0)
 PLANTED_BLOB_UM = 80.0
 #: Typical radius (um) of one nuisance blob.
 NUISANCE_BLOB_UM = 150.0
+#: Nucleus radius of a class with appearance score ``z`` (:func:`render_slide`):
+#: ``nucleus_um * exp(NUCLEUS_LOG_RADIUS_PER_SD * z)``, i.e. x 1.22 per standard deviation.
+NUCLEUS_LOG_RADIUS_PER_SD = 0.2
 #: Tile side of the TIFF pages (pixels).
 TILE = 256
 #: Compression of the TIFF tiles: deflate, which tifffile writes without extra codecs and
@@ -80,7 +89,9 @@ class ClassAppearance:
     vacuole_um: float = 0.0
 
 
-#: Appearance of each tissue class; the planted class is the one that drives risk.
+#: Appearance of each tissue class; the planted class is the one that drives risk. The
+#: distractor (focal layouts only) has the planted nuclei on a deep pink instead of a purple
+#: background: the two differ in their marker (the background stain), not in their nuclei.
 APPEARANCE = {
     TISSUE: ClassAppearance(
         eosin=0.55, haematoxylin=0.08, nuclei_per_mm2=2500.0, nucleus_um=3.0, nucleus_od=0.9
@@ -97,6 +108,9 @@ APPEARANCE = {
     PLANTED: ClassAppearance(
         eosin=0.35, haematoxylin=0.45, nuclei_per_mm2=9000.0, nucleus_um=4.0, nucleus_od=1.5
     ),
+    DISTRACTOR: ClassAppearance(
+        eosin=0.90, haematoxylin=0.03, nuclei_per_mm2=9000.0, nucleus_um=4.0, nucleus_od=1.5
+    ),
 }
 #: Optical density of the glass background (light grey-white).
 GLASS_OD = 0.03
@@ -107,7 +121,8 @@ class SlideLayout:
     """The label map of one synthetic slide.
 
     Attributes:
-        labels: uint8 (rows, cols) cell labels (BACKGROUND, TISSUE, NUISANCE, PLANTED).
+        labels: uint8 (rows, cols) cell labels (BACKGROUND, TISSUE, NUISANCE, PLANTED and, in
+            focal layouts, DISTRACTOR).
         cell_px: level-0 pixels per cell side (the ground-truth downsample).
         mpp: level-0 microns per pixel.
     """
@@ -200,13 +215,74 @@ def slide_layout(
     return SlideLayout(labels=labels, cell_px=cell_px, mpp=float(mpp))
 
 
-def render_slide(rng: np.random.Generator, layout: SlideLayout, centre: str) -> np.ndarray:
+def focal_layout(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    mpp: float,
+    region_fraction: float,
+    nuisance_fraction: float,
+) -> SlideLayout:
+    """Draw tissue, one focal region, a distractor region of the same area, and nuisance.
+
+    The focal region (``PLANTED``) and the distractor (``DISTRACTOR``) are one compact blob
+    each (:func:`radiograph.synth.regions.blobs` with the radius of a disc of the target
+    area), disjoint and inside the tissue; the nuisance blobs avoid both.
+
+    Args:
+        rng: random generator (the layout is a pure function of its state and the arguments).
+        size: level-0 (width, height) in pixels; rounded down to whole cells.
+        mpp: level-0 microns per pixel.
+        region_fraction: area of the region (and of the distractor) over the tissue area, in
+            [0, 0.25].
+        nuisance_fraction: nuisance area over tissue area, in [0, 0.5].
+
+    Returns:
+        The layout; ``fraction(PLANTED)`` equals ``region_fraction`` up to one cell and
+        ``(labels == DISTRACTOR).sum() == (labels == PLANTED).sum()``.
+    """
+    if not 0.0 <= region_fraction <= 0.25:
+        raise ValueError(f"region_fraction must be in [0, 0.25]; got {region_fraction}")
+    if not 0.0 <= nuisance_fraction <= 0.5:
+        raise ValueError(f"nuisance_fraction must be in [0, 0.5]; got {nuisance_fraction}")
+    cell_px = cell_pixels(mpp)
+    rows, cols = layout_shape(size, mpp)
+    cell_um = cell_px * mpp
+    tissue = _tissue_pieces(rng, rows, cols, cell_um)
+    labels = tissue.astype(np.uint8) * TISSUE
+    area = int(tissue.sum())
+    target = round(region_fraction * area)
+    # a typical radius of one disc of the target area makes blobs() draw a single blob
+    radius = math.sqrt(target / math.pi)
+    region = blobs(rng, tissue, target, radius)
+    distractor = blobs(rng, tissue & ~region, target, radius)
+    labels[region] = PLANTED
+    labels[distractor] = DISTRACTOR
+    nuisance = blobs(
+        rng,
+        tissue & ~region & ~distractor,
+        round(nuisance_fraction * area),
+        NUISANCE_BLOB_UM / cell_um,
+    )
+    labels[nuisance] = NUISANCE
+    return SlideLayout(labels=labels, cell_px=cell_px, mpp=float(mpp))
+
+
+def render_slide(
+    rng: np.random.Generator,
+    layout: SlideLayout,
+    centre: str,
+    scores: Mapping[int, float] | None = None,
+) -> np.ndarray:
     """Paint the level-0 RGB image of a layout.
 
     Args:
         rng: random generator for textures, nuclei and stain variation.
         layout: the label map.
         centre: acquiring centre (key of ``CENTRE_STAINS``), sets the stain appearance.
+        scores: appearance score per label (default: none, i.e. 0); a class with score ``z``
+            has nuclei of radius ``nucleus_um * exp(NUCLEUS_LOG_RADIUS_PER_SD * z)``. The
+            random stream does not depend on the scores: the same ``rng`` state gives the same
+            nuclei centres, textures and stain whatever the scores.
 
     Returns:
         uint8 (height, width, 3) RGB, ``(height, width) == layout.size[::-1]``.
@@ -218,8 +294,9 @@ def render_slide(rng: np.random.Generator, layout: SlideLayout, centre: str) -> 
     height, width = rows * g, cols * g
     um2_per_cell = (g * layout.mpp) ** 2
 
-    eosin_of = np.zeros(4, np.float32)
-    haem_of = np.zeros(4, np.float32)
+    scores = {} if scores is None else scores
+    eosin_of = np.zeros(max(APPEARANCE) + 1, np.float32)
+    haem_of = np.zeros(max(APPEARANCE) + 1, np.float32)
     for label, look in APPEARANCE.items():
         eosin_of[label] = look.eosin
         haem_of[label] = look.haematoxylin
@@ -232,10 +309,11 @@ def render_slide(rng: np.random.Generator, layout: SlideLayout, centre: str) -> 
     for label, look in APPEARANCE.items():
         cells = np.flatnonzero(layout.labels == label)
         centres = _points_in_cells(rng, cells, cols, g, look.nuclei_per_mm2 * um2_per_cell / 1e6)
+        radius_um = look.nucleus_um * math.exp(NUCLEUS_LOG_RADIUS_PER_SD * scores.get(label, 0.0))
         nuclei.append(
             (
                 centres,
-                look.nucleus_um / layout.mpp,
+                radius_um / layout.mpp,
                 look.nucleus_od * rng.uniform(0.8, 1.2, len(centres)),
             )
         )
