@@ -269,14 +269,17 @@ def prepare_cohort(config: StudyConfig, backend: Backend) -> Manifest:
     """Write the synthetic cohort (unless its manifest, written last, exists) and load the
     validated manifest."""
     if "synthetic" in config.cohort and not config.manifest_path.exists():
-        from radiograph.synth import make_cohort
+        from radiograph.synth import SynthParams, make_cohort
 
         options = dict(config.cohort["synthetic"] or {})
         subjects = int(options.pop("subjects", 60))
         seed = int(options.pop("seed", 0))
+        params = SynthParams(signal=options.pop("signal", "abundance"))
         if "slide_size" in options:
             options["slide_size"] = tuple(options["slide_size"])
-        make_cohort(config.manifest_path.parent, subjects, seed, backend=backend, **options)
+        make_cohort(
+            config.manifest_path.parent, subjects, seed, params=params, backend=backend, **options
+        )
     return load_manifest(config.manifest_path)
 
 

@@ -58,6 +58,7 @@ from radiograph.nn.registry import AGGREGATORS
 from radiograph.pathology.config import ExtractionConfig
 from radiograph.radiology.config import RadiologyConfig
 from radiograph.runner import parse_allow_failures
+from radiograph.synth import SIGNALS
 from radiograph.train.config import TASKS, ConfigError, TrainConfig
 
 #: The name :mod:`radiograph.study` gave :class:`ConfigError`, kept for its callers.
@@ -89,12 +90,15 @@ class SyntheticCohort:
         seed: random seed of the cohort.
         slide_mpp: level-0 microns per pixel of the slides.
         slide_size: level-0 (width, height) of the slides in pixels (None: make_cohort's).
+        signal: what sets the slide's term of the hazard, ``abundance`` (default) or
+            ``focal`` (:data:`radiograph.synth.SIGNALS`, :mod:`radiograph.synth.cohort`).
     """
 
     subjects: int = 60
     seed: int = 0
     slide_mpp: float = 0.5
     slide_size: tuple[int, int] | None = None
+    signal: str = "abundance"
 
     def __post_init__(self) -> None:
         if self.subjects < 2:
@@ -103,6 +107,8 @@ class SyntheticCohort:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         if not self.slide_mpp > 0:
             raise ValueError(f"slide_mpp must be > 0, got {self.slide_mpp}")
+        if self.signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {', '.join(SIGNALS)}, got {self.signal!r}")
 
 
 @dataclass(frozen=True)

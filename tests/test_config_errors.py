@@ -211,6 +211,11 @@ LOAD_CASES = [
         {"cohort": {"synthetic": {"subject": 8}}},
         ["'cohort.synthetic.subject'", "did you mean 'subjects'"],
     ),
+    (
+        "synthetic signal",
+        {"cohort": {"synthetic": {"subjects": 8, "signal": "size"}}},
+        ["'cohort.synthetic'", "abundance, focal"],
+    ),
     ("kind typo", {"kind": "radiopathomic"}, ["'kind'", "did you mean 'radiopathomics'"]),
     ("seeds", {"training": {"seeds": [0, 0]}}, ["'training.seeds'", "distinct"]),
 ]

@@ -16,6 +16,11 @@ The names load on first use (:mod:`radiograph._lazy`).
 
 from radiograph._lazy import lazy_exports
 
+SIGNALS = ("abundance", "focal")
+"""What carries the pathology term of the hazard, in the image cohort (:mod:`.cohort`) and the
+planted-graph cohort (:mod:`.planted_graphs`): how much of the tissue carries a pattern, or
+what one small marked region looks like."""
+
 __all__, __getattr__, __dir__ = lazy_exports(
     __name__,
     globals(),

@@ -98,14 +98,12 @@ from scipy.optimize import brentq
 
 from radiograph.io.atomic import atomic_open, read_json, write_json
 from radiograph.runner import Backend, Task, run_cohort
-from radiograph.synth import slides, volumes
+from radiograph.synth import SIGNALS, slides, volumes
 
 MANIFEST_NAME = "manifest.csv"
 TRUTH_CSV = "ground_truth.csv"
 TRUTH_JSON = "ground_truth.json"
 RECORD_NAME = "synth_record.json"
-#: What carries the pathology term of the hazard (module docstring).
-SIGNALS = ("abundance", "focal")
 #: Columns of ``ground_truth.csv``.
 TRUTH_COLUMNS = (
     "subject_id",

@@ -13,6 +13,7 @@ import time
 
 from radiograph.io.atomic import read_json
 from radiograph.runner import add_backend_arguments, backend_from_args
+from radiograph.synth import SIGNALS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--signal",
-        choices=("abundance", "focal"),
+        choices=SIGNALS,
         default="abundance",
         help="what sets the slide's term of the hazard (radiopathomics kind only): abundance "
         "(default: the planted fraction of the tissue) or focal (the nuclear size of one small "

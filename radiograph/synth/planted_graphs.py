@@ -78,6 +78,7 @@ from torch_geometric.data import Data
 from radiograph.graph.edges import knn_edges
 from radiograph.io.atomic import atomic_open
 from radiograph.io.graphs import save_graph
+from radiograph.synth import SIGNALS
 from radiograph.synth.cohort import censoring_rate
 
 PATCH_SIZE_PX = 256
@@ -85,10 +86,6 @@ PATCH_SIZE_PX = 256
 
 VOXEL_SPACING_MM = 8.0
 """Radiology grid spacing in mm."""
-
-SIGNALS = ("abundance", "focal")
-"""What carries the hazard: how much of a graph is marked, or what a small marked region looks
-like (module docstring)."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import argparse
 import hashlib
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import openslide
@@ -21,13 +22,8 @@ from scipy.stats import spearmanr
 
 from radiograph.io.atomic import read_json
 from radiograph.manifest import load_manifest
-from radiograph.synth import SynthParams, commands, make_cohort, plan_cohort, slides
-from radiograph.synth.cohort import (
-    FOCAL_TRUTH_COLUMNS,
-    SIGNALS,
-    TRUTH_COLUMNS,
-    oracle_c_index,
-)
+from radiograph.synth import SIGNALS, SynthParams, commands, make_cohort, plan_cohort, slides
+from radiograph.synth.cohort import FOCAL_TRUTH_COLUMNS, TRUTH_COLUMNS, oracle_c_index
 
 FOCAL = SynthParams(signal="focal")
 #: Content digest of the ``small_cohort`` fixture (6 subjects, seed 0, abundance), pinned when
@@ -305,3 +301,19 @@ def _cohort_digest(folder: Path) -> str:
         else:
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def test_study_config_signal_reaches_the_cohort(tmp_path, monkeypatch):
+    """``cohort: {synthetic: {signal: focal}}`` in a study config makes the focal cohort."""
+    import radiograph.study as study
+    import radiograph.synth as synth
+
+    seen = {}
+    monkeypatch.setattr(synth, "make_cohort", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(study, "load_manifest", lambda path: path)
+    config = SimpleNamespace(
+        cohort={"synthetic": {"subjects": 4, "seed": 1, "signal": "focal"}},
+        manifest_path=tmp_path / "cohort" / "manifest.csv",
+    )
+    study.prepare_cohort(config, backend=None)
+    assert seen["params"] == SynthParams(signal="focal")
