@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from radiograph.classify.baselines import CLASSIFIERS
+from radiograph.classify.baselines import CLASSIFIERS, make_classifier
 from radiograph.fusion.clinical import ClinicalVariable
 from radiograph.fusion.designs import CentreDesign
 from radiograph.fusion.mha import MHAConfig
@@ -105,6 +105,9 @@ class FusionStudyConfig:
         sequences: MRI sequence columns, in channel order.
         habitat, selection: see their classes.
         classifiers: the bank each feature modality picks its model from (inner CV).
+        classifier_params: classifier -> constructor arguments replacing the bank's
+            (:func:`radiograph.classify.baselines.make_classifier`), e.g. ``{rf:
+            {n_estimators: 100}}``; checked against the model when the config is read.
         outer_folds: folds of the training-data CV that gives out-of-fold probabilities
             (model choice, stacking inputs, training-cohort metrics, thresholds).
         inner_folds: folds of the classifiers' grid search and the LASSO penalty.
@@ -126,6 +129,7 @@ class FusionStudyConfig:
     habitat: HabitatSettings = field(default_factory=HabitatSettings)
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     classifiers: tuple[str, ...] = CLASSIFIERS
+    classifier_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     outer_folds: int = 5
     inner_folds: int = 5
     clinical_p_enter: float = 0.05
@@ -143,6 +147,16 @@ class FusionStudyConfig:
         if unknown or not self.classifiers:
             hint = did_you_mean(unknown[0], CLASSIFIERS) if unknown else ""
             raise ValueError(f"classifiers: unknown {unknown}{hint}; known: {list(CLASSIFIERS)}")
+        for name, params in self.classifier_params.items():
+            if name not in self.classifiers:
+                raise ValueError(
+                    f"classifier_params: {name!r} is not among classifiers "
+                    f"{list(self.classifiers)}{did_you_mean(name, self.classifiers)}"
+                )
+            try:
+                make_classifier(name, model_params=params)
+            except ValueError as err:
+                raise ValueError(f"classifier_params.{name}: {err}") from None
         bad = [s for s in self.stacking if s not in STACKS]
         if bad:
             raise ValueError(f"stacking: {bad} not among {list(STACKS)}")

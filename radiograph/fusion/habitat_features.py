@@ -68,7 +68,9 @@ def _firstorder_extractor():  # pyradiomics is slow to import: only when radiomi
     from radiomics import featureextractor
 
     radiomics.setVerbosity(logging.ERROR)
-    extractor = featureextractor.RadiomicsFeatureExtractor(binCount=16)
+    # additionalInfo=False: no diagnostics (image and mask hashes, versions), which took half
+    # of each call's time; the feature values are the same
+    extractor = featureextractor.RadiomicsFeatureExtractor(binCount=16, additionalInfo=False)
     extractor.disableAllFeatures()
     extractor.enableFeatureClassByName("firstorder")
     return extractor
@@ -95,6 +97,7 @@ def extract_habitat_features(
     import SimpleITK as sitk
 
     extractor = _firstorder_extractor() if radiomics else None
+    spacing = [float(s) for s in spacing_mm[::-1]]
     ids, rows, absent, names = [], [], [], None
     for sid, (image, mask) in volumes.items():
         if image.shape[0] != len(sequences):
@@ -104,6 +107,7 @@ def extract_habitat_features(
         labels = model.transform(image, mask)
         summary = model.summary(labels, image, spacing_mm)
         row: dict[str, float] = {}
+        channel_images: dict[int, object] = {}  # each sequence as a SimpleITK image, made once
         for h in range(model.k):
             present = summary.proportion[h] > 0
             if not present:
@@ -117,15 +121,17 @@ def extract_habitat_features(
             if extractor is None:
                 continue
             region = sitk.GetImageFromArray((labels == h + 1).astype(np.uint8))
-            region.SetSpacing([float(s) for s in spacing_mm[::-1]])
+            region.SetSpacing(spacing)
             for c, seq in enumerate(sequences):
                 values = {}
                 if int((labels == h + 1).sum()) > 1:
-                    img = sitk.GetImageFromArray(np.ascontiguousarray(image[c], np.float64))
-                    img.SetSpacing([float(s) for s in spacing_mm[::-1]])
+                    if c not in channel_images:
+                        img = sitk.GetImageFromArray(np.ascontiguousarray(image[c], np.float64))
+                        img.SetSpacing(spacing)
+                        channel_images[c] = img
                     values = {
                         k: float(v)
-                        for k, v in extractor.execute(img, region).items()
+                        for k, v in extractor.execute(channel_images[c], region).items()
                         if not k.startswith("diagnostics_")
                     }
                 for key in _firstorder_names():

@@ -170,3 +170,11 @@ def test_config_problems_name_their_keys(tmp_path):
     assert "key 'habitat.n_init': must be an integer" in message
     config = load_fusion_config(source)
     assert config.cohort == (source.parent / "../../runs/habitat_fusion_synth/cohort.csv").resolve()
+    assert config.classifier_params["rf"] == {"n_estimators": 100}
+    for params, expected in (
+        ("  rf: {n_trees: 100}", "classifier_params.rf: Invalid parameter 'n_trees'"),
+        ("  svn: {C: 1}", "classifier_params: 'svn' is not among classifiers"),
+    ):
+        path.write_text(source.read_text().replace("  rf: {n_estimators: 100}", params))
+        with pytest.raises(ConfigError, match=expected):
+            load_fusion_config(path)

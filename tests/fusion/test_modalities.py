@@ -69,6 +69,51 @@ def test_absent_habitat_gets_fill_and_is_recorded():
     assert row["h1_fraction"] == 0 and row["h1_mean_a"] == 0.0 and row["h2_fraction"] == 1
 
 
+def test_habitat_radiomics_equal_pyradiomics_called_by_hand():
+    """The first-order features per habitat x sequence equal pyradiomics' own extractor (with
+    its diagnostics on, as a user would call it) on that habitat's mask, with the spacing
+    given as (z, y, x); an absent habitat's radiomics are the fill value."""
+    import logging
+
+    import radiomics
+    import SimpleITK as sitk
+    from radiomics import featureextractor
+
+    rng = np.random.default_rng(1)
+    image = rng.gamma(2.0, 1.0, size=(2, 10, 9, 8))
+    mask = np.zeros((10, 9, 8), bool)
+    mask[2:8, 2:7, 1:7] = True
+    image[0, :, :, :4] += 3.0  # two intensity habitats in channel 0
+    model = HabitatModel(
+        centres=np.array([[-1.0, 0.0], [1.0, 0.0], [40.0, 40.0]]),
+        mean=np.array([image[0][mask].mean(), image[1][mask].mean()]),
+        scale=np.array([image[0][mask].std(), 1e6]),
+    )
+    spacing = (2.0, 0.7, 0.5)
+    feats = extract_habitat_features(model, {"s": (image, mask)}, ("a", "b"), spacing)
+    row = dict(zip(feats.names, feats.values[0]))
+    labels = model.transform(image, mask)
+    radiomics.setVerbosity(logging.ERROR)
+    extractor = featureextractor.RadiomicsFeatureExtractor(binCount=16)
+    extractor.disableAllFeatures()
+    extractor.enableFeatureClassByName("firstorder")
+    checked = 0
+    for h in (1, 2):
+        region = sitk.GetImageFromArray((labels == h).astype(np.uint8))
+        region.SetSpacing(spacing[::-1])
+        for c, seq in enumerate(("a", "b")):
+            img = sitk.GetImageFromArray(image[c])
+            img.SetSpacing(spacing[::-1])
+            for key, value in extractor.execute(img, region).items():
+                if key.startswith("original_firstorder_") and f"h{h}_{seq}_{key}" in row:
+                    assert row[f"h{h}_{seq}_{key}"] == pytest.approx(float(value), rel=1e-9)
+                    checked += 1
+    assert checked >= 2 * 2 * 17
+    assert ("s", 3) in feats.absent
+    assert row["h3_a_original_firstorder_Mean"] == 0.0
+    assert row["h1_a_original_firstorder_Mean"] < row["h2_a_original_firstorder_Mean"]
+
+
 def test_missing_sequence_names_subject_and_file(tmp_path):
     (tmp_path / "x.npy").write_bytes(b"")
     with pytest.raises(ValueError) as err:
