@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radiograph.fusion import report as fusion_report
 from radiograph.fusion import study
 from radiograph.fusion.config import load_fusion_config
 from radiograph.runner import ProcessPoolBackend
+from radiograph.stats import auc_ci, delong_test
 from radiograph.study_config import ConfigError
 
 from .conftest import small_config
@@ -62,6 +64,26 @@ def test_intersection_excludes_and_counts_subjects_missing_a_modality(finished):
     ):
         for suffix in (".png", ".pdf", ".svg"):
             assert (config.out_dir / f"{name}{suffix}").is_file()
+
+
+def test_fusion_at_least_as_good_as_the_best_unimodal_model_on_external(finished):
+    """Seeds/000's claim, judged with DeLong on the external centres' modality intersection
+    (every model scored on the same subjects): neither fusion (MHA_CHP, Ensemble_CHP) is
+    significantly worse than the best unimodal model (paired DeLong, two-sided 5%).
+
+    Measured: this config (300 patients, external intersection n = 50): MHA_CHP 0.708 and
+    Ensemble_CHP 0.623 against the best unimodal (Pathology) 0.651, DeLong p 0.48 and 0.75;
+    seed 1 of the cohort: MHA_CHP 0.537 vs Habitat 0.640 (p 0.12). The shipped 400-patient
+    study (``experiments/configs/habitat_fusion.yaml``, n = 74): MHA_CHP 0.627 and Ensemble_CHP
+    0.666 against Clinic 0.619. At these sizes the test has little power to show fusion
+    *better* (the paper's claim on 998 patients), and is not asserted."""
+    config, results, table = finished
+    wide, y, _ = fusion_report.wide_scores(results["split"].predictions, table, "external")
+    best = max(("Clinic", "Habitat", "Pathology"), key=lambda m: auc_ci(y, wide[m]).estimate)
+    for fusion in ("MHA_CHP", "Ensemble_CHP"):
+        test = delong_test(y, wide[fusion], wide[best])
+        assert test.difference >= 0 or test.p_value >= 0.05, (fusion, best, test)
+    assert len(y) == 50 and y.nunique() == 2
 
 
 def test_resume_reuses_a_finished_design(finished, monkeypatch):
