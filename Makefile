@@ -2,6 +2,10 @@
 #   make demo   set up a virtualenv and run the default study on a synthetic cohort
 #   make test   set up a virtualenv, lint (ruff check, ruff format --check) and run the whole
 #               test suite
+# The other seed systems on their synthetic stand-ins (cohort written once under runs/):
+#   make habitat-fusion   seed 000 (about 10 minutes on 2 cores)
+#   make longitudinal     seed 002
+#   make signature        seed 003
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,7 +13,7 @@ DEMO   ?= demo_out
 # test processes (pytest-xdist; each test file runs whole in one of them)
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo lint test bench clean-demo
+.PHONY: setup demo lint test bench clean-demo habitat-fusion longitudinal signature
 
 $(BIN)/.radiograph-installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +25,24 @@ setup: $(BIN)/.radiograph-installed
 
 demo: setup
 	$(BIN)/radiograph study experiments/configs/synthetic.yaml --out $(DEMO)
+
+runs/habitat_fusion_synth/cohort.csv: | setup
+	$(BIN)/radiograph synth --kind habitat-fusion --subjects 400 runs/habitat_fusion_synth
+
+habitat-fusion: runs/habitat_fusion_synth/cohort.csv
+	$(BIN)/radiograph study experiments/configs/habitat_fusion.yaml
+
+runs/longitudinal_synth/manifest.csv: | setup
+	$(BIN)/radiograph synth --kind longitudinal runs/longitudinal_synth
+
+longitudinal: runs/longitudinal_synth/manifest.csv
+	$(BIN)/radiograph study experiments/configs/longitudinal.yaml
+
+runs/signature_synth/manifest.csv: | setup
+	$(BIN)/radiograph synth --kind signature runs/signature_synth
+
+signature: runs/signature_synth/manifest.csv
+	$(BIN)/radiograph study experiments/configs/signature_benefit.yaml
 
 lint: setup
 	$(BIN)/ruff check .
