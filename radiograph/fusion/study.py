@@ -103,7 +103,8 @@ def read_cohort(config: FusionStudyConfig, *, load: bool = True) -> Cohort:
     Every check runs before any array is read or any model is fitted: columns, unique ids,
     0/1 labels, every clinical cell (:func:`check_clinical`), every sequence and mask of a
     subject with MRI (:func:`check_sequences`), the patch files, and that each centre named in
-    the design occurs.
+    the design occurs. Past the columns (without which nothing else can be read), every kind
+    of problem is reported together.
 
     Raises:
         ValueError: naming the file, and the subject and column of each bad cell.
@@ -116,16 +117,20 @@ def read_cohort(config: FusionStudyConfig, *, load: bool = True) -> Cohort:
     absent = [c for c in needed if c not in table.columns]
     if absent:
         raise ValueError(f"{source}: column(s) {absent} absent (needed: {needed})")
+    problems: list[str] = []
     duplicated = table["subject_id"][table["subject_id"].duplicated()].tolist()
     if duplicated:
-        raise ValueError(f"{source}: subject_id {duplicated[:5]} occur more than once")
+        problems.append(f"subject_id {duplicated[:5]} occur more than once")
     bad = table[~table["label"].isin(["0", "1"])]
     if len(bad):
-        raise ValueError(
-            f"{source}: subject {bad['subject_id'].iloc[0]}, column 'label': value "
+        problems.append(
+            f"subject {bad['subject_id'].iloc[0]}, column 'label': value "
             f"{bad['label'].iloc[0]!r} is not 0 or 1 ({len(bad)} such rows)"
         )
-    check_clinical(table.replace("", np.nan), config.clinical, source=source)
+    try:
+        check_clinical(table.replace("", np.nan), config.clinical, source=source)
+    except ValueError as err:
+        problems.append(str(err))
     root = source.parent
     mri_columns = [*config.sequences, "mask"]
     has_mri = (table[mri_columns] != "").any(axis=1)
@@ -138,15 +143,19 @@ def read_cohort(config: FusionStudyConfig, *, load: bool = True) -> Cohort:
     try:
         check_sequences(paths, mri_columns)
     except ValueError as err:
-        raise ValueError(f"{source}: {err}") from None
+        problems.append(str(err))
     gone = [
         f"subject {s}, column 'patches': file {root / p} does not exist"
         for s, p in zip(table["subject_id"], table["patches"])
         if p and not (root / p).is_file()
     ]
-    if gone:
-        raise ValueError(f"{source}:\n  " + "\n  ".join(gone[:20]))
-    config.design.check(table["centre"].tolist(), str(source))
+    problems += gone[:20]
+    try:
+        config.design.check(table["centre"].tolist(), str(source))
+    except ValueError as err:
+        problems.append(str(err))
+    if problems:
+        raise ValueError(f"{source}:\n  " + "\n  ".join(problems))
     table = table.assign(
         label=table["label"].astype(int),
         has_clinic=True,

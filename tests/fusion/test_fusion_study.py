@@ -154,6 +154,30 @@ def test_unlisted_clinical_category_named(fusion_cohort, tmp_path, monkeypatch):
     assert str(path) in message and "subject P0003" in message and "'parpi'" in message
 
 
+def test_every_kind_of_problem_named_together(fusion_cohort, tmp_path, monkeypatch):
+    """A bad label, an unlisted category, a missing sequence and a missing patch file: one
+    error lists all four (a user fixes them in one pass), before any fitting."""
+    table = pd.read_csv(fusion_cohort, dtype=str, keep_default_na=False)
+    mri = table.loc[table["ADC"] != "", "subject_id"].iloc[1]
+    slide = table.loc[table["patches"] != "", "subject_id"].iloc[2]
+
+    def edit(t):
+        t.loc[3, "parpi"] = "maybe"
+        t.loc[4, "label"] = "2"
+        t.loc[t["subject_id"] == mri, "ADC"] = ""
+        t.loc[t["subject_id"] == slide, "patches"] = "patches/none.npy"
+
+    path = _broken(fusion_cohort, tmp_path, edit)
+    message = _fails_before_work(small_config(path, tmp_path / "out"), monkeypatch)
+    for text in (
+        "'parpi'",
+        "column 'label': value '2'",
+        f"subject {mri}: sequence 'ADC' is missing",
+        f"subject {slide}, column 'patches'",
+    ):
+        assert text in message, (text, message)
+
+
 def test_missing_sequence_named(fusion_cohort, tmp_path, monkeypatch):
     table = pd.read_csv(fusion_cohort, dtype=str, keep_default_na=False)
     sid = table.loc[table["ADC"] != "", "subject_id"].iloc[0]
