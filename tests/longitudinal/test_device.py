@@ -26,7 +26,7 @@ from radiograph.longitudinal.train import (
 )
 from radiograph.nn.longitudinal import MRPConfig, MRPModel
 from radiograph.train.config import ConfigError
-from tests.longitudinal.test_train import VARIABLES, _cohort
+from tests.longitudinal.planted import VARIABLES, _cohort
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
