@@ -200,10 +200,7 @@ def slide_layout(
     ):
         if not 0.0 <= value <= 0.5:
             raise ValueError(f"{name} must be in [0, 0.5]; got {value}")
-    cell_px = cell_pixels(mpp)
-    rows, cols = layout_shape(size, mpp)
-    cell_um = cell_px * mpp
-    tissue = _tissue_pieces(rng, rows, cols, cell_um)
+    tissue, cell_px, cell_um = _tissue(rng, size, mpp)
     labels = tissue.astype(np.uint8) * TISSUE
     area = int(tissue.sum())
     planted = blobs(rng, tissue, round(planted_fraction * area), PLANTED_BLOB_UM / cell_um)
@@ -244,10 +241,7 @@ def focal_layout(
         raise ValueError(f"region_fraction must be in [0, 0.25]; got {region_fraction}")
     if not 0.0 <= nuisance_fraction <= 0.5:
         raise ValueError(f"nuisance_fraction must be in [0, 0.5]; got {nuisance_fraction}")
-    cell_px = cell_pixels(mpp)
-    rows, cols = layout_shape(size, mpp)
-    cell_um = cell_px * mpp
-    tissue = _tissue_pieces(rng, rows, cols, cell_um)
+    tissue, cell_px, cell_um = _tissue(rng, size, mpp)
     labels = tissue.astype(np.uint8) * TISSUE
     area = int(tissue.sum())
     target = round(region_fraction * area)
@@ -370,6 +364,17 @@ def write_layout_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(tmp, format="PNG")
     return Path(path)
+
+
+def _tissue(
+    rng: np.random.Generator, size: tuple[int, int], mpp: float
+) -> tuple[np.ndarray, int, float]:
+    """The tissue of a layout: bool (rows, cols) cells drawn from ``rng`` (the first draw of
+    every layout), the cell size in level-0 pixels and in micrometres."""
+    cell_px = cell_pixels(mpp)
+    rows, cols = layout_shape(size, mpp)
+    cell_um = cell_px * mpp
+    return _tissue_pieces(rng, rows, cols, cell_um), cell_px, cell_um
 
 
 def _tissue_pieces(rng: np.random.Generator, rows: int, cols: int, cell_um: float) -> np.ndarray:
