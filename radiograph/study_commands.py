@@ -325,20 +325,25 @@ CONFIG_JSON = "config.json"
 
 
 def saved_kind(out_dir: Path) -> str | None:
-    """The kind of the study whose ``config.json`` (:data:`CONFIG_JSON`) is in ``out_dir``:
-    the kind whose config class (:attr:`StudyKind.saved`) has exactly its keys; None when
-    there is no such file or no kind matches."""
+    """The kind of the study whose ``config.json`` (:data:`CONFIG_JSON`) is in ``out_dir``: its
+    ``kind`` key; for a folder written before the studies recorded it, the kind whose config
+    class (:attr:`StudyKind.saved`) has exactly its keys; None when there is no such file or
+    no kind matches."""
     import dataclasses
     import json
 
     try:
-        keys = set(json.loads((out_dir / CONFIG_JSON).read_text(encoding="utf-8")))
+        data = json.loads((out_dir / CONFIG_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
         return None
+    if not isinstance(data, dict):
+        return None
+    if data.get("kind") in STUDY_KINDS:
+        return data["kind"]
     for name, kind in STUDY_KINDS.items():
         if kind.saved is not None:
             fields = {f.name for f in dataclasses.fields(kind.function("saved"))}
-            if keys == fields:
+            if set(data) == fields:
                 return name
     return None
 

@@ -62,7 +62,7 @@ from threadpoolctl import threadpool_limits
 
 from radiograph.classify.baselines import make_classifier, positive_probability
 from radiograph.fusion.clinical import ClinicalModel, check_clinical, fit_clinical_model
-from radiograph.fusion.config import MODALITY_LETTERS, FusionStudyConfig
+from radiograph.fusion.config import KIND, MODALITY_LETTERS, FusionStudyConfig
 from radiograph.fusion.habitat_features import check_sequences, extract_habitat_features
 from radiograph.fusion.mha import MHAClassifier
 from radiograph.fusion.selection import make_selection_chain, selected_names
@@ -272,7 +272,7 @@ def run_fusion_study(
     out.mkdir(parents=True, exist_ok=True)
     cohort = read_cohort(config)
     fingerprint = config_fingerprint(config)
-    write_json(out / "config.json", _plain_config(config))
+    write_json(out / "config.json", {"kind": KIND, **_plain_config(config)})
     names = list(designs(config, cohort.table))
     todo = [name for name in names if _done_fingerprint(out / "designs" / name) != fingerprint]
     if todo:

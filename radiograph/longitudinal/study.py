@@ -265,7 +265,7 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", _plain(dataclasses.asdict(config)))
+    write_json(out / "config.json", {"kind": "longitudinal", **_plain(dataclasses.asdict(config))})
     result = StudyResult()
     clock = time.perf_counter()
 

@@ -662,6 +662,8 @@ def _meta(data: pd.DataFrame, time: str, event: str) -> pd.DataFrame:
 
 
 def save_config(config: SignatureStudyConfig, path: str | os.PathLike) -> None:
-    """Write the config as JSON (paths as text) beside the results, atomically."""
+    """Write the config as JSON (paths as text, ``kind`` first) beside the results,
+    atomically."""
+    data = {"kind": "signature", **dataclasses.asdict(config)}
     with atomic_open(path, encoding="utf-8") as handle:
-        handle.write(json.dumps(dataclasses.asdict(config), default=str, indent=2))
+        handle.write(json.dumps(data, default=str, indent=2))
