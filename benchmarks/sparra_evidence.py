@@ -41,6 +41,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import tempfile
 import time
@@ -52,6 +54,7 @@ import pandas as pd
 import torch
 from sksurv.util import Surv
 
+from radiograph.io.atomic import read_json, write_json
 from radiograph.report.comparisons import AVG, cross_validated_comparisons
 from radiograph.stats import harrell_c
 from radiograph.survival.baselines import BASELINES, run_baselines
@@ -104,6 +107,20 @@ def make_cohorts(args: argparse.Namespace) -> dict[str, PlantedCohort]:
         name: make_planted_cohort(params, seed=args.cohort_seed)
         for name, params in (("abundance", abundance), ("focal", focal))
     }
+
+
+def _written(cohort: PlantedCohort, folder: Path, seed: int) -> tuple[Path, Path]:
+    """``(graphs_dir, manifest)`` of the cohort under ``folder``: written, unless an earlier run
+    of the same cohort (its parameters and seed in ``cohort.json``) left them there. Rewriting
+    them would give the files new times, and the trainer would then retrain every kept fold
+    instead of resuming."""
+    record = folder / "cohort.json"
+    settings = json.loads(json.dumps({"params": dataclasses.asdict(cohort.params), "seed": seed}))
+    if record.is_file() and read_json(record) == settings:
+        return folder / "graphs", folder / "manifest.csv"
+    paths = cohort.write(folder)
+    write_json(record, settings)
+    return paths
 
 
 def _untrained_vectors(cohort: PlantedCohort, name: str) -> np.ndarray:
@@ -195,7 +212,7 @@ def run_cohort(
         stability.
     """
     if not args.rescore:
-        graphs_dir, manifest = cohort.write(root / name)
+        graphs_dir, manifest = _written(cohort, root / name, args.cohort_seed)
     index = {s: i for i, s in enumerate(cohort.subject_ids)}
     n = len(cohort.subject_ids)
     y = Surv.from_arrays(cohort.event.astype(bool), cohort.time)
