@@ -27,7 +27,8 @@ Downstream (``cv`` fixture: the focal cohort of ``benchmarks/sparra_evidence.py`
 subjects x 200 nodes, fold 0 of the 5-fold split of each of the seeds 0-4; Mean pooling = the
 per-subject mean of the node features, no trained head; ridge CoxPH with inner-CV alpha and
 univariate screening on each aggregator's training-fold vectors, Harrell's C on the test fold).
-Measured over the benchmark's 25 folds (5 seeds x 5 folds): Mean 0.489 (SD 0.064 over folds),
+Measured over the benchmark's 25 folds (5 seeds x 5 folds; its ridge-only run of 2026-11-30,
+two torch threads): Mean 0.489 (SD 0.064 over folds),
 region mean 0.741 (region minus Mean: 0.252, SD 0.088, min 0.048); SPARRA kept the region
 (mass >= 0.25) in 6 of 25 runs, which scored 0.63-0.75 (mean 0.704; Mean on the same folds
 0.537), the other 19 0.493 on average. Fold 0 of seeds 0-4 (the runs of this test; the same
