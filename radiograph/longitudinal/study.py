@@ -46,6 +46,8 @@ from radiograph.preflight import PreflightReport
 from radiograph.train.config import ConfigError
 
 #: Models compared with the MRP system by DeLong at every phase.
+KIND = "longitudinal"
+"""The ``kind`` of this study's configs and of its ``config.json``."""
 REFERENCES = ("clinical", "mammo", "mri")
 
 
@@ -161,8 +163,8 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> LongitudinalStudyC
     path = Path(path)
     raw = {**read_yaml(path), **overrides}
     reader = _Reader(path)
-    kind = raw.pop("kind", "longitudinal")
-    if kind != "longitudinal":
+    kind = raw.pop("kind", KIND)
+    if kind != KIND:
         reader.fail("kind", f"this reader takes kind 'longitudinal', got {kind!r}")
     hints = typing.get_type_hints(LongitudinalStudyConfig)
     names = [f.name for f in dataclasses.fields(LongitudinalStudyConfig)]
@@ -265,7 +267,7 @@ def run_longitudinal_study(config: LongitudinalStudyConfig) -> StudyResult:
         torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"kind": "longitudinal", **_plain(dataclasses.asdict(config))})
+    write_json(out / "config.json", {"kind": KIND, **_plain(dataclasses.asdict(config))})
     result = StudyResult()
     clock = time.perf_counter()
 

@@ -53,6 +53,8 @@ from radiograph.stats import (
 )
 from radiograph.survival.risk_groups import compare_groups
 
+KIND = "signature"
+"""The ``kind`` of this study's configs and of its ``config.json``."""
 COHORTS = ("train", "internal", "external")
 #: Columns of ``problems.csv``: the subject, the manifest field, what is wrong (with the
 #: manifest line) and the stage that left the subject out.
@@ -142,7 +144,7 @@ def load_config(path: str | os.PathLike, **overrides: Any) -> SignatureStudyConf
     """
     path = Path(path)
     data = {**(yaml.safe_load(path.read_text()) or {}), **overrides}
-    if data.pop("kind", "signature") != "signature":  # the study kind of `radiograph study`
+    if data.pop("kind", KIND) != KIND:  # the study kind of `radiograph study`
         raise ValueError(f"{path}: key 'kind' must be 'signature' for this study")
     known = {f.name: f for f in dataclasses.fields(SignatureStudyConfig)}
     unknown = sorted(set(data) - set(known))
@@ -664,6 +666,6 @@ def _meta(data: pd.DataFrame, time: str, event: str) -> pd.DataFrame:
 def save_config(config: SignatureStudyConfig, path: str | os.PathLike) -> None:
     """Write the config as JSON (paths as text, ``kind`` first) beside the results,
     atomically."""
-    data = {"kind": "signature", **dataclasses.asdict(config)}
+    data = {"kind": KIND, **dataclasses.asdict(config)}
     with atomic_open(path, encoding="utf-8") as handle:
         handle.write(json.dumps(data, default=str, indent=2))
