@@ -89,12 +89,13 @@ def km_panel(
 
 def forest(ax: Any, frame: pd.DataFrame, label: str, title: str) -> None:
     """Hazard ratios (``estimate`` or ``hazard_ratio``) with intervals, log scale."""
-    est = frame["estimate"] if "estimate" in frame else frame["hazard_ratio"]
+    est = (frame["estimate"] if "estimate" in frame else frame["hazard_ratio"]).to_numpy(float)
+    low, high = frame["ci_low"].to_numpy(float), frame["ci_high"].to_numpy(float)
     y = np.arange(len(frame))[::-1]
     ax.errorbar(
         est,
         y,
-        xerr=[est - frame["ci_low"], frame["ci_high"] - est],
+        xerr=[est - low, high - est],
         fmt="s",
         color="black",
         capsize=2,
