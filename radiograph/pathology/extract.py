@@ -3,7 +3,8 @@
 Per slide: open it with a known resolution, mask tissue at low resolution, lay the patch grid
 at the target resolution, save a QC thumbnail, optionally fit the slide's stains for Macenko
 normalisation, then read tiles in DataLoader worker processes and encode them in batches
-(inference mode; autocast on GPU). Outputs (written atomically)::
+(inference mode; float16 autocast on CUDA, float32 elsewhere: the h5 records which, as its
+``device`` and ``precision`` attributes). Outputs (written atomically)::
 
     <out>/features/pathology/<subject_id>/<slide_stem>.h5
     <out>/thumbnails/<subject_id>/<slide_stem>.png
@@ -256,8 +257,19 @@ def extract_slide(
         "stain_norm": _stain_description(config),
         "roi": str(job.roi) if job.roi is not None else "",
         "tile_region": "roi" if job.roi is not None else "tissue mask (no ROI)",
+        "device": device.type,
+        "precision": encoder_precision(device),
     }
     return write_features(job.features_path, FeatureSet(features, grid.coords, attrs))
+
+
+def encoder_precision(device: torch.device) -> str:
+    """The arithmetic of patch encoding on ``device``: ``"fp16"`` (float16 autocast) on CUDA,
+    ``"fp32"`` elsewhere. Features of the two differ by more than floating-point order (about
+    1e-3 relative), so each h5 records it; it is not part of the provenance settings, so a
+    cohort resumed on another device keeps its finished slides (their h5 says how each was
+    made)."""
+    return "fp16" if device.type == "cuda" else "fp32"
 
 
 def encode_tiles(
@@ -292,7 +304,7 @@ def encode_tiles(
     out = np.empty((len(dataset), encoder.dim), dtype=np.float32)
     autocast = (
         torch.autocast(device_type="cuda", dtype=torch.float16)
-        if device.type == "cuda"
+        if encoder_precision(device) == "fp16"
         else contextlib.nullcontext()
     )
     start = 0
@@ -332,7 +344,8 @@ def extract_slide_task(task: Task) -> None:
 
 
 #: ExtractionConfig fields that do not shape the features: speed only (batch size, tile
-#: readers, device: equal up to floating-point order), paths whose content is an input
+#: readers; device: float16 autocast on CUDA, recorded in each h5, see
+#: :func:`encoder_precision`), paths whose content is an input
 #: (weights, stain reference: fingerprinted), and ``mpp`` (a slide's own setting, per job).
 UNSHAPING_FIELDS = ("batch_size", "num_workers", "device", "weights", "stain_reference", "mpp")
 

@@ -71,6 +71,7 @@ def test_features_are_the_encoder_applied_to_the_tiles(make_slide, tmp_path):
     )
     assert attrs["stain_norm"] == "none" and attrs["mpp_source"] == "metadata"
     assert attrs["code_version"]
+    assert (attrs["device"], attrs["precision"]) == ("cpu", "fp32")
 
 
 def test_quarter_micron_slide_and_stain_normalisation(make_slide, tmp_path):
