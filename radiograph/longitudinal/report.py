@@ -30,12 +30,13 @@ LABELS = {
     "mrp_equal": "MRP, equal weights",
     "mammo": "mammography + clinical",
     "mri": "MRI + clinical",
-    "clinical": "clinical only",
+    "clinical": "clinical only (network)",
+    "clinical_logistic": "clinical only (logistic)",
     "mrp_no_phase": "MRP w/o phase embedding",
     "mrp_no_crossmodal": "MRP w/o cross-modal branch",
     "mrp_pre_only": "MRP, pre-treatment data only",
 }
-ROC_MODELS = ("mrp", "mri", "mammo", "clinical")
+ROC_MODELS = ("mrp", "mri", "mammo", "clinical", "clinical_logistic")
 
 
 def write_figures(out: Path, config: LongitudinalStudyConfig, result: StudyResult) -> None:

@@ -45,10 +45,10 @@ from radiograph.nn.longitudinal import MRPConfig
 from radiograph.preflight import PreflightReport
 from radiograph.train.config import ConfigError
 
-#: Models compared with the MRP system by DeLong at every phase.
 KIND = "longitudinal"
 """The ``kind`` of this study's configs and of its ``config.json``."""
-REFERENCES = ("clinical", "mammo", "mri")
+#: Models compared with the MRP system by DeLong at every phase.
+REFERENCES = ("clinical", "clinical_logistic", "mammo", "mri")
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,7 @@ def _tables(
         on=["cohort", "phase", "model"],
         how="left",
     )
-    models = ["mrp", "clinical", *readers]
+    models = ["mrp", "clinical", "clinical_logistic", *readers]
     result.curves = evaluate.decision_curves(
         pred, phases, models, n_boot=min(config.n_boot, 200), seed=config.seed
     )

@@ -11,8 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 
-from radiograph.longitudinal.fusion import WEIGHT_GRID, choose_weight, fit_system, fuse
+from radiograph.longitudinal.fusion import (
+    WEIGHT_GRID,
+    choose_weight,
+    fit_clinical_logistic,
+    fit_system,
+    fuse,
+)
 from radiograph.longitudinal.train import (
     ClinicalFeatures,
     PatientImages,
@@ -120,3 +127,39 @@ def test_fusion_weight_sees_training_patients_only():
     frame = system.predictions(held_out, table.iloc[45:])
     assert np.isfinite(frame["mrp"]).all() and np.isfinite(frame["mrp_equal"]).all()
     assert frame["mri"].isna().all()  # no MRI: the MRI model does not apply
+    # the logistic comparator: fitted on the inner training patients only (the validation
+    # patients left out); refitted here from them, in the split's order, it gives the same
+    # probabilities
+    labels = np.array([p.label for p in patients[:45]])
+    inner, val = train_test_split(
+        np.arange(45), test_size=0.25, stratify=labels, random_state=settings.seed
+    )
+    assert {patients[i].patient_id for i in val} == set(system.validation_ids)
+    x_inner = system.clinical.inputs(table.iloc[inner])
+    refit = fit_clinical_logistic(x_inner, labels[inner], settings.seed)
+    np.testing.assert_allclose(
+        frame["clinical_logistic"],
+        refit.predict_proba(system.clinical.inputs(table.iloc[45:]).astype(float))[:, 1],
+        rtol=1e-12,
+    )
+
+
+def test_clinical_logistic_recovers_a_planted_clinical_effect():
+    """pCR planted on subtype (TNBC log-odds +2) and age (-0.06 per year): the comparator ranks
+    held-out patients well above chance, its coefficients carry the planted signs, and a
+    single-class training set is refused by name."""
+    rng = np.random.default_rng(3)
+    n = 400
+    subtype = rng.choice(["HR+", "HER2+", "TNBC"], size=n)
+    age = rng.integers(30, 80, size=n)
+    logit = -0.5 + 2.0 * (subtype == "TNBC") - 0.06 * (age - 55)
+    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    table = pd.DataFrame({"age": age.astype(str), "subtype": subtype, "grade": "2"})
+    features = ClinicalFeatures(VARIABLES).fit(table.iloc[:300])
+    model = fit_clinical_logistic(features.inputs(table.iloc[:300]), label[:300], seed=0)
+    prob = model.predict_proba(features.inputs(table.iloc[300:]).astype(float))[:, 1]
+    assert roc_auc_score(label[300:], prob) > 0.75
+    coef = dict(zip(features.encoder_.columns_, model.best_estimator_.coef_[0]))
+    assert coef["age"] < 0 and coef["subtype[TNBC]"] > 0
+    with pytest.raises(ValueError, match="2 patients of each class"):
+        fit_clinical_logistic(np.zeros((5, 2)), np.array([1, 0, 0, 0, 0]), seed=0)
