@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.model_selection import GridSearchCV, train_test_split
 
+from radiograph.classify.baselines import make_classifier, positive_probability
 from radiograph.fusion.clinical import ClinicalVariable
 from radiograph.longitudinal.train import (
     ClinicalFeatures,
@@ -47,10 +47,11 @@ LOGISTIC_CS = np.logspace(-4, 4, 17)
 
 
 def fit_clinical_logistic(x: np.ndarray, label: np.ndarray, seed: int) -> GridSearchCV:
-    """The logistic clinical-only comparator: L2 logistic regression on the encoded, standardised
-    attributes ``x`` (n, width) with ``C`` from :data:`LOGISTIC_CS` maximising the AUROC of a
-    stratified, seeded inner cross-validation (5 folds, fewer when the rarer class has fewer
-    patients; ties: the smallest ``C``), then refitted on all of ``x`` with that ``C``.
+    """The logistic clinical-only comparator: the classifier bank's ``logistic``
+    (:func:`radiograph.classify.baselines.make_classifier`: scaler and L2 logistic regression)
+    on the encoded attributes ``x`` (n, width), ``C`` from :data:`LOGISTIC_CS` maximising the
+    AUROC of a stratified, seeded inner cross-validation (5 folds, fewer when the rarer class
+    has fewer patients; ties: the smallest ``C``), then refitted on all of ``x``.
 
     Raises:
         ValueError: fewer than 2 patients of either class.
@@ -61,11 +62,10 @@ def fit_clinical_logistic(x: np.ndarray, label: np.ndarray, seed: int) -> GridSe
             f"clinical logistic model: need at least 2 patients of each class, got "
             f"{int(counts[0])} without and {int(counts[1])} with pCR"
         )
-    folds = StratifiedKFold(int(min(5, counts.min())), shuffle=True, random_state=seed)
-    search = GridSearchCV(
-        LogisticRegression(max_iter=5000), {"C": LOGISTIC_CS}, cv=folds, scoring="roc_auc"
+    model = make_classifier(
+        "logistic", seed=seed, inner_folds=int(min(5, counts.min())), grids={"C": LOGISTIC_CS}
     )
-    return search.fit(np.asarray(x, dtype=np.float64), label)
+    return model.fit(np.asarray(x, dtype=np.float64), label)
 
 
 def fuse(
@@ -143,9 +143,9 @@ class MRPSystem:
         frame = pd.DataFrame(
             {
                 "clinical": predict_clinical(self.clinical_net, x, self.precision),
-                "clinical_logistic": self.clinical_logistic.predict_proba(
-                    np.asarray(x, dtype=np.float64)
-                )[:, 1],
+                "clinical_logistic": positive_probability(
+                    self.clinical_logistic, np.asarray(x, dtype=np.float64)
+                ),
             },
             index=pd.Index([p.patient_id for p in patients], name="patient_id"),
         )

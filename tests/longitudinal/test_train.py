@@ -159,7 +159,7 @@ def test_clinical_logistic_recovers_a_planted_clinical_effect():
     model = fit_clinical_logistic(features.inputs(table.iloc[:300]), label[:300], seed=0)
     prob = model.predict_proba(features.inputs(table.iloc[300:]).astype(float))[:, 1]
     assert roc_auc_score(label[300:], prob) > 0.75
-    coef = dict(zip(features.encoder_.columns_, model.best_estimator_.coef_[0]))
+    coef = dict(zip(features.encoder_.columns_, model.best_estimator_["model"].coef_[0]))
     assert coef["age"] < 0 and coef["subtype[TNBC]"] > 0
     with pytest.raises(ValueError, match="2 patients of each class"):
         fit_clinical_logistic(np.zeros((5, 2)), np.array([1, 0, 0, 0, 0]), seed=0)
